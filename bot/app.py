@@ -1,0 +1,187 @@
+"""`build_application(settings)`: the only place where the bot is wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
+from telegram.error import BadRequest, NetworkError, TelegramError, TimedOut
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+from telegram.warnings import PTBUserWarning
+
+from bot.context import BotData, context_types
+from bot.handlers import customer, errors, owner, staff, staff_answer
+from bot.services import RuntimeFactory, open_services
+from bot.texts import COMMANDS
+from bot.updates import ChatOrderedUpdateProcessor
+from settings import TOKEN_ENV, Settings
+
+log = logging.getLogger(__name__)
+
+CUSTOMER_COMMANDS = ("start", "help", "forget")
+OWNER_COMMANDS = ("status", "retrain", "rollback", "report")
+MAX_CONCURRENT_UPDATES = 64
+
+
+class RetryingRateLimiter(AIORateLimiter):
+    """AIORateLimiter (flood limits, retries on RetryAfter) that also retries plain network failures.
+
+    Only errors where Telegram cannot have acted are retried: connection failures and 5xx
+    (`NetworkError`), never `BadRequest` or `TimedOut` (a timed-out send may have been delivered).
+    """
+
+    def __init__(self, *args: Any, network_retries: int = 3, backoff_s: float = 0.5, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.network_retries = network_retries
+        self.backoff_s = backoff_s
+
+    async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):  # noqa: ANN001
+        """Rate-limit one request; retry it after RetryAfter or a network failure."""
+        for attempt in range(self.network_retries + 1):
+            try:
+                return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
+            except (BadRequest, TimedOut):
+                raise
+            except NetworkError as error:
+                if attempt == self.network_retries or endpoint == "getUpdates":
+                    raise
+                log.info("%s failed (%s); retry %d of %d", endpoint, error, attempt + 1, self.network_retries)
+                await asyncio.sleep(self.backoff_s * 2**attempt)
+        raise AssertionError("unreachable")
+
+
+def _rate_limiter(flood_limits: bool) -> AIORateLimiter:
+    if flood_limits:  # Telegram's limits: 30 messages/s overall, 20/min per group
+        return RetryingRateLimiter(max_retries=3)
+    return RetryingRateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=3)
+
+
+def _commands(names: tuple[str, ...], language: str) -> list[BotCommand]:
+    return [BotCommand(name, COMMANDS[language][name]) for name in names]
+
+
+async def _set_commands(application: Application, settings: Settings) -> None:
+    """The command menus: customers everywhere, owner commands in owners' chats, /cancel for staff."""
+    bot = application.bot
+    menus: list[tuple[list[BotCommand], Any, str | None]] = []
+    for language in ("en", "zh"):
+        menus.append((_commands(CUSTOMER_COMMANDS, language), BotCommandScopeDefault(),
+                      None if language == "en" else language))
+    owner_language = settings.default_language
+    for owner_id in settings.roles.owner_ids:
+        menus.append((_commands(CUSTOMER_COMMANDS + OWNER_COMMANDS, owner_language), BotCommandScopeChat(owner_id),
+                      None))
+    if settings.roles.staff_chat_id:
+        menus.append((_commands(("cancel",), settings.default_language),
+                      BotCommandScopeChat(settings.roles.staff_chat_id), None))
+    for commands, scope, language in menus:
+        try:
+            await bot.set_my_commands(commands, scope=scope, language_code=language)
+        except TelegramError as error:  # e.g. an owner who never opened the bot: not fatal
+            log.warning("could not set the command menu for %s: %s", scope, error)
+
+
+def _add_handlers(application: Application, settings: Settings, answer_timeout_s: float) -> None:
+    private = filters.ChatType.PRIVATE
+    new_message = filters.UpdateType.MESSAGE  # an edited "/retrain" must not run it again
+    application.add_handler(CommandHandler("start", customer.start, filters=private & new_message))
+    application.add_handler(CommandHandler("help", customer.help_command, filters=private & new_message))
+    application.add_handler(CommandHandler("forget", customer.forget, filters=private & new_message))
+    for name in OWNER_COMMANDS:
+        application.add_handler(CommandHandler(name, getattr(owner, name), filters=new_message))
+    staff_chat_id = settings.roles.staff_chat_id
+    if staff_chat_id:
+        with warnings.catch_warnings():  # per_message=False with a CallbackQueryHandler entry is intended
+            warnings.simplefilter("ignore", PTBUserWarning)
+            application.add_handler(staff_answer.conversation(staff_chat_id, answer_timeout_s))
+        application.add_handler(CallbackQueryHandler(staff.on_button))
+        in_staff_chat = filters.Chat(chat_id=staff_chat_id)
+        application.add_handler(MessageHandler(
+            in_staff_chat & filters.REPLY & filters.TEXT & ~filters.COMMAND & new_message, staff.on_staff_reply))
+    else:
+        application.add_handler(CallbackQueryHandler(staff.on_button))  # still refuses stray presses clearly
+    application.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND & new_message, customer.on_text))
+    application.add_handler(MessageHandler(private & filters.COMMAND & new_message, customer.help_command))
+    application.add_handler(MessageHandler(private & ~filters.TEXT & new_message, customer.on_other))
+    application.add_error_handler(errors.on_error)
+
+
+def build_application(settings: Settings, *, base_url: str | None = None, base_file_url: str | None = None,
+                      runtime_factory: RuntimeFactory | None = None, answer_timeout_s: float = 300.0,
+                      flood_limits: bool = True) -> Application:
+    """The complete bot: handlers, error handler, rate limiter, services opened in post_init.
+
+    base_url/base_file_url point it at another Bot API server (the emulator in tests and in
+    `shopbot chat`); runtime_factory(settings) replaces the model loader (tests);
+    flood_limits=False drops Telegram's 30/s and 20/min-per-group pacing (the emulator has no
+    such limits) but keeps the retries.
+    """
+    if not settings.token:
+        raise ValueError(f"no bot token: set {TOKEN_ENV} (or use `shopbot chat` to try the bot without Telegram)")
+
+    async def post_init(application: Application) -> None:
+        bot_data: BotData = application.bot_data
+        bot_data.answer_timeout_s = answer_timeout_s
+        bot_data.services = await open_services(settings, runtime_factory)
+        if not settings.roles.staff_chat_id:
+            log.warning("roles.staff_chat_id is 0: decisions are not mirrored and handoffs reach nobody")
+        await _set_commands(application, settings)
+        log.info("bot ready: serving %s", bot_data.services.runtime.serving.version)
+
+    async def post_shutdown(application: Application) -> None:
+        bot_data: BotData = application.bot_data
+        services, bot_data.services = bot_data.services, None
+        if services is not None:
+            if services.retrain_task is not None:
+                services.retrain_task.cancel()  # the training child is a daemon process
+            await services.aclose()
+
+    builder = (Application.builder()
+               .token(settings.token)
+               .context_types(context_types())
+               .rate_limiter(_rate_limiter(flood_limits))
+               .concurrent_updates(ChatOrderedUpdateProcessor(MAX_CONCURRENT_UPDATES))
+               .post_init(post_init)
+               .post_shutdown(post_shutdown))
+    if base_url is not None:
+        builder = builder.base_url(base_url)
+    if base_file_url is not None:
+        builder = builder.base_file_url(base_file_url)
+    application = builder.build()
+    _add_handlers(application, settings, answer_timeout_s)
+    return application
+
+
+@asynccontextmanager
+async def running(application: Application, poll_interval: float = 0.0, timeout: int = 1) -> AsyncIterator[Application]:
+    """Run the application (polling) inside an existing event loop, as run_polling would, until exit."""
+    await application.initialize()
+    try:
+        if application.post_init is not None:
+            await application.post_init(application)
+        await application.start()
+        try:
+            await application.updater.start_polling(poll_interval=poll_interval, timeout=timeout,
+                                                    allowed_updates=Update.ALL_TYPES)
+            try:
+                yield application
+            finally:
+                await application.updater.stop()
+        finally:
+            await application.stop()
+    finally:
+        await application.shutdown()
+        if application.post_shutdown is not None:
+            await application.post_shutdown(application)

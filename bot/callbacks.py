@@ -1,0 +1,90 @@
+"""`callback_data` for staff buttons: "v1:<decision id>:<action>[:<arg>]", at most 64 bytes.
+
+Only the id of the stored decision and the action travel through Telegram; everything else
+(the text, the alternatives, who may press) is looked up server-side. Parsing is strict: any
+other shape raises `CallbackDataError` with a reason the handler turns into a short answer.
+
+Actions: ok (✅ confirm), no (❌ open the correction menu), back (close it), lab:<label>
+(pick the sentiment), faq:<n> (pick the n-th alternative FAQ entry of the decision), ans (✍
+write the answer), x (cancel writing).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from storage.records import SENTIMENT_LABELS
+
+VERSION = "v1"
+MAX_BYTES = 64
+MAX_ALTERNATIVES = 5
+ACTIONS = ("ok", "no", "back", "lab", "faq", "ans", "x")
+_WITH_ARG = ("lab", "faq")
+
+_SHAPE = re.compile(r"(v[0-9]{1,3}):([1-9][0-9]{0,17}):([a-z]{1,4})(?::([a-z0-9]{1,16}))?")
+_ANY_VERSION = re.compile(r"v[0-9]{1,3}:")
+
+
+class CallbackDataError(ValueError):
+    """Button data that is not ours, damaged, or from another version of the bot."""
+
+    def __init__(self, reason: str, data: object) -> None:
+        super().__init__(f"{reason}: {data!r}")
+        self.reason = reason  # "stale" (older/newer bot version) or "forged" (anything else)
+
+
+@dataclass(frozen=True)
+class Callback:
+    """A parsed staff button press."""
+
+    decision_id: int
+    action: str
+    arg: str | None = None
+
+    @property
+    def faq_index(self) -> int:
+        """The alternative number of a faq:<n> press."""
+        assert self.action == "faq" and self.arg is not None
+        return int(self.arg)
+
+
+def _check(action: str, arg: str | None, data: object) -> None:
+    if action not in ACTIONS:
+        raise CallbackDataError("forged", data)
+    if (arg is not None) != (action in _WITH_ARG):
+        raise CallbackDataError("forged", data)
+    if action == "lab" and arg not in SENTIMENT_LABELS:
+        raise CallbackDataError("forged", data)
+    if action == "faq" and not (arg is not None and arg.isdigit() and int(arg) < MAX_ALTERNATIVES
+                                and str(int(arg)) == arg):
+        raise CallbackDataError("forged", data)
+
+
+def encode(decision_id: int, action: str, arg: str | int | None = None) -> str:
+    """The callback_data for a button; ValueError for anything `decode` would refuse."""
+    if isinstance(decision_id, bool) or not isinstance(decision_id, int) or decision_id < 1:
+        raise ValueError(f"decision_id must be a positive int, got {decision_id!r}")
+    arg_text = None if arg is None else str(arg)
+    _check(action, arg_text, action)
+    data = f"{VERSION}:{decision_id}:{action}" + ("" if arg_text is None else f":{arg_text}")
+    if len(data.encode()) > MAX_BYTES:
+        raise ValueError(f"callback_data over {MAX_BYTES} bytes: {data!r}")
+    decode(data)  # one definition of "valid"
+    return data
+
+
+def decode(data: object) -> Callback:
+    """Parse callback_data strictly; CallbackDataError("stale"|"forged") otherwise."""
+    if not isinstance(data, str) or not data or len(data.encode("utf-8", "replace")) > MAX_BYTES:
+        raise CallbackDataError("forged", data)
+    match = _SHAPE.fullmatch(data)
+    if match is None:
+        if _ANY_VERSION.match(data) and not data.startswith(VERSION + ":"):
+            raise CallbackDataError("stale", data)
+        raise CallbackDataError("forged", data)
+    version, decision_id, action, arg = match.groups()
+    if version != VERSION:
+        raise CallbackDataError("stale", data)
+    _check(action, arg, data)
+    return Callback(int(decision_id), action, arg)

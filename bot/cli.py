@@ -1,0 +1,209 @@
+"""The `shopbot` console script: one small function per subcommand, delegating the work elsewhere."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from settings import CONFIG_ENV, TOKEN_ENV, ConfigError, Settings, load_settings
+
+log = logging.getLogger("shopbot")
+Command = Callable[[Settings, argparse.Namespace], int]
+
+
+# ---------------------------------------------------------------------- implemented here
+def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
+    """Create/migrate the database and load the demo shop (idempotent)."""
+    from storage.seed import load_demo
+    from storage.store import Store
+
+    with Store(settings.paths.database) as store:
+        added = load_demo(store, settings.shop.demo_data)
+        totals = {"faq_keys": len(store.faq.keys()), "faq_examples": len(store.examples.all(task="faq")),
+                  "sentiment_examples": len(store.examples.all(task="sentiment"))}
+    print(f"database: {settings.paths.database}")
+    print("added:  " + ", ".join(f"{k} {v}" for k, v in added.items()))
+    print("totals: " + ", ".join(f"{k} {v}" for k, v in totals.items()))
+    return 0
+
+
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    """Export corrections or labelled examples as JSON Lines or CSV."""
+    from storage.export import export
+    from storage.store import Store
+
+    with Store(settings.paths.database) as store:
+        if args.out == "-":
+            count = export(store, args.kind, args.format, sys.stdout)
+        else:
+            count = export(store, args.kind, args.format, Path(args.out))
+    print(f"exported {count} {args.kind} to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the bot on Telegram (polling, or a webhook if configured)."""
+    if not settings.token:
+        print(f"shopbot run: {TOKEN_ENV} is not set. Create a bot with @BotFather, then\n"
+              f"    export {TOKEN_ENV}=123456:ABC...\n"
+              f"To try the bot without Telegram, run:  shopbot chat", file=sys.stderr)
+        return 2
+    from telegram import Update
+
+    from bot.app import build_application
+
+    application = build_application(settings)
+    if settings.telegram.mode == "webhook":
+        try:
+            import tornado  # noqa: F401 - PTB's webhook server
+        except ImportError:
+            print('shopbot run: telegram.mode = "webhook" needs python-telegram-bot[webhooks] (tornado); '
+                  'install it or use mode = "polling"', file=sys.stderr)
+            return 2
+        from urllib.parse import urlsplit
+
+        application.run_webhook(listen="0.0.0.0", port=settings.telegram.webhook_port,
+                                url_path=urlsplit(settings.telegram.webhook_url).path.lstrip("/"),
+                                webhook_url=settings.telegram.webhook_url, allowed_updates=Update.ALL_TYPES)
+    else:
+        application.run_polling(allowed_updates=Update.ALL_TYPES)
+    return 0
+
+
+def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
+    """Talk to the bot in this terminal as customer, staff and owner (no Telegram needed)."""
+    from bot.chat import run_chat
+    from storage.seed import load_demo
+    from storage.store import Store
+
+    with Store(settings.paths.database) as store:
+        if not store.faq.keys() and (settings.shop.demo_data / "faq.json").is_file():
+            load_demo(store, settings.shop.demo_data)
+            print(f"(empty database: loaded the demo shop from {settings.shop.demo_data})")
+    return run_chat(settings)
+
+
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    """Print this week's report (the same text /report sends)."""
+    from bot.report import build_report_text
+    from storage.store import Store
+
+    with Store(settings.paths.database) as store:
+        print(build_report_text(settings, store, language=args.language))
+    return 0
+
+
+def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
+    """Roll a task back to its previous adapter (a running bot picks it up on /rollback or restart)."""
+    from storage.store import Store
+    from training.registry import AdapterRegistry, RollbackError
+
+    status = 0
+    with Store(settings.paths.database) as store:
+        registry = AdapterRegistry(settings.paths.adapters, store)
+        for task in (args.task,) if args.task else ("sentiment", "faq"):
+            try:
+                print(f"{task}: rolled back to {registry.rollback(task).version}")
+            except RollbackError as error:
+                print(f"{task}: {error}", file=sys.stderr)
+                status = 1
+    return status
+
+
+# ---------------------------------------------------------------------- stubs: owned by other work
+def _delegate(module: str, attribute: str, what: str) -> Callable[..., Any] | None:
+    """STUB helper: the function that does `what`, or None after saying it is not available yet."""
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as error:
+        print(f"shopbot: {what} is not available in this build yet ({module}.{attribute}: {error})",
+              file=sys.stderr)
+        return None
+
+
+def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    """STUB (training work): retrain now in this process via training.pipeline.retrain."""
+    retrain = _delegate("training.pipeline", "retrain", "training")
+    if retrain is None:
+        return 3
+    result = retrain(settings, trigger="cli", force=True)
+    print(json.dumps(result, ensure_ascii=False, indent=2, default=str))
+    return 0 if result.get("status") in ("promoted", "refused", "skipped") else 1
+
+
+def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
+    """STUB (training work): evaluate the active adapters via training.pipeline.evaluate_active."""
+    evaluate = _delegate("training.pipeline", "evaluate_active", "evaluation")
+    if evaluate is None:
+        return 3
+    print(json.dumps(evaluate(settings), ensure_ascii=False, indent=2, default=str))
+    return 0
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    """STUB (sandbox work): the bot with a token, else the local sandbox, via bot.sandbox.up."""
+    up = _delegate("bot.sandbox", "up", "`shopbot up`")
+    if up is None:
+        print("  meanwhile: `shopbot run` (with a token) or `shopbot chat` (without)", file=sys.stderr)
+        return 3
+    return int(up(settings) or 0)
+
+
+# ---------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: a global --config and one subcommand."""
+    parser = argparse.ArgumentParser(prog="shopbot", description="Telegram bot for a bubble-tea shop.")
+    parser.add_argument("--config", type=Path, default=None,
+                        help=f"config file (default: ${CONFIG_ENV}, else ./config.toml)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more (INFO, DEBUG with -v for run)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, function: Command, help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(func=function)
+        return command
+
+    add("init", cmd_init, "create the database and load the demo shop (safe to repeat)")
+    export = add("export", cmd_export, "export corrections or labelled examples")
+    export.add_argument("--kind", choices=("corrections", "examples"), default="corrections")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument("--out", required=True, help="output file, or - for stdout")
+    add("run", cmd_run, f"run the bot on Telegram (needs {TOKEN_ENV})")
+    add("chat", cmd_chat, "chat with the bot in this terminal, without Telegram")
+    add("train", cmd_train, "retrain both models now")
+    add("eval", cmd_eval, "evaluate the active models")
+    rollback = add("rollback", cmd_rollback, "go back to the previous adapter")
+    rollback.add_argument("task", nargs="?", choices=("sentiment", "faq"), default=None, help="default: both")
+    report = add("report", cmd_report, "print this week's report")
+    report.add_argument("--language", choices=("zh", "en"), default=None)
+    add("up", cmd_up, "the bot if a token is set, else the local sandbox")
+    return parser
+
+
+def _configure_logging(command: str, verbose: bool) -> None:
+    quiet = command in ("chat", "export", "report", "init")
+    level = logging.DEBUG if verbose and not quiet else logging.INFO if verbose or not quiet else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Bot API request otherwise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `shopbot` console script."""
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.command, args.verbose)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as error:
+        print(f"shopbot: {error}", file=sys.stderr)
+        return 2
+    return args.func(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

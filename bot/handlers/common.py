@@ -1,0 +1,90 @@
+"""Small lookups shared by the customer, staff and owner handlers."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Bot, Message, ReplyParameters, User
+from telegram.error import TelegramError
+
+from bot.services import Services
+from bot.texts import pick_language
+from storage.records import Decision, NotFoundError
+from storage.records import Message as StoredMessage
+
+log = logging.getLogger(__name__)
+
+
+def stored_language(services: Services, user_id: int) -> str | None:
+    """The language last used with this customer, if they were seen before."""
+    try:
+        return services.store.customers.get(user_id).language
+    except NotFoundError:
+        return None
+
+
+def user_language(services: Services, user: User | None, text: str | None = None) -> str:
+    """The language to answer this user in (see texts.pick_language)."""
+    if user is None:
+        return services.settings.default_language
+    return pick_language(services.settings, user.language_code, text, stored_language(services, user.id))
+
+
+def display_name(user: User | None) -> str:
+    """A short human name for a Telegram user."""
+    if user is None:
+        return "?"
+    return user.first_name or user.username or str(user.id)
+
+
+def faq_lookup(services: Services):
+    """key -> the entry's question in the staff language (None for an unknown key)."""
+    language = services.settings.default_language
+
+    def lookup(key: str) -> str | None:
+        try:
+            return services.store.faq.get(key, language).question
+        except NotFoundError:
+            return None
+
+    return lookup
+
+
+def stored_message(services: Services, decision: Decision) -> StoredMessage | None:
+    """The customer message a decision was about, or None once deleted (/forget, retention)."""
+    if decision.message_id is None:
+        return None
+    try:
+        return services.store.messages.get(decision.message_id)
+    except NotFoundError:
+        return None
+
+
+def decision_for_staff_message(services: Services, chat_id: int, message_id: int) -> Decision | None:
+    """The decision mirrored as this staff-chat message, if any.
+
+    (A lookup by staff message belongs in storage.decisions; kept here until it has one.)
+    """
+    rows = services.store.decisions.table.rows_where(
+        "staff_chat_id = ? and staff_message_id = ?", [chat_id, message_id], order_by="id desc", limit=1)
+    for row in rows:
+        return Decision.from_row(row)
+    return None
+
+
+async def send_to_customer(bot: Bot, message: StoredMessage, text: str) -> str | None:
+    """Send `text` to the customer, quoting their message; returns None, or the problem if it failed."""
+    try:
+        await bot.send_message(message.chat_id, text, reply_parameters=ReplyParameters(
+            message.telegram_message_id, allow_sending_without_reply=True))
+    except TelegramError as error:
+        log.warning("could not deliver to customer chat %s: %s", message.chat_id, error)
+        return str(error)
+    return None
+
+
+def message_html(message: Message | None) -> str:
+    """A message's text as HTML (its formatting kept), for editing it with one more line."""
+    if message is None or not isinstance(message, Message) or message.text is None:
+        return ""
+    return message.text_html

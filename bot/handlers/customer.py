@@ -1,0 +1,117 @@
+"""Customer handlers: /start, /help, /forget, text messages, and everything that is not text."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Message, Update
+
+from bot.context import BotContext
+from bot.handlers import staff
+from bot.handlers.common import user_language
+from bot.services import Services
+from bot.staff_view import Customer
+from bot.texts import customer_text
+from storage.records import FaqEntry, NotFoundError
+from training.decision import Decision
+
+log = logging.getLogger(__name__)
+_REVIEW_REPLY = {"positive": "thanks_positive", "neutral": "thanks_neutral", "negative": "sorry_negative"}
+
+
+async def start(update: Update, context: BotContext) -> None:
+    """Greet the customer in their language, naming the shop."""
+    services, user = context.services, update.effective_user
+    language = user_language(services, user)
+    if user is not None:
+        services.store.customers.touch(user.id, language)
+    await update.effective_message.reply_text(customer_text(services.settings, language, "start"))
+
+
+async def help_command(update: Update, context: BotContext) -> None:
+    """Explain what the bot does, in the customer's language."""
+    services = context.services
+    language = user_language(services, update.effective_user)
+    await update.effective_message.reply_text(customer_text(services.settings, language, "help"))
+
+
+def _respond(services: Services, decision: Decision, language: str) -> tuple[str, str, FaqEntry | None]:
+    """(reply text, stored action, FAQ entry answered with) for a decision."""
+    settings = services.settings
+    if decision.task == "review":
+        key = _REVIEW_REPLY.get(decision.label or "", "thanks_neutral")
+        return customer_text(settings, language, key), "acknowledged", None
+    if decision.answerable and decision.label is not None:
+        try:
+            entry = services.store.faq.get(decision.label, language)
+        except NotFoundError:
+            log.warning("decision names FAQ key %r, which no longer exists: handing off", decision.label)
+        else:
+            return entry.answer, "answered", entry
+    return customer_text(settings, language, "handoff"), "handoff", None
+
+
+async def on_text(update: Update, context: BotContext) -> None:
+    """Answer a question from the FAQ or hand it to staff; acknowledge a review; mirror it to staff."""
+    services, message, user = context.services, update.effective_message, update.effective_user
+    text = message.text or ""
+    language = user_language(services, user, text)
+    services.store.customers.touch(user.id, language)
+    try:
+        decision = await services.decide(text)
+    except Exception:
+        await message.reply_text(customer_text(services.settings, language, "error"))
+        raise
+    reply, action, entry = _respond(services, decision, language)
+    stored = services.store.messages.add(user.id, message.chat_id, message.message_id, text)
+    record = services.store.decisions.add(
+        stored.id, decision.task, decision.label, decision.confidence, action,
+        source=decision.source if decision.source in ("model", "memory") else "model",
+        adapter_version=decision.version, alternatives=decision.alternatives)
+    await message.reply_text(reply)
+    if services.settings.roles.staff_chat_id:
+        customer = Customer(user.id, user.first_name, language)
+        # In the background: the staff chat's flood limit must never hold up this customer's chat.
+        context.application.create_task(staff.post_mirror(context, record, text, customer, entry), update=update)
+
+
+def _content_type(message: Message) -> str:
+    if message.sticker is not None:
+        return "sticker"
+    if message.photo:
+        return "photo"
+    if message.voice is not None:
+        return "voice"
+    return "other"
+
+
+async def on_other(update: Update, context: BotContext) -> None:
+    """Reply politely to stickers, photos, voice and anything else that is not text."""
+    services, message, user = context.services, update.effective_message, update.effective_user
+    language = user_language(services, user, message.caption)
+    if user is not None:
+        services.store.customers.touch(user.id, language)
+        services.store.messages.add(user.id, message.chat_id, message.message_id, None, _content_type(message))
+    await message.reply_text(customer_text(services.settings, language, "non_text"))
+
+
+async def forget(update: Update, context: BotContext) -> None:
+    """Delete the customer's stored messages (anonymised labels kept only if the config allows)."""
+    services, user = context.services, update.effective_user
+    language = user_language(services, user)
+    keep = services.settings.privacy.keep_anonymised_labels
+    try:
+        counts = services.store.customers.forget(user.id, keep_anonymised_labels=keep)
+    except NotFoundError:
+        counts = None
+    if counts is None or not counts["messages"]:
+        await update.effective_message.reply_text(customer_text(services.settings, language, "forget_nothing"))
+        return
+    log.info("customer %s: forgot %s", user.id, counts)
+    reply = customer_text(services.settings, language, "forget_done", messages=counts["messages"])
+    if counts["examples_kept"]:
+        reply += "\n" + customer_text(services.settings, language, "forget_kept")
+    if counts["examples_deleted"]:  # their texts must leave the correction memory and the FAQ index too
+        services.reload_memory()
+        services.request_index_refresh()
+    await update.effective_message.reply_text(reply)

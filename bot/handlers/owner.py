@@ -1,0 +1,116 @@
+"""Owner commands: /status, /retrain, /rollback, /report (owners from config only)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from telegram import Bot, Update
+
+from bot.context import BotContext
+from bot.handlers.common import user_language
+from bot.report import TASKS, build_report_text, build_status_text
+from bot.services import Services, in_daemon_thread
+from bot.texts import customer_text, owner_text
+
+log = logging.getLogger(__name__)
+Handler = Callable[[Update, BotContext], Awaitable[None]]
+
+
+def owner_only(handler: Handler) -> Handler:
+    """Refuse (politely, in their language) anyone who is not an owner."""
+
+    @functools.wraps(handler)
+    async def guarded(update: Update, context: BotContext) -> None:
+        services, user = context.services, update.effective_user
+        if user is None or not services.settings.is_owner(user.id):
+            log.warning("user %s tried owner command %r", user and user.id, update.effective_message.text)
+            await update.effective_message.reply_text(
+                customer_text(services.settings, user_language(services, user), "owner_only"))
+            return
+        await handler(update, context)
+
+    return guarded
+
+
+@owner_only
+async def status(update: Update, context: BotContext) -> None:
+    """Active adapter versions and accuracy, corrections since the last retrain, next scheduled retrain."""
+    services = context.services
+    language = user_language(services, update.effective_user)
+    await update.effective_message.reply_text(build_status_text(
+        services.settings, services.store, services.runtime.serving.version, services.retraining, language))
+
+
+@owner_only
+async def retrain(update: Update, context: BotContext) -> None:
+    """Start a retrain now in a child process; say how it went when it is done."""
+    services = context.services
+    language = user_language(services, update.effective_user)
+    say = functools.partial(owner_text, services.settings, language)
+    if services.retraining:
+        await update.effective_message.reply_text(say("retrain_busy"))
+        return
+    try:  # imported when used: the training pipeline is heavy and optional for the bot itself
+        run_in_child = importlib.import_module("training.pipeline").run_in_child
+    except (ImportError, AttributeError) as error:
+        await update.effective_message.reply_text(say("retrain_unavailable", problem=error))
+        return
+    await update.effective_message.reply_text(say("retrain_started"))
+    # Not application.create_task: stopping the bot must not wait minutes for training to finish.
+    services.retrain_task = asyncio.get_running_loop().create_task(
+        _retrain_and_report(context.bot, services, run_in_child, update.effective_chat.id, language))
+
+
+async def _retrain_and_report(bot: Bot, services: Services, run_in_child: Callable[..., dict[str, Any]],
+                              chat_id: int, language: str) -> None:
+    say = functools.partial(owner_text, services.settings, language)
+    try:
+        result = await in_daemon_thread(run_in_child, services.settings, "manual")
+        lines = [say("retrain_done", status=result.get("status", "?")), *map(str, result.get("reasons", []))]
+        if result.get("status") == "promoted":
+            lines.append(say("retrain_promoted", version=await services.reload_adapters()))
+        await bot.send_message(chat_id, "\n".join(lines))
+    except asyncio.CancelledError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a background task: nobody else would see it
+        log.exception("owner retrain failed")
+        await bot.send_message(chat_id, say("retrain_done", status=f"failed ({type(error).__name__}: {error})"))
+
+
+@owner_only
+async def rollback(update: Update, context: BotContext) -> None:
+    """Go back to the previous adapter: `/rollback` (both tasks) or `/rollback sentiment|faq`."""
+    services = context.services
+    language = user_language(services, update.effective_user)
+    say = functools.partial(owner_text, services.settings, language)
+    args = [arg.lower() for arg in context.args or []]
+    if len(args) > 1 or (args and args[0] not in TASKS):
+        await update.effective_message.reply_text(say("rollback_usage"))
+        return
+    registry_module = importlib.import_module("training.registry")
+    registry = registry_module.AdapterRegistry(services.settings.paths.adapters, services.store)
+    lines, changed = [], False
+    for task in args or TASKS:
+        try:
+            record = registry.rollback(task)
+        except registry_module.RollbackError as error:
+            lines.append(say("rollback_nothing", task=say(task), problem=error))
+        else:
+            lines.append(say("rollback_done", task=say(task), version=record.version))
+            changed = True
+    if changed:
+        lines.append(say("rollback_serving", version=await services.reload_adapters()))
+    await update.effective_message.reply_text("\n".join(lines))
+
+
+@owner_only
+async def report(update: Update, context: BotContext) -> None:
+    """This week's report, now."""
+    services = context.services
+    language = user_language(services, update.effective_user)
+    await update.effective_message.reply_text(build_report_text(services.settings, services.store, language))

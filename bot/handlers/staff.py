@@ -1,0 +1,252 @@
+"""Staff handlers: the mirror of each decision, ✅/❌ and what follows, and replies to mirrors.
+
+Every press is checked server-side (`checked_press`): the presser must be staff, the data must
+parse, the decision must exist, belong to the pressed message and still be pending. Typing an
+answer after ✍ lives in bot/handlers/staff_answer.py.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import CallbackQuery, Message, Update, User
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+
+from bot import callbacks, staff_view
+from bot.callbacks import Callback, CallbackDataError
+from bot.context import BotContext
+from bot.handlers.common import (
+    decision_for_staff_message,
+    display_name,
+    faq_lookup,
+    message_html,
+    send_to_customer,
+    stored_language,
+    stored_message,
+)
+from bot.services import Services
+from bot.texts import customer_text, staff_text
+from storage.records import Decision, FaqEntry, NotFoundError
+
+log = logging.getLogger(__name__)
+
+
+async def post_mirror(context: BotContext, decision: Decision, text: str, customer: staff_view.Customer,
+                      answer: FaqEntry | None) -> None:
+    """Mirror a decision to the staff chat (silently, unless it needs someone) and remember where."""
+    services = context.services
+    settings, lookup = services.settings, faq_lookup(services)
+    sent = await context.bot.send_message(
+        settings.roles.staff_chat_id, staff_view.mirror_text(settings, decision, text, customer, answer, lookup),
+        parse_mode=ParseMode.HTML, reply_markup=staff_view.main_keyboard(settings, decision, lookup),
+        disable_notification=not staff_view.should_notify(decision))
+    services.store.decisions.set_staff_message(decision.id, sent.chat_id, sent.message_id)
+
+
+def allowed_actions(decision: Decision) -> tuple[str, ...]:
+    """The button actions that make sense for this decision."""
+    if decision.task == "review":
+        return ("ok", "no", "back", "lab")
+    if decision.action == "handoff":
+        return ("faq", "ans", "x")
+    return ("ok", "no", "back", "faq", "ans", "x")
+
+
+async def checked_press(update: Update, context: BotContext) -> tuple[Callback, Decision] | None:
+    """The parsed press and its decision, or None after answering why the press does nothing."""
+    query = update.callback_query
+    settings = context.services.settings
+
+    async def refuse(key: str) -> None:
+        await query.answer(staff_text(settings, key), show_alert=True)
+
+    if not settings.is_staff(query.from_user.id):
+        log.warning("user %s (not staff) pressed %r", query.from_user.id, query.data)
+        await refuse("not_allowed")
+        return None
+    try:
+        press = callbacks.decode(query.data)
+    except CallbackDataError as error:
+        log.warning("refused button data from user %s: %s", query.from_user.id, error)
+        await refuse(error.reason)
+        return None
+    try:
+        decision = context.services.store.decisions.get(press.decision_id)
+    except NotFoundError:
+        await refuse("unknown_decision")
+        return None
+    message = query.message
+    if message is None or (decision.staff_chat_id, decision.staff_message_id) != (message.chat.id, message.message_id):
+        await refuse("wrong_message")
+        return None
+    if press.action not in allowed_actions(decision):
+        await refuse("not_applicable")
+        return None
+    if decision.status != "pending":
+        await refuse("already_done")
+        return None
+    return press, decision
+
+
+async def edit_mirror(context: BotContext, chat_id: int, message_id: int, current_html: str, outcome: str) -> None:
+    """Show who handled the mirror and how, and take its buttons away."""
+    settings = context.services.settings
+    try:
+        await context.bot.edit_message_text(staff_view.with_outcome(settings, current_html, outcome), chat_id,
+                                            message_id, parse_mode=ParseMode.HTML, reply_markup=None)
+    except BadRequest as error:  # e.g. the message was deleted in the staff chat meanwhile
+        log.warning("could not edit staff message %s: %s", message_id, error)
+
+
+async def set_buttons(query: CallbackQuery, markup) -> None:
+    """Replace the buttons of the pressed message (an unchanged keyboard is fine)."""
+    try:
+        await query.edit_message_reply_markup(reply_markup=markup)
+    except BadRequest as error:
+        if "not modified" not in str(error):
+            raise
+
+
+async def _finish(update: Update, context: BotContext, outcome: str) -> None:
+    query = update.callback_query
+    await query.answer(staff_text(context.services.settings, "saved"))
+    await edit_mirror(context, query.message.chat.id, query.message.message_id, message_html(query.message), outcome)
+
+
+def _remember(services: Services, decision: Decision, task: str, label: str) -> None:
+    message = stored_message(services, decision)
+    if message is not None and message.text and message.text.strip():
+        services.runtime.remember(message.text, task, label)
+
+
+async def _confirm(update: Update, context: BotContext, decision: Decision, staff: User) -> None:
+    context.services.store.corrections.add(decision.id, staff.id, "confirm")
+    await _finish(update, context, staff_view.outcome_confirmed(context.services.settings, display_name(staff)))
+
+
+async def _pick_label(update: Update, context: BotContext, decision: Decision, staff: User, label: str) -> None:
+    services = context.services
+    if label == decision.label:
+        await _confirm(update, context, decision, staff)
+        return
+    services.store.corrections.add(decision.id, staff.id, "label", new_label=label)
+    _remember(services, decision, "review", label)
+    await _finish(update, context, staff_view.outcome_label(services.settings, display_name(staff), decision.label,
+                                                            label))
+
+
+async def _pick_faq(update: Update, context: BotContext, decision: Decision, staff: User, number: int) -> None:
+    services, query = context.services, update.callback_query
+    settings = services.settings
+    if number >= len(decision.alternatives):
+        await query.answer(staff_text(settings, "stale"), show_alert=True)
+        return
+    key = decision.alternatives[number][0]
+    try:
+        services.store.corrections.add(decision.id, staff.id, "faq", new_label=key)
+    except NotFoundError:
+        await query.answer(staff_text(settings, "faq_missing"), show_alert=True)
+        return
+    _remember(services, decision, "question", key)
+    services.request_index_refresh()  # the customer's wording is a new phrasing of `key`
+    outcome = staff_view.outcome_faq(settings, display_name(staff), key, faq_lookup(services))
+    message = stored_message(services, decision)
+    if message is None:
+        outcome += "\n" + staff_text(settings, "customer_gone")
+    else:
+        language = stored_language(services, message.customer_id) or settings.default_language
+        answer = services.store.faq.get(key, language).answer
+        wrapper = "staff_answer" if decision.action == "handoff" else "better_answer"
+        problem = await send_to_customer(context.bot, message, customer_text(settings, language, wrapper,
+                                                                             answer=answer))
+        if problem:
+            outcome += "\n" + staff_text(settings, "answered_undelivered", name=display_name(staff), problem=problem)
+    await _finish(update, context, outcome)
+
+
+async def on_button(update: Update, context: BotContext) -> None:
+    """A staff button: ✅, ❌ (open the menu), ↩ back, a sentiment label, an FAQ entry, ✖."""
+    checked = await checked_press(update, context)
+    if checked is None:
+        return
+    press, decision = checked
+    services, query, staff = context.services, update.callback_query, update.callback_query.from_user
+    lookup = faq_lookup(services)
+    if press.action == "ok":
+        await _confirm(update, context, decision, staff)
+    elif press.action == "no":
+        await query.answer(staff_text(services.settings, "pick_label") if decision.task == "review" else None)
+        await set_buttons(query, staff_view.correction_keyboard(services.settings, decision, lookup))
+    elif press.action in ("back", "x"):  # "x" here: a cancel outside anyone's answering conversation
+        await query.answer()
+        await set_buttons(query, staff_view.main_keyboard(services.settings, decision, lookup))
+    elif press.action == "lab":
+        await _pick_label(update, context, decision, staff, press.arg)
+    elif press.action == "faq":
+        await _pick_faq(update, context, decision, staff, press.faq_index)
+    else:  # "ans" is taken by the answering conversation before it gets here
+        await query.answer(staff_text(services.settings, "not_applicable"), show_alert=True)
+
+
+async def deliver_staff_answer(context: BotContext, decision: Decision, staff: User, answer: str,
+                               mirror_chat_id: int, mirror_message_id: int, mirror_html: str) -> None:
+    """A staff member's own answer to a question: store it as a new FAQ entry, learn it, send it, show it."""
+    services = context.services
+    settings = services.settings
+    message = stored_message(services, decision)
+    correction = services.store.corrections.add(decision.id, staff.id, "answer", answer_text=answer)
+    outcome = staff_view.outcome_answer(settings, display_name(staff), answer)
+    if message is None:
+        outcome += "\n" + staff_text(settings, "customer_gone")
+    else:
+        if correction.new_label and message.text and message.text.strip():
+            services.runtime.remember(message.text, "question", correction.new_label)
+            services.request_index_refresh()
+        language = stored_language(services, message.customer_id) or settings.default_language
+        problem = await send_to_customer(context.bot, message,
+                                         customer_text(settings, language, "staff_answer", answer=answer))
+        if problem:
+            outcome = staff_text(settings, "answered_undelivered", name=display_name(staff), problem=problem)
+    await edit_mirror(context, mirror_chat_id, mirror_message_id, mirror_html, outcome)
+
+
+async def relay_reply(context: BotContext, decision: Decision, staff_message: Message, text: str) -> None:
+    """Pass a staff message on to the customer without learning from it (reviews, follow-ups)."""
+    services = context.services
+    message = stored_message(services, decision)
+    settings = services.settings
+    if message is None:
+        await staff_message.reply_text(staff_text(settings, "customer_gone"))
+        return
+    language = stored_language(services, message.customer_id) or settings.default_language
+    problem = await send_to_customer(context.bot, message, customer_text(settings, language, "staff_answer",
+                                                                         answer=text))
+    notice = staff_text(settings, "relayed") if problem is None else staff_text(
+        settings, "answered_undelivered", name=display_name(staff_message.from_user), problem=problem)
+    await staff_message.reply_text(notice)
+
+
+async def handle_reply(update: Update, context: BotContext) -> bool:
+    """Act on a staff reply to a mirror message; False if it replies to something else."""
+    message, services = update.effective_message, context.services
+    target = message.reply_to_message
+    if target is None or target.from_user is None or target.from_user.id != context.bot.id:
+        return False
+    if message.from_user is None or not services.settings.is_staff(message.from_user.id):
+        return False
+    decision = decision_for_staff_message(services, message.chat.id, target.message_id)
+    text = (message.text or "").strip()
+    if decision is None or not text:
+        return False
+    if decision.task == "question" and decision.status == "pending":
+        await deliver_staff_answer(context, decision, message.from_user, text, target.chat.id, target.message_id,
+                                   message_html(target))
+    else:
+        await relay_reply(context, decision, message, text)
+    return True
+
+
+async def on_staff_reply(update: Update, context: BotContext) -> None:
+    """A reply to a mirror in the staff chat: answers a handed-off question, or is passed on to the customer."""
+    await handle_reply(update, context)

@@ -1,0 +1,172 @@
+"""What staff see: the mirror of each decision in the staff chat, its buttons, and its edits.
+
+A mirror message (HTML) says what the customer wrote, what the bot did and how sure it was;
+its buttons depend on the decision:
+
+    answered question / review:  [✅ correct] [❌ incorrect]
+      ❌ on a review:            [😊 positive] [😐 neutral] [😞 negative] [↩ back]
+      ❌ on a question:          [📖 next best FAQ entries ...] [✍ write the answer] [↩ back]
+    handed-off question:         [📖 best FAQ guesses ...] [✍ write the answer]
+    while someone types:         [✖ cancel]
+
+After a correction the message keeps its text, gains one line saying who did what, and loses
+its buttons.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot import callbacks
+from bot.texts import STAFF, label_name, staff_text
+from settings import Settings
+from storage.records import SENTIMENT_LABELS, Decision, FaqEntry
+
+MAX_QUOTE = 3000  # of the customer's text; keeps the mirror under Telegram's 4,096 characters
+MAX_ANSWER = 400
+MAX_BUTTON = 40
+LABEL_EMOJI = {"positive": "😊", "neutral": "😐", "negative": "😞"}
+QuestionLookup = Callable[[str], str | None]  # FAQ key -> its question in the staff language
+
+
+@dataclass(frozen=True)
+class Customer:
+    """Who wrote the message, as far as the mirror needs."""
+
+    id: int
+    name: str
+    language: str
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _pct(confidence: float) -> str:
+    return f"{confidence:.0%}"
+
+
+def user_link(user_id: int, name: str) -> str:
+    """An HTML link that opens a chat with the user."""
+    return f'<a href="tg://user?id={int(user_id)}">{html.escape(name or str(user_id))}</a>'
+
+
+def _quote(text: str | None, settings: Settings) -> str:
+    if text is None:
+        return f"<i>{html.escape(staff_text(settings, 'deleted_message'))}</i>"
+    if not text.strip():
+        return "“”"
+    return f"“{html.escape(shorten(text, MAX_QUOTE))}”"
+
+
+def _faq_title(key: str, lookup: QuestionLookup) -> str:
+    return lookup(key) or key
+
+
+def mirror_text(settings: Settings, decision: Decision, text: str | None, customer: Customer,
+                answer: FaqEntry | None, lookup: QuestionLookup) -> str:
+    """The staff-chat mirror of one decision (HTML)."""
+    confidence = _pct(decision.confidence)
+    if decision.task == "review":
+        key = "review_negative" if decision.label == "negative" else "review"
+        header = staff_text(settings, key, label=label_name(settings, decision.label), confidence=confidence)
+    elif decision.action == "answered":
+        key = "question_memory" if decision.source == "memory" else "question_answered"
+        header = staff_text(settings, key, confidence=confidence)
+    else:
+        header = staff_text(settings, "question_handoff", confidence=confidence)
+    lines = [f"<b>{html.escape(header)}</b>",
+             staff_text(settings, "from", who=user_link(customer.id, customer.name), language=customer.language),
+             _quote(text, settings)]
+    if decision.task == "question" and decision.action == "answered" and answer is not None:
+        lines.append(html.escape(staff_text(settings, "bot_answered", question=_faq_title(answer.key, lookup),
+                                            answer=shorten(answer.answer, MAX_ANSWER))))
+    elif decision.task == "question" and decision.alternatives:
+        guesses = ", ".join(f"{_faq_title(key, lookup)} {_pct(score)}"
+                            for key, score in decision.alternatives[: callbacks.MAX_ALTERNATIVES])
+        lines.append(html.escape(staff_text(settings, "guesses", guesses=guesses)))
+    if decision.task == "question":
+        lines.append(html.escape(staff_text(settings, "reply_hint")))
+    elif decision.label == "negative":
+        lines.append(html.escape(staff_text(settings, "contact_hint")))
+    return "\n".join(lines)
+
+
+def should_notify(decision: Decision) -> bool:
+    """Handoffs and negative reviews ring; routine mirrors arrive silently."""
+    return decision.action == "handoff" or (decision.task == "review" and decision.label == "negative")
+
+
+def _button(text: str, decision_id: int, action: str, arg: str | int | None = None) -> InlineKeyboardButton:
+    return InlineKeyboardButton(shorten(text, MAX_BUTTON), callback_data=callbacks.encode(decision_id, action, arg))
+
+
+def _faq_buttons(settings: Settings, decision: Decision, lookup: QuestionLookup,
+                 skip_current: bool) -> list[list[InlineKeyboardButton]]:
+    rows = []
+    for number, (key, score) in enumerate(decision.alternatives[: callbacks.MAX_ALTERNATIVES]):
+        if skip_current and key == decision.label:
+            continue
+        rows.append([_button(f"📖 {_faq_title(key, lookup)} · {_pct(score)}", decision.id, "faq", number)])
+    rows.append([_button(staff_text(settings, "btn_write"), decision.id, "ans")])
+    return rows
+
+
+def main_keyboard(settings: Settings, decision: Decision, lookup: QuestionLookup) -> InlineKeyboardMarkup:
+    """The buttons a fresh mirror carries."""
+    if decision.task == "question" and decision.action == "handoff":
+        return InlineKeyboardMarkup(_faq_buttons(settings, decision, lookup, skip_current=False))
+    return InlineKeyboardMarkup([[_button(staff_text(settings, "btn_ok"), decision.id, "ok"),
+                                  _button(staff_text(settings, "btn_no"), decision.id, "no")]])
+
+
+def correction_keyboard(settings: Settings, decision: Decision, lookup: QuestionLookup) -> InlineKeyboardMarkup:
+    """The buttons after ❌: the right label, or another FAQ entry / a typed answer."""
+    back = [_button(staff_text(settings, "btn_back"), decision.id, "back")]
+    if decision.task == "review":
+        labels = [_button(f"{'• ' if label == decision.label else ''}{LABEL_EMOJI[label]} "
+                          f"{label_name(settings, label)}", decision.id, "lab", label)
+                  for label in SENTIMENT_LABELS]
+        return InlineKeyboardMarkup([labels, back])
+    return InlineKeyboardMarkup([*_faq_buttons(settings, decision, lookup, skip_current=True), back])
+
+
+def answering_keyboard(settings: Settings, decision: Decision) -> InlineKeyboardMarkup:
+    """The single button shown while a staff member types an answer."""
+    return InlineKeyboardMarkup([[_button(staff_text(settings, "btn_cancel"), decision.id, "x")]])
+
+
+def with_outcome(settings: Settings, current_html: str, outcome: str) -> str:
+    """The mirror text with its reply hint replaced by one outcome line (`outcome` is plain text)."""
+    hints = set()
+    for table in STAFF.values():
+        for key in ("reply_hint", "contact_hint"):
+            hints.update({table[key], html.escape(table[key]), html.escape(table[key], quote=False)})
+    lines = [line for line in current_html.rstrip().split("\n") if line not in hints]
+    return "\n".join([*lines, f"<b>{html.escape(outcome)}</b>"])
+
+
+def outcome_confirmed(settings: Settings, name: str) -> str:
+    """"✔ confirmed by Mei"."""
+    return staff_text(settings, "confirmed", name=name)
+
+
+def outcome_label(settings: Settings, name: str, old: str | None, new: str) -> str:
+    """"✔ corrected by Mei: negative → neutral"."""
+    return staff_text(settings, "corrected_label", name=name, old=label_name(settings, old),
+                      new=label_name(settings, new))
+
+
+def outcome_faq(settings: Settings, name: str, key: str, lookup: QuestionLookup) -> str:
+    """"✔ corrected by Mei: [opening hours], answer sent"."""
+    return staff_text(settings, "corrected_faq", name=name, question=_faq_title(key, lookup))
+
+
+def outcome_answer(settings: Settings, name: str, answer: str) -> str:
+    """"✔ answered by Mei: …"."""
+    return staff_text(settings, "answered", name=name, answer=shorten(answer, MAX_ANSWER))

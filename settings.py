@@ -1,0 +1,344 @@
+"""Typed, validated shopbot configuration loaded from config.toml."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+KNOWN_LANGUAGES = ("zh", "en")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+DEVICES = ("auto", "cpu", "cuda")
+TELEGRAM_MODES = ("polling", "webhook")
+TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
+CONFIG_ENV = "SHOPBOT_CONFIG"
+
+_HH_MM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the dotted key."""
+
+
+def _fail(key: str, problem: str) -> typing.NoReturn:
+    raise ConfigError(f"{key}: {problem}")
+
+
+def _coerce(key: str, hint: Any, value: Any) -> Any:
+    """Check `value` against a field type hint and return it in canonical form."""
+    if hint is bool:
+        if not isinstance(value, bool):
+            _fail(key, f"must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            _fail(key, f"must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            _fail(key, f"must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            _fail(key, f"must be a string, got {value!r}")
+        return value
+    if hint is Path:
+        if not isinstance(value, (str, os.PathLike)) or str(value) == "":
+            _fail(key, f"must be a non-empty path string, got {value!r}")
+        return Path(value)
+    if typing.get_origin(hint) is tuple:
+        item_hint = typing.get_args(hint)[0]
+        if not isinstance(value, (list, tuple)):
+            _fail(key, f"must be a list, got {value!r}")
+        return tuple(_coerce(f"{key}[{i}]", item_hint, item) for i, item in enumerate(value))
+    raise TypeError(f"unsupported settings field type {hint!r}")  # programming error
+
+
+@dataclass(frozen=True)
+class _Section:
+    """Base for one config section: coerces field types, then runs `_validate`."""
+
+    SECTION: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = _coerce(self._key(f.name), hints[f.name], getattr(self, f.name))
+            object.__setattr__(self, f.name, value)
+        self._validate()
+
+    def _key(self, name: str) -> str:
+        return f"{self.SECTION}.{name}"
+
+    def _validate(self) -> None:
+        """Check ranges and allowed values (overridden per section)."""
+
+    def _between(self, name: str, low: float, high: float) -> None:
+        value = getattr(self, name)
+        if not low <= value <= high:
+            _fail(self._key(name), f"must be between {low:g} and {high:g}, got {value!r}")
+
+    def _one_of(self, name: str, choices: tuple[str, ...]) -> None:
+        value = getattr(self, name)
+        if value not in choices:
+            _fail(self._key(name), f"must be one of {', '.join(choices)}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ShopSettings(_Section):
+    """The shop's names, reply languages and demo data folder."""
+
+    SECTION: ClassVar[str] = "shop"
+    name: str = "甜滋滋奶茶店"
+    name_en: str = "Sweet Drops Bubble Tea"
+    languages: tuple[str, ...] = ("zh", "en")
+    demo_data: Path = Path("data/demo")
+
+    def _validate(self) -> None:
+        if not self.name.strip():
+            _fail(self._key("name"), "must not be empty")
+        if not self.languages:
+            _fail(self._key("languages"), "must list at least one language")
+        for language in self.languages:
+            if language not in KNOWN_LANGUAGES:
+                _fail(self._key("languages"), f"unknown language {language!r}; known: {', '.join(KNOWN_LANGUAGES)}")
+        if len(set(self.languages)) != len(self.languages):
+            _fail(self._key("languages"), f"lists a language twice: {list(self.languages)!r}")
+
+
+@dataclass(frozen=True)
+class RolesSettings(_Section):
+    """Who may use owner commands and staff buttons, and where decisions are mirrored."""
+
+    SECTION: ClassVar[str] = "roles"
+    owner_ids: tuple[int, ...] = ()
+    staff_ids: tuple[int, ...] = ()
+    staff_chat_id: int = 0
+
+    def _validate(self) -> None:
+        for name in ("owner_ids", "staff_ids"):
+            for user_id in getattr(self, name):
+                if user_id <= 0:
+                    _fail(self._key(name), f"Telegram user ids are positive, got {user_id!r}")
+
+
+@dataclass(frozen=True)
+class ModelSettings(_Section):
+    """Base encoder, device and LoRA shape."""
+
+    SECTION: ClassVar[str] = "model"
+    base: str = "bundled"
+    max_length: int = 128
+    device: str = "auto"
+    load_in_4bit: bool = False
+    train_threads: int = 1
+    top_layers: int = 4
+
+    def _validate(self) -> None:
+        if not self.base.strip():
+            _fail(self._key("base"), 'must be "bundled", a local folder or a cached hub id, got an empty string')
+        self._between("max_length", 8, 4096)
+        self._one_of("device", DEVICES)
+        if self.load_in_4bit and self.device == "cpu":
+            _fail(self._key("load_in_4bit"), 'needs CUDA; not allowed with model.device = "cpu"')
+        if self.train_threads < 1:
+            _fail(self._key("train_threads"), f"must be at least 1, got {self.train_threads!r}")
+        if self.top_layers < 1:
+            _fail(self._key("top_layers"), f"must be at least 1, got {self.top_layers!r}")
+
+
+@dataclass(frozen=True)
+class ThresholdSettings(_Section):
+    """Quality gates for promotion and answering."""
+
+    SECTION: ClassVar[str] = "thresholds"
+    sentiment_accuracy: float = 0.90
+    faq_accuracy: float = 0.85
+    answer_confidence: float = 0.55
+    max_regression: float = 0.02
+    min_new_examples: int = 5
+
+    def _validate(self) -> None:
+        for name in ("sentiment_accuracy", "faq_accuracy", "answer_confidence", "max_regression"):
+            self._between(name, 0, 1)
+        if self.min_new_examples < 0:
+            _fail(self._key("min_new_examples"), f"must be 0 or more, got {self.min_new_examples!r}")
+
+
+@dataclass(frozen=True)
+class ScheduleSettings(_Section):
+    """When the weekly retrain runs."""
+
+    SECTION: ClassVar[str] = "schedule"
+    weekday: str = "sunday"
+    time: str = "03:00"
+    timezone: str = "Asia/Shanghai"
+
+    def _validate(self) -> None:
+        self._one_of("weekday", WEEKDAYS)
+        if not _HH_MM.fullmatch(self.time):
+            _fail(self._key("time"), f"must be HH:MM on a 24-hour clock, got {self.time!r}")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            _fail(self._key("timezone"), f"unknown time zone {self.timezone!r} (use an IANA name like Asia/Shanghai)")
+
+    @property
+    def time_of_day(self) -> time:
+        """The retrain time as a timezone-aware `datetime.time`."""
+        hour, minute = (int(part) for part in self.time.split(":"))
+        return time(hour, minute, tzinfo=ZoneInfo(self.timezone))
+
+
+@dataclass(frozen=True)
+class PathSettings(_Section):
+    """Where data lives; absolute after `settings_from_dict` resolves them."""
+
+    SECTION: ClassVar[str] = "paths"
+    database: Path = Path("var/shopbot.db")
+    adapters: Path = Path("var/adapters")
+    model_cache: Path = Path("var/models")
+    reports: Path = Path("var/reports")
+
+
+@dataclass(frozen=True)
+class PrivacySettings(_Section):
+    """How long customer data is kept and what /forget keeps."""
+
+    SECTION: ClassVar[str] = "privacy"
+    retention_days: int = 180
+    keep_anonymised_labels: bool = True
+
+    def _validate(self) -> None:
+        if self.retention_days < 1:
+            _fail(self._key("retention_days"), f"must be at least 1, got {self.retention_days!r}")
+
+
+@dataclass(frozen=True)
+class TelegramSettings(_Section):
+    """How the bot receives updates."""
+
+    SECTION: ClassVar[str] = "telegram"
+    mode: str = "polling"
+    webhook_url: str = ""
+    webhook_port: int = 8443
+
+    def _validate(self) -> None:
+        self._one_of("mode", TELEGRAM_MODES)
+        if self.mode == "webhook" and not self.webhook_url.startswith("https://"):
+            problem = f'must be an https:// URL when telegram.mode = "webhook", got {self.webhook_url!r}'
+            _fail(self._key("webhook_url"), problem)
+        self._between("webhook_port", 1, 65535)
+
+
+_SECTIONS: dict[str, type[_Section]] = {
+    "shop": ShopSettings,
+    "roles": RolesSettings,
+    "model": ModelSettings,
+    "thresholds": ThresholdSettings,
+    "schedule": ScheduleSettings,
+    "paths": PathSettings,
+    "privacy": PrivacySettings,
+    "telegram": TelegramSettings,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All configuration sections plus the bot token (from the environment only)."""
+
+    shop: ShopSettings = field(default_factory=ShopSettings)
+    roles: RolesSettings = field(default_factory=RolesSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    paths: PathSettings = field(default_factory=PathSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    token: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        for name, cls in _SECTIONS.items():
+            if not isinstance(getattr(self, name), cls):
+                raise ConfigError(f"{name}: must be a {cls.__name__}, got {getattr(self, name)!r}")
+
+    def is_owner(self, user_id: int) -> bool:
+        """Whether this Telegram user is an owner."""
+        return user_id in self.roles.owner_ids
+
+    def is_staff(self, user_id: int) -> bool:
+        """Whether this Telegram user is staff (owners are staff too)."""
+        return user_id in self.roles.staff_ids or self.is_owner(user_id)
+
+    @property
+    def default_language(self) -> str:
+        """The first configured language, used when a customer's is unknown."""
+        return self.shop.languages[0]
+
+
+def _suggest(word: str, options: list[str], template: str = "{}") -> str:
+    """A did-you-mean hint for an unknown name, else the list of known names."""
+    close = difflib.get_close_matches(word, options, n=1)
+    if close:
+        return f"; did you mean {template.format(close[0])}?"
+    return f"; known: {', '.join(template.format(option) for option in options)}"
+
+
+def _reject_token(key: str) -> typing.NoReturn:
+    """Refuse a token in the file, pointing to the environment variable."""
+    _fail(key, f"the bot token must not be stored in the config file; set the {TOKEN_ENV} environment variable instead")
+
+
+def _build_section(name: str, cls: type[_Section], values: Any, base_dir: Path) -> _Section:
+    """Check one section's keys, build it, and make its paths absolute."""
+    if not isinstance(values, Mapping):
+        _fail(name, f"must be a table ([{name}]), got {values!r}")
+    known = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key == "token":
+            _reject_token(f"{name}.token")
+        if key not in known:
+            _fail(f"{name}.{key}", "unknown key" + _suggest(key, known, name + ".{}"))
+    section = cls(**values)
+    if name in ("paths", "shop"):
+        resolved = {
+            f.name: (base_dir / getattr(section, f.name).expanduser()).resolve()
+            for f in dataclasses.fields(section)
+            if isinstance(getattr(section, f.name), Path)
+        }
+        section = dataclasses.replace(section, **resolved)
+    return section
+
+
+def settings_from_dict(data: Mapping[str, Any], base_dir: Path | str, env: Mapping[str, str] = os.environ) -> Settings:
+    """Build validated Settings from parsed TOML data; relative paths resolve against `base_dir`."""
+    if "token" in data:
+        _reject_token("token")
+    for name in data:
+        if name not in _SECTIONS:
+            raise ConfigError(f"{name}: unknown section" + _suggest(name, list(_SECTIONS), "[{}]"))
+    base_dir = Path(base_dir).resolve()
+    sections = {name: _build_section(name, cls, data.get(name, {}), base_dir) for name, cls in _SECTIONS.items()}
+    token = env.get(TOKEN_ENV) or None
+    return Settings(**sections, token=token)  # type: ignore[arg-type]
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] = os.environ) -> Settings:
+    """Load config from `path`, else $SHOPBOT_CONFIG, else ./config.toml."""
+    chosen = Path(path if path is not None else env.get(CONFIG_ENV) or "config.toml")
+    if not chosen.is_file():
+        raise ConfigError(f"config file not found: {chosen} (pass a path or set {CONFIG_ENV})")
+    try:
+        data = tomllib.loads(chosen.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{chosen}: not valid TOML: {error}") from error
+    return settings_from_dict(data, chosen.resolve().parent, env)

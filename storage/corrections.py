@@ -1,0 +1,114 @@
+"""Staff corrections; each one also writes the labelled example it teaches, atomically."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlite_utils import Database
+
+from storage.clock import to_timestamp, utc_now
+from storage.db import write_transaction
+from storage.decisions import DecisionRepository
+from storage.examples import ExampleRepository
+from storage.faq import FaqRepository
+from storage.records import CORRECTION_KINDS, SENTIMENT_LABELS, Correction, Decision, NotFoundError, check_choice
+from storage.text import detect_language
+
+_EXAMPLE_TASK = {"question": "faq", "review": "sentiment"}
+_STATUS = {"confirm": "confirmed", "label": "corrected", "faq": "corrected", "answer": "answered_by_staff"}
+_SOURCE = {"confirm": "confirmation", "label": "correction", "faq": "correction", "answer": "staff_answer"}
+
+
+class CorrectionRepository:
+    """Read and write staff corrections."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.table = db.table("corrections")
+        self.decisions = DecisionRepository(db)
+        self.examples = ExampleRepository(db)
+        self.faq = FaqRepository(db)
+
+    def _new_label(self, decision: Decision, kind: str, new_label: str | None, answer_text: str | None,
+                   text: str | None) -> str | None:
+        """Validate the correction against the decision and return the label it teaches."""
+        if kind == "confirm":
+            if decision.label is None or new_label not in (None, decision.label):
+                raise ValueError(f"decision {decision.id}: confirm needs the decision's own label, got {new_label!r}")
+            return decision.label
+        expected_task = "review" if kind == "label" else "question"
+        if decision.task != expected_task:
+            raise ValueError(f"decision {decision.id}: a {kind!r} correction needs a {expected_task} decision")
+        if kind == "label":
+            check_choice("new_label", new_label, SENTIMENT_LABELS)
+            return new_label
+        if kind == "faq":
+            if new_label is None:
+                raise ValueError("a 'faq' correction needs new_label (an FAQ key)")
+            self._check_key(new_label)
+            return new_label
+        if not answer_text or not answer_text.strip():
+            raise ValueError("an 'answer' correction needs answer_text")
+        if new_label is not None:
+            self._check_key(new_label)
+            return new_label
+        if text is None:
+            return None  # nothing to store as a question (non-text message, or deleted)
+        return self.faq.add_entry_from_staff(text, answer_text, detect_language(text))
+
+    def _check_key(self, key: str) -> None:
+        if key not in self.faq.keys():
+            raise NotFoundError(f"no FAQ entry with key {key!r}")
+
+    def add(self, decision_id: int, staff_id: int, kind: str, old_label: str | None = None,
+            new_label: str | None = None, answer_text: str | None = None) -> Correction:
+        """Record a correction, write its example (replacing earlier ones for this decision), set the status.
+
+        confirm: example with the bot's label (source=confirmation); label/faq: the corrected label
+        (source=correction); answer: answer_text becomes a new staff FAQ entry unless new_label names an
+        existing key (source=staff_answer). No example is written when the message has no text any more.
+        """
+        check_choice("kind", kind, CORRECTION_KINDS)
+        with write_transaction(self.db):
+            decision = self.decisions.get(decision_id)
+            text = self._message_text(decision)
+            label = self._new_label(decision, kind, new_label, answer_text, text)
+            table = self.db.table("corrections")
+            table.insert({
+                "decision_id": decision_id, "staff_id": staff_id, "kind": kind,
+                "old_label": old_label if old_label is not None else decision.label,
+                "new_label": label, "answer_text": answer_text, "created_at": utc_now(),
+            })
+            correction_id = table.last_rowid
+            self.db.table("examples").delete_where("decision_id = ?", [decision_id])
+            if text is not None and label is not None:
+                self.examples.add(_EXAMPLE_TASK[decision.task], text, label, detect_language(text),
+                                  _SOURCE[kind], decision_id=decision_id)
+            self.decisions.set_status(decision_id, _STATUS[kind])
+        return Correction.from_row(self.table.get(correction_id))
+
+    def _message_text(self, decision: Decision) -> str | None:
+        if decision.message_id is None:
+            return None
+        rows = list(self.db.table("messages").rows_where("id = ?", [decision.message_id], select="text"))
+        text = rows[0]["text"] if rows else None
+        return text if text and text.strip() else None
+
+    def all(self, since: datetime | str | None = None) -> list[Correction]:
+        """Corrections in order, optionally only those at or after `since`."""
+        if since is None:
+            rows = self.table.rows_where(order_by="id")
+        else:
+            rows = self.table.rows_where("created_at >= ?", [to_timestamp(since)], order_by="id")
+        return [Correction.from_row(row) for row in rows]
+
+    def count_since(self, since: datetime | str) -> int:
+        """How many corrections were made at or after `since`."""
+        return self.table.count_where("created_at >= ?", [to_timestamp(since)])
+
+    def by_kind_since(self, since: datetime | str) -> dict[str, int]:
+        """Counts per kind at or after `since` (every kind present, zeros included)."""
+        counts = dict.fromkeys(CORRECTION_KINDS, 0)
+        for row in self.table.rows_where("created_at >= ?", [to_timestamp(since)], select="kind"):
+            counts[row["kind"]] += 1
+        return counts

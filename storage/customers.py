@@ -1,0 +1,71 @@
+"""Customers, their preferences, and /forget."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.db import NotFoundError as RowNotFound
+
+from storage.clock import utc_now
+from storage.db import write_transaction
+from storage.records import Customer, NotFoundError
+
+
+class CustomerRepository:
+    """Read and write customers; `forget` erases what they wrote."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.table = db.table("customers")
+
+    def touch(self, telegram_id: int, language: str | None = None) -> Customer:
+        """Record that a customer was seen now (creating them); a given language replaces the stored one."""
+        now = utc_now()
+        with write_transaction(self.db):
+            try:
+                current = self.table.get(telegram_id)
+            except RowNotFound:
+                self.table.insert({"telegram_id": telegram_id, "language": language, "first_seen": now,
+                                   "last_seen": now, "opted_out": 0, "forgotten_at": None})
+            else:
+                self.table.update(telegram_id, {"last_seen": now, "language": language or current["language"]})
+        return self.get(telegram_id)
+
+    def get(self, telegram_id: int) -> Customer:
+        """The customer; NotFoundError if never seen."""
+        try:
+            return Customer.from_row(self.table.get(telegram_id))
+        except RowNotFound:
+            raise NotFoundError(f"no customer with telegram_id {telegram_id}") from None
+
+    def set_opt_out(self, telegram_id: int, opted_out: bool) -> Customer:
+        """Set whether the customer opted out of having messages stored and classified."""
+        self.get(telegram_id)
+        self.table.update(telegram_id, {"opted_out": int(opted_out)})
+        return self.get(telegram_id)
+
+    def forget(self, telegram_id: int, keep_anonymised_labels: bool) -> dict[str, int]:
+        """Delete a customer's messages in one transaction; labelled examples from them are kept unlinked or deleted."""
+        self.get(telegram_id)
+        their_decisions = ("decision_id in (select decisions.id from decisions join messages"
+                           " on decisions.message_id = messages.id where messages.customer_id = ?)")
+        messages = self.db.table("messages")
+        examples = self.db.table("examples")
+        with write_transaction(self.db):
+            counts = {
+                "messages": messages.count_where("customer_id = ?", [telegram_id]),
+                "decisions_unlinked": self.db.table("decisions").count_where(
+                    "message_id in (select id from messages where customer_id = ?)", [telegram_id]),
+                "examples_kept": 0,
+                "examples_deleted": 0,
+            }
+            linked = examples.count_where(their_decisions, [telegram_id])
+            if keep_anonymised_labels:
+                self.db.execute(f"update examples set decision_id = null where {their_decisions}", [telegram_id])
+                counts["examples_kept"] = linked
+            else:
+                examples.delete_where(their_decisions, [telegram_id])
+                counts["examples_deleted"] = linked
+            # decisions.message_id is ON DELETE SET NULL: decisions stay for statistics, unlinked
+            messages.delete_where("customer_id = ?", [telegram_id])
+            self.table.update(telegram_id, {"forgotten_at": utc_now()})
+        return counts

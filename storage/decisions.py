@@ -1,0 +1,78 @@
+"""The bot's decisions about messages, and their review status."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlite_utils import Database
+from sqlite_utils.db import NotFoundError as RowNotFound
+
+from storage.clock import to_timestamp, utc_now
+from storage.records import (
+    DECISION_ACTIONS,
+    DECISION_SOURCES,
+    DECISION_STATUSES,
+    DECISION_TASKS,
+    Decision,
+    NotFoundError,
+    check_choice,
+)
+
+
+class DecisionRepository:
+    """Read and write decisions."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.table = db.table("decisions")
+
+    def add(self, message_id: int | None, task: str, label: str | None, confidence: float, action: str,
+            source: str = "model", adapter_version: str | None = None,
+            alternatives: Sequence[tuple[str, float]] = ()) -> Decision:
+        """Record a decision (status starts as pending)."""
+        check_choice("task", task, DECISION_TASKS)
+        check_choice("action", action, DECISION_ACTIONS)
+        check_choice("source", source, DECISION_SOURCES)
+        table = self.db.table("decisions")
+        table.insert({
+            "message_id": message_id, "task": task, "label": label, "confidence": float(confidence),
+            "action": action, "source": source, "adapter_version": adapter_version,
+            "alternatives": json.dumps([[key, float(score)] for key, score in alternatives], ensure_ascii=False),
+            "staff_chat_id": None, "staff_message_id": None, "status": "pending", "created_at": utc_now(),
+        })
+        return self.get(table.last_rowid)
+
+    def get(self, decision_id: int) -> Decision:
+        """The decision; NotFoundError if missing."""
+        try:
+            return Decision.from_row(self.table.get(decision_id))
+        except RowNotFound:
+            raise NotFoundError(f"no decision with id {decision_id}") from None
+
+    def set_staff_message(self, decision_id: int, chat_id: int, message_id: int) -> Decision:
+        """Remember where the decision was mirrored in the staff chat."""
+        self.get(decision_id)
+        self.table.update(decision_id, {"staff_chat_id": chat_id, "staff_message_id": message_id})
+        return self.get(decision_id)
+
+    def set_status(self, decision_id: int, status: str) -> Decision:
+        """Set the review status."""
+        check_choice("status", status, DECISION_STATUSES)
+        self.get(decision_id)
+        self.table.update(decision_id, {"status": status})
+        return self.get(decision_id)
+
+    def recent(self, limit: int = 20) -> list[Decision]:
+        """The newest decisions first."""
+        return [Decision.from_row(row) for row in self.table.rows_where(order_by="id desc", limit=limit)]
+
+    def stats_since(self, since: datetime | str) -> dict[tuple[str, str, str], int]:
+        """Counts of decisions made at or after `since`, keyed by (task, action, status)."""
+        rows = self.db.query(
+            "select task, action, status, count(*) as n from decisions where created_at >= ?"
+            " group by task, action, status",
+            [to_timestamp(since)],
+        )
+        return {(row["task"], row["action"], row["status"]): row["n"] for row in rows}

@@ -1,0 +1,44 @@
+"""Customer messages, stored exactly as received."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from sqlite_utils import Database
+from sqlite_utils.db import NotFoundError as RowNotFound
+
+from storage.clock import to_timestamp, utc_now
+from storage.db import write_transaction
+from storage.records import CONTENT_TYPES, Message, NotFoundError, check_choice
+
+
+class MessageRepository:
+    """Read and write customer messages."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.table = db.table("messages")
+
+    def add(self, customer_id: int, chat_id: int, telegram_message_id: int, text: str | None,
+            content_type: str = "text") -> Message:
+        """Store a message (the customer must exist: `customers.touch` first)."""
+        check_choice("content_type", content_type, CONTENT_TYPES)
+        table = self.db.table("messages")
+        table.insert({"customer_id": customer_id, "chat_id": chat_id, "telegram_message_id": telegram_message_id,
+                      "text": text, "content_type": content_type, "created_at": utc_now()})
+        return self.get(table.last_rowid)
+
+    def get(self, message_id: int) -> Message:
+        """The message; NotFoundError if missing (or deleted)."""
+        try:
+            return Message.from_row(self.table.get(message_id))
+        except RowNotFound:
+            raise NotFoundError(f"no message with id {message_id}") from None
+
+    def delete_older_than(self, days: int, now: datetime | None = None) -> int:
+        """Delete messages created more than `days` days before `now`; decisions stay, unlinked. Return the count."""
+        cutoff = to_timestamp((now or datetime.now(timezone.utc)) - timedelta(days=days))
+        with write_transaction(self.db):
+            count = self.table.count_where("created_at < ?", [cutoff])
+            self.table.delete_where("created_at < ?", [cutoff])
+        return count

@@ -1,0 +1,115 @@
+"""Schema migrations for the shopbot database (sqlite-utils `Migrations`).
+
+Add one small, idempotent function per change, after the existing ones; never edit an
+applied one. They all run inside one BEGIN IMMEDIATE transaction (see storage.db), so
+each must be transactional (no VACUUM) and foreign keys stay enforced while they run.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+from sqlite_utils.db import ForeignKey
+
+migrations = Migrations("shopbot")
+
+
+def _set_null(table: str, column: str, other_table: str, other_column: str = "id") -> ForeignKey:
+    return ForeignKey(table, column, other_table, other_column, on_delete="SET NULL")
+
+
+@migrations()
+def m001_initial_schema(db: Database) -> None:
+    """Create every table and index (idempotent: existing tables are left alone)."""
+    db.table("faq_entries").create(
+        {"key": str, "language": str, "question": str, "answer": str, "topic": str,
+         "source": str, "created_at": str, "updated_at": str},
+        pk=("key", "language"),
+        not_null=["question", "answer", "topic", "source", "created_at", "updated_at"],
+        if_not_exists=True,
+    )
+    db.table("customers").create(
+        {"telegram_id": int, "language": str, "first_seen": str, "last_seen": str,
+         "opted_out": int, "forgotten_at": str},
+        pk="telegram_id",
+        not_null=["first_seen", "last_seen", "opted_out"],
+        defaults={"opted_out": 0},
+        if_not_exists=True,
+    )
+    db.table("messages").create(
+        {"id": int, "customer_id": int, "chat_id": int, "telegram_message_id": int,
+         "text": str, "content_type": str, "created_at": str},
+        pk="id",
+        foreign_keys=[("customer_id", "customers", "telegram_id")],
+        not_null=["customer_id", "chat_id", "telegram_message_id", "content_type", "created_at"],
+        if_not_exists=True,
+    )
+    db.table("decisions").create(
+        {"id": int, "message_id": int, "task": str, "label": str, "confidence": float,
+         "action": str, "source": str, "adapter_version": str, "alternatives": str,
+         "staff_chat_id": int, "staff_message_id": int, "status": str, "created_at": str},
+        pk="id",
+        foreign_keys=[_set_null("decisions", "message_id", "messages")],
+        not_null=["task", "confidence", "action", "source", "alternatives", "status", "created_at"],
+        defaults={"status": "pending", "alternatives": "[]"},
+        if_not_exists=True,
+    )
+    db.table("examples").create(
+        {"id": int, "task": str, "text": str, "label": str, "language": str, "source": str,
+         "split": str, "decision_id": int, "created_at": str},
+        pk="id",
+        foreign_keys=[_set_null("examples", "decision_id", "decisions")],
+        not_null=["task", "text", "label", "language", "source", "split", "created_at"],
+        if_not_exists=True,
+    )
+    db.table("corrections").create(
+        {"id": int, "decision_id": int, "staff_id": int, "kind": str, "old_label": str,
+         "new_label": str, "answer_text": str, "created_at": str},
+        pk="id",
+        foreign_keys=[("decision_id", "decisions", "id")],
+        not_null=["decision_id", "staff_id", "kind", "created_at"],
+        if_not_exists=True,
+    )
+    db.table("adapters").create(
+        {"id": int, "version": str, "task": str, "path": str, "metrics": str, "status": str,
+         "checksum": str, "snapshot_id": str, "base_model": str, "reasons": str,
+         "created_at": str, "promoted_at": str},
+        pk="id",
+        not_null=["version", "task", "path", "metrics", "status", "checksum", "base_model",
+                  "reasons", "created_at"],
+        if_not_exists=True,
+    )
+    db.table("training_runs").create(
+        {"id": int, "trigger": str, "status": str, "snapshot_id": str, "started_at": str,
+         "finished_at": str, "result": str, "error": str},
+        pk="id",
+        not_null=["trigger", "status", "started_at"],
+        if_not_exists=True,
+    )
+    db.table("reports").create(
+        {"id": int, "created_at": str, "period_start": str, "period_end": str, "text": str,
+         "chart_path": str, "data": str},
+        pk="id",
+        not_null=["created_at", "period_start", "period_end", "text", "data"],
+        if_not_exists=True,
+    )
+    db.table("scheduler_state").create(
+        {"name": str, "value": str, "updated_at": str},
+        pk="name",
+        not_null=["value", "updated_at"],
+        if_not_exists=True,
+    )
+    indexes = [
+        ("examples", ["task", "split"], False),
+        ("examples", ["decision_id"], False),
+        ("examples", ["created_at"], False),
+        ("messages", ["customer_id"], False),
+        ("messages", ["created_at"], False),
+        ("decisions", ["message_id"], False),
+        ("decisions", ["created_at"], False),
+        ("corrections", ["decision_id"], False),
+        ("corrections", ["created_at"], False),
+        ("adapters", ["version"], True),
+        ("adapters", ["task", "status"], False),
+    ]
+    for table, columns, unique in indexes:
+        db.table(table).create_index(columns, unique=unique, if_not_exists=True)

@@ -1,0 +1,93 @@
+"""The shopbot console script: init, export, run without a token, report, rollback, stubs, and `shopbot chat`."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+import bot.services as bot_services
+from bot.cli import main
+from tests.botkit import MINI_SHOP, load_real_runtime
+
+
+@pytest.fixture
+def config(tmp_path: Path, tiny_base: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(f"""
+[shop]
+languages = ["en", "zh"]
+demo_data = "{MINI_SHOP}"
+[model]
+base = "{tiny_base}"
+top_layers = 1
+[thresholds]
+answer_confidence = 1.0
+""", encoding="utf-8")
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+    return path
+
+
+def test_init_is_idempotent_and_prints_counts(config: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["--config", str(config), "init"]) == 0
+    first = capsys.readouterr().out
+    assert "added:  faq_entries 6, faq_examples 12, sentiment_examples 12" in first
+    assert main(["--config", str(config), "init"]) == 0
+    second = capsys.readouterr().out
+    assert "added:  faq_entries 0, faq_examples 0, sentiment_examples 0" in second
+    assert "totals: faq_keys 3, faq_examples 12, sentiment_examples 12" in second
+
+
+def test_export_writes_examples(config: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    main(["--config", str(config), "init"])
+    out = tmp_path / "examples.jsonl"
+    assert main(["--config", str(config), "export", "--kind", "examples", "--format", "jsonl", "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 24 and {"text", "label", "split"} <= set(rows[0])
+    assert "exported 24 examples" in capsys.readouterr().err
+
+
+def test_run_without_a_token_explains_and_suggests_chat(config: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["--config", str(config), "run"]) == 2
+    err = capsys.readouterr().err
+    assert "TELEGRAM_BOT_TOKEN is not set" in err and "shopbot chat" in err
+
+
+def test_bad_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["--config", str(tmp_path / "missing.toml"), "init"]) == 2
+    assert "config file not found" in capsys.readouterr().err
+
+
+def test_report_rollback_and_stubs(config: Path, capsys: pytest.CaptureFixture) -> None:
+    main(["--config", str(config), "init"])
+    capsys.readouterr()
+    assert main(["--config", str(config), "report"]) == 0
+    assert "weekly report" in capsys.readouterr().out
+    assert main(["--config", str(config), "rollback", "faq"]) == 1
+    assert "no adapter is active" in capsys.readouterr().err
+    assert main(["--config", str(config), "rollback"]) == 1
+    assert capsys.readouterr().err.count("no adapter is active") == 2
+    assert main(["--config", str(config), "eval"]) == 3
+    assert "not available in this build yet" in capsys.readouterr().err
+
+
+def test_chat_plays_customer_staff_and_owner_through_the_real_handlers(
+        config: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bot_services, "load_runtime_for", load_real_runtime)  # shared tiny encoder
+    script = "\n".join(["/start", "Do you sell cakes?", "/staff reply Yes, cheesecake.", "Do you sell cakes?",
+                        "/staff press 1", "/sticker", "/owner /status", "/staff press 7", "/quit", "never sent"])
+    monkeypatch.setattr("sys.stdin", io.StringIO(script + "\n"))
+    assert main(["--config", str(config), "chat"]) == 0
+    out = capsys.readouterr().out
+    assert "loaded the demo shop" in out  # a fresh database is seeded
+    assert "bot → you #2: Hi, welcome to Sweet Drops Bubble Tea!" in out
+    assert "passed it to our staff" in out and "🙋 Question for staff" in out
+    assert "bot → you #5: From our staff: Yes, cheesecake." in out
+    assert "bot → you #7: Yes, cheesecake." in out  # learnt from the staff reply
+    assert "[1] ✅ correct   [2] ❌ incorrect" in out and "✔ confirmed by Staff" in out
+    assert "I can only read text messages" in out
+    assert "bot status" in out and "Serving: base" in out
+    assert "  ! no such staff-chat message yet" in out  # nothing left to press: said, not crashed
+    assert "never sent" not in out

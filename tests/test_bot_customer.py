@@ -1,0 +1,128 @@
+"""Customers end to end (real PTB, emulator, real load_runtime on the tiny model): greetings, answers,
+handoff answered by staff and learnt, non-text messages, odd texts, /forget."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.botkit import ALICE, BOB, MEI, STAFF_CHAT, XIAO, BotHarness, bot_settings, button_data, buttons
+
+
+@pytest.fixture(scope="module")
+def bot(tmp_path_factory: pytest.TempPathFactory, tiny_base: Path) -> Iterator[BotHarness]:
+    with BotHarness(bot_settings(tmp_path_factory.mktemp("customer"), tiny_base)) as harness:
+        yield harness
+
+
+@pytest.fixture(autouse=True)
+def no_bot_errors(bot: BotHarness) -> Iterator[None]:
+    yield
+    assert bot.take_errors() == []
+
+
+@pytest.fixture
+def answer_everything(bot: BotHarness) -> Iterator[None]:
+    """Let the model answer whatever it finds best (threshold 0) for one test."""
+    runtime = bot.services.runtime
+    saved, runtime.answer_threshold = runtime.answer_threshold, 0.0
+    yield
+    runtime.answer_threshold = saved
+
+
+def test_start_and_help_greet_in_the_customers_language(bot: BotHarness) -> None:
+    assert "Sweet Drops Bubble Tea" in bot.command(ALICE, "start")["text"]
+    assert "甜滋滋奶茶店" in bot.command(XIAO, "start")["text"]
+    assert "/forget" in bot.command(BOB, "help")["text"]  # no language_code: the default (en)
+    assert "Sweet Drops" in bot.command(ALICE, "menu")["text"]  # unknown command: help
+    menus = {(c[1].get("language_code"), c[1].get("scope", {}).get("type")): c[1]["commands"]
+             for c in bot.emulator.calls("setMyCommands")}
+    assert {c["command"] for c in menus[(None, "default")]} == {"start", "help", "forget"}
+    assert any(c["description"] == "帮助" for c in menus[("zh", "default")])
+
+
+def test_question_is_answered_from_the_faq_in_the_customers_language(bot: BotHarness, answer_everything) -> None:
+    reply, mirror, decision = bot.ask(XIAO, "你们几点开门？")
+    assert reply["text"] == "每天 10:00 到 22:00 营业。"
+    assert (decision.task, decision.label, decision.action) == ("question", "opening_hours", "answered")
+    assert "Question · answered" in mirror["text"] and "小美" in mirror["text"]
+    assert set(buttons(mirror)) == {"✅ correct", "❌ incorrect"}
+    english = bot.say(ALICE, "What are your opening hours?")
+    assert english["text"] == "We are open 10:00 to 22:00 every day."
+
+
+def test_handoff_answered_by_a_staff_reply_is_learnt_for_next_time(bot: BotHarness) -> None:
+    question = "Do you sell matcha cheesecake?"
+    reply, mirror, decision = bot.ask(ALICE, question)
+    assert "passed it to our staff" in reply["text"]
+    assert decision.action == "handoff" and "Question for staff" in mirror["text"]
+    assert "✍ write the answer" in buttons(mirror) and any(b.startswith("📖") for b in buttons(mirror))
+    assert bot.emulator.calls("sendMessage")[-1][1].get("disable_notification") is not True  # it rings
+
+    staff_reply = bot.emulator.reply_to(MEI, mirror, "Yes! Matcha cheesecake, 25 yuan a slice.")
+    answer = bot.emulator.wait_for_message(ALICE.id, "Matcha cheesecake", after=reply["message_id"])
+    assert answer["text"] == "From our staff: Yes! Matcha cheesecake, 25 yuan a slice."
+    assert answer["reply_to_message"]["text"] == question  # quotes the customer's question
+    bot.emulator.wait_for(lambda m, p: m == "editMessageText" and p["message_id"] == mirror["message_id"])
+    edited = bot.staff_message(mirror["message_id"])
+    assert "answered by Mei" in edited["text"] and edited["reply_markup"] is None
+    assert staff_reply["message_id"] > mirror["message_id"]
+
+    with bot.store() as store:
+        [correction] = [c for c in store.corrections.all() if c.decision_id == decision.id]
+        assert correction.kind == "answer" and correction.staff_id == MEI.id
+        entry = store.faq.get(correction.new_label, "en")
+        assert entry.source == "staff" and entry.answer == "Yes! Matcha cheesecake, 25 yuan a slice."
+        assert store.decisions.get(decision.id).status == "answered_by_staff"
+
+    again = bot.say(BOB, question)  # another customer, same words: answered at once now
+    assert again["text"] == "Yes! Matcha cheesecake, 25 yuan a slice."
+
+
+def test_handoff_answered_by_picking_an_faq_entry(bot: BotHarness) -> None:
+    question = "外卖能送到学校宿舍吗"
+    reply, mirror, decision = bot.ask(XIAO, question)
+    assert reply["text"].startswith("这个问题我先转给店员")
+    first_key = decision.alternatives[0][0]
+    answer_ack = bot.press(MEI, mirror, button_data(mirror, "📖"))
+    assert answer_ack.get("show_alert") is not True
+    with bot.store() as store:
+        expected = store.faq.get(first_key, "zh").answer
+    got = bot.emulator.wait_for_message(XIAO.id, expected, after=reply["message_id"])
+    assert got["text"] == f"店员回复：{expected}"
+    bot.emulator.wait_for(lambda m, p: m == "editMessageText" and p["message_id"] == mirror["message_id"])
+    assert "corrected by Mei" in bot.staff_message(mirror["message_id"])["text"]
+    with bot.store() as store:
+        [correction] = [c for c in store.corrections.all() if c.decision_id == decision.id]
+        assert (correction.kind, correction.new_label) == ("faq", first_key)
+    assert bot.say(XIAO, question)["text"] == expected  # correction memory: right at once next time
+
+
+@pytest.mark.parametrize("send", ["send_sticker", "send_photo", "send_voice"])
+def test_non_text_messages_get_a_short_polite_reply(bot: BotHarness, send: str) -> None:
+    sent = getattr(bot.emulator, send)(XIAO)
+    reply = bot.emulator.wait_for_message(XIAO.id, after=sent["message_id"])
+    assert "文字" in reply["text"]
+
+
+@pytest.mark.parametrize("text", ["   ", "x" * 4096, "好" * 4096])
+def test_blank_and_maximum_length_texts_are_handled(bot: BotHarness, text: str) -> None:
+    after = bot.cursor(STAFF_CHAT)
+    reply = bot.say(BOB, text)
+    assert reply["text"]
+    mirror = bot.emulator.wait_for_message(STAFF_CHAT, after=after)
+    assert len(mirror["text"]) <= 4096
+
+
+def test_forget_deletes_the_customers_messages(bot: BotHarness) -> None:
+    customer = type(ALICE)(1099, "Forgetful", "en")
+    bot.say(customer, "The brown sugar boba was lovely")
+    with bot.store() as store:
+        assert store.messages.table.count_where("customer_id = ?", [customer.id]) == 1
+    assert "deleted the 1 message(s)" in bot.command(customer, "forget")["text"]
+    with bot.store() as store:
+        assert store.messages.table.count_where("customer_id = ?", [customer.id]) == 0
+        assert store.customers.get(customer.id).forgotten_at is not None
+    assert "don't keep any messages" in bot.command(customer, "forget")["text"]

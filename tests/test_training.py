@@ -1,0 +1,111 @@
+"""Training on the tiny model: snapshot, both trainers, adapter save/load, the retrain pipeline and the gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from storage.seed import load_demo
+from storage.store import Store
+from training.encoder import Encoder
+from training.faq import FaqIndex, FaqTrainer, embed, load_faq, save_faq
+from training.features import FeatureCache
+from training.pipeline import retrain
+from training.registry import AdapterRegistry
+from training.sentiment import SentimentTrainer, TrainArgs, load_sentiment, save_sentiment
+from training.snapshot import take_snapshot
+
+MINI_SHOP = Path(__file__).parent / "data" / "mini_shop"
+DEMO_SHOP = Path(__file__).resolve().parents[1] / "data" / "demo"
+
+FAST = TrainArgs(epochs=1, batch_size=16, progress=False)
+
+
+@pytest.fixture
+def shop(make_settings, tiny_base):
+    """Settings on the tiny model + a file store loaded with the demo shop (enough data for every split)."""
+    settings = make_settings(model={"base": str(tiny_base), "top_layers": 1},
+                             thresholds={"sentiment_accuracy": 0.0, "faq_accuracy": 0.0, "max_regression": 1.0})
+    with Store(settings.paths.database) as store:
+        load_demo(store, DEMO_SHOP)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def encoder(tiny_base):
+    return Encoder(tiny_base, top_layers=1, quantize=True)
+
+
+def test_snapshot_is_stable_and_corrections_override_seed(fresh_store):
+    load_demo(fresh_store, MINI_SHOP)
+    first, again = take_snapshot(fresh_store), take_snapshot(fresh_store)
+    assert first.id == again.id and first.rows == again.rows
+    text, label = first.pairs("sentiment", "train")[0]
+    new_label = "neutral" if label != "neutral" else "positive"
+    fresh_store.examples.add("sentiment", text, new_label, "zh", "correction")
+    corrected = take_snapshot(fresh_store)
+    assert corrected.id != first.id
+    assert (text, new_label) in corrected.pairs("sentiment", "train")
+    assert (text, label) not in corrected.pairs("sentiment", "train")
+    assert corrected.regression_set("sentiment") == [(text, new_label)]
+    assert corrected.dataset("sentiment", "train").num_rows == len(corrected.pairs("sentiment", "train"))
+
+
+def test_sentiment_adapter_round_trip_serves_same_predictions(encoder, tmp_path):
+    cache = FeatureCache(encoder, tmp_path / "features")
+    data = [("好喝", "positive"), ("难喝", "negative"), ("还行", "neutral"), ("great", "positive"),
+            ("awful", "negative"), ("ok", "neutral")] * 2
+    trainer = SentimentTrainer(encoder, cache, FAST)
+    result = trainer.train(data, data[:3])
+    assert len(result.history) >= 1 and result.examples_seen > 0
+    save_sentiment(result.model, tmp_path / "s")
+    merged, labels = load_sentiment(encoder, tmp_path / "s")
+    texts = [t for t, _ in data]
+    assert torch.allclose(trainer.predict_proba(result.model, texts), trainer.predict_proba(merged, texts), atol=1e-4)
+    assert labels == trainer.labels
+    assert list((tmp_path / "features").rglob("*.npy")), "trunk features are cached on disk"
+
+
+def test_faq_adapter_round_trip_and_index(encoder, tmp_path):
+    cache = FeatureCache(encoder)
+    pairs = [("几点开门", "hours"), ("营业时间", "hours"), ("when do you open", "hours"),
+             ("多少钱", "price"), ("how much", "price"), ("价格", "price")]
+    result = FaqTrainer(encoder, cache, FAST).train(pairs, [])
+    save_faq(result.model, tmp_path / "f")
+    merged, router = load_faq(encoder, tmp_path / "f")
+    assert router is None
+    a, b = embed(result.model, cache, ["营业时间"]), embed(merged, cache, ["营业时间"])
+    assert abs(float((a * b).sum()) - 1.0) < 1e-4
+    index = FaqIndex.build(merged, cache, pairs)
+    hit = index.search(embed(merged, cache, ["营业时间"]), k=2)[0]
+    assert hit[0][0] == "hours" and hit[0][1] == pytest.approx(1.0, abs=1e-4)
+    assert {key for key, *_ in hit} == {"hours", "price"}
+    assert 0.0 <= hit[0][2] <= 1.0
+
+
+def test_retrain_promotes_through_the_gate_then_refuses_a_worse_candidate(shop):
+    first = retrain(shop, "cli", args=FAST)
+    assert first["status"] == "promoted", first
+    assert all(t["promoted"] for t in first["tasks"].values()), first["tasks"]
+    with Store(shop.paths.database) as store:
+        registry = AdapterRegistry(shop.paths.adapters, store)
+        active = {task: registry.active(task).version for task in ("sentiment", "faq")}
+        assert store.runs.last().status == "promoted"
+    strict = shop.__class__(**{**shop.__dict__, "thresholds": shop.thresholds.__class__(
+        **{**shop.thresholds.__dict__, "sentiment_accuracy": 1.0, "faq_accuracy": 1.0})})
+    second = retrain(strict, "cli", args=FAST)
+    assert second["status"] == "refused"
+    assert any("< threshold" in r for r in second["tasks"]["sentiment"]["reasons"])
+    with Store(shop.paths.database) as store:
+        registry = AdapterRegistry(shop.paths.adapters, store)
+        assert {task: registry.active(task).version for task in active} == active, "old adapters keep serving"
+        rejected = [a for a in store.adapters.history("sentiment") if a.status == "rejected"]
+        assert rejected and rejected[0].reasons
+
+
+def test_scheduled_retrain_is_skipped_without_new_data(shop):
+    assert retrain(shop, "cli", args=FAST)["status"] == "promoted"
+    skipped = retrain(shop, "schedule", args=FAST)
+    assert skipped["status"] == "skipped" and "fewer than" in skipped["reasons"][0]

@@ -1,0 +1,132 @@
+"""The base encoder split in two: a frozen, shared trunk and a small top that each task adapts with LoRA.
+
+multilingual-e5-small has 12 layers. The bottom `n - k` layers (the trunk) are never trained, so
+their output for a text never changes: it is computed once, cached (see `features.py`) and shared
+by both tasks at serving time. Each task owns a copy of the top `k` layers, adapted with LoRA,
+plus its head. A message then costs one trunk pass and two k-layer passes instead of two full
+forwards, and training only back-propagates through k layers.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+QUERY_PREFIX = "query: "
+
+
+@dataclass(frozen=True)
+class TrunkOutput:
+    """Trunk hidden states for a batch of texts: (batch, tokens, hidden) and the attention mask."""
+
+    hidden: torch.Tensor
+    mask: torch.Tensor
+
+
+class Encoder:
+    """Tokenizer + the frozen trunk of the base model + the pristine top layers to copy per task."""
+
+    def __init__(self, folder: Path, top_layers: int, max_length: int = 128, quantize: bool = False):
+        from transformers import AutoModel, AutoTokenizer
+
+        self.folder = Path(folder)
+        self.max_length = max_length
+        self.tokenizer = AutoTokenizer.from_pretrained(self.folder)
+        model = AutoModel.from_pretrained(self.folder, add_pooling_layer=False).eval()
+        n_layers = len(model.encoder.layer)
+        if not 1 <= top_layers < n_layers:
+            raise ValueError(f"model.top_layers must be between 1 and {n_layers - 1}, got {top_layers}")
+        self.top_layers = top_layers
+        self.hidden_size = model.config.hidden_size
+        self.embeddings = model.embeddings
+        self.trunk_layers = nn.ModuleList(model.encoder.layer[: n_layers - top_layers])
+        self.pristine_top = nn.ModuleList(model.encoder.layer[n_layers - top_layers :])
+        for p in model.parameters():
+            p.requires_grad_(False)
+        if quantize:
+            self.trunk_layers = torch.ao.quantization.quantize_dynamic(self.trunk_layers, {nn.Linear}, dtype=torch.qint8)
+        self.config = model.config
+        self.quantized = quantize
+
+    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        """Tokenise with e5's "query: " prefix, padded to the longest text in the batch."""
+        return self.tokenizer(
+            [QUERY_PREFIX + t for t in texts], padding=True, truncation=True,
+            max_length=self.max_length, return_tensors="pt",
+        )
+
+    @torch.no_grad()
+    def trunk(self, texts: list[str]) -> TrunkOutput:
+        """Run embeddings + trunk layers on a batch of texts."""
+        batch = self.tokenize(texts)
+        mask = batch["attention_mask"]
+        x = self.embeddings(input_ids=batch["input_ids"], token_type_ids=torch.zeros_like(batch["input_ids"]))
+        ext = extended_mask(mask, x.dtype)
+        for layer in self.trunk_layers:
+            x = _layer_out(layer(x, attention_mask=ext))
+        return TrunkOutput(x, mask)
+
+    def new_top(self) -> "TopLayers":
+        """A fresh, trainable copy of the top layers (to be wrapped with LoRA)."""
+        return TopLayers(copy.deepcopy(self.pristine_top))
+
+
+class TopLayers(nn.Module):
+    """The top k encoder layers followed by mean pooling."""
+
+    def __init__(self, layers: nn.ModuleList):
+        super().__init__()
+        self.layers = layers
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Pooled (batch, hidden) representation of trunk states."""
+        ext = extended_mask(mask, hidden.dtype)
+        x = hidden
+        for layer in self.layers:
+            x = _layer_out(layer(x, attention_mask=ext))
+        return mean_pool(x, mask)
+
+
+class SentimentModel(nn.Module):
+    """Top layers + a linear classifier over the pooled representation."""
+
+    def __init__(self, top: TopLayers, hidden_size: int, num_labels: int):
+        super().__init__()
+        self.top = top
+        self.dropout = nn.Dropout(0.1)
+        self.classifier = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Class logits."""
+        return self.classifier(self.dropout(self.top(hidden, mask)))
+
+
+class EmbeddingModel(nn.Module):
+    """Top layers + L2 normalisation: a sentence embedding for FAQ retrieval."""
+
+    def __init__(self, top: TopLayers):
+        super().__init__()
+        self.top = top
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Unit-length embeddings."""
+        return nn.functional.normalize(self.top(hidden, mask), dim=-1)
+
+
+def extended_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(batch, tokens) 0/1 mask -> additive (batch, 1, 1, tokens) mask as BERT layers expect."""
+    return (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+
+
+def mean_pool(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Average the token vectors that are not padding."""
+    m = mask.unsqueeze(-1).to(x.dtype)
+    return (x * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+def _layer_out(out: torch.Tensor | tuple) -> torch.Tensor:
+    return out[0] if isinstance(out, tuple) else out

@@ -1,0 +1,252 @@
+"""FAQ retrieval: a LoRA sentence-embedding adapter trained contrastively, and a nearest-neighbour index.
+
+Matching is nearest neighbour over the shop's own FAQ texts (canonical questions and known
+phrasings), so a new FAQ entry works without retraining and an answer is always the shop's text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from peft import PeftModel, get_peft_model
+from torch import nn
+from tqdm.auto import tqdm
+
+from training.encoder import EmbeddingModel, Encoder
+from training.features import FeatureCache, length_batches, pad_batch
+from training.sentiment import TrainArgs, TrainResult, lora_config
+
+log = logging.getLogger(__name__)
+
+SCALE = 20.0  # cosine -> logit scale, in training (in-batch softmax) and for serving confidences
+
+
+def new_faq_model(encoder: Encoder, args: TrainArgs) -> PeftModel:
+    """A freshly initialised LoRA-wrapped embedding model (same seed -> same weights)."""
+    torch.manual_seed(args.seed)
+    return get_peft_model(EmbeddingModel(encoder.new_top()), lora_config(args))
+
+
+@torch.no_grad()
+def embed(model: nn.Module, cache: FeatureCache, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    """Unit-length embeddings (n, hidden) for texts."""
+    model.eval()
+    feats = cache.get_many(list(texts))
+    out = torch.zeros(len(texts), feats[0].shape[1] if feats else 0)
+    for idx in length_batches([f.shape[0] for f in feats], batch_size, shuffle=False):
+        hidden, mask = pad_batch([feats[i] for i in idx])
+        out[idx] = model(hidden, mask)
+    return out.numpy()
+
+
+@dataclass(frozen=True)
+class FaqIndex:
+    """Embeddings of known FAQ texts with their entry keys; scores an entry by its best-matching text."""
+
+    keys: tuple[str, ...]
+    texts: tuple[str, ...]
+    vectors: np.ndarray  # (n, hidden), unit length
+
+    @classmethod
+    def build(cls, model: nn.Module, cache: FeatureCache, items: Sequence[tuple[str, str]]) -> "FaqIndex":
+        """Index (text, key) pairs."""
+        unique = list(dict.fromkeys(items))
+        vectors = embed(model, cache, [t for t, _ in unique]) if unique else np.zeros((0, 1), dtype=np.float32)
+        return cls(tuple(k for _, k in unique), tuple(t for t, _ in unique), vectors.astype(np.float32))
+
+    def entry_scores(self, query_vectors: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """(entry keys, (queries, entries) best cosine per entry)."""
+        entries = sorted(set(self.keys))
+        if not entries:
+            return [], np.zeros((len(query_vectors), 0), dtype=np.float32)
+        column = {k: i for i, k in enumerate(entries)}
+        sims = query_vectors @ self.vectors.T
+        best = np.full((len(query_vectors), len(entries)), -1.0, dtype=np.float32)
+        cols = np.array([column[k] for k in self.keys])
+        for c in range(len(entries)):
+            best[:, c] = sims[:, cols == c].max(axis=1)
+        return entries, best
+
+    def search(self, query_vectors: np.ndarray, k: int = 3) -> list[list[tuple[str, float, float]]]:
+        """Top-k entries per query as (key, cosine, confidence); confidence = softmax(SCALE * cosine)."""
+        entries, best = self.entry_scores(query_vectors)
+        results = []
+        for row in best:
+            if not entries:
+                results.append([])
+                continue
+            probs = np.exp(SCALE * (row - row.max()))
+            probs /= probs.sum()
+            top = np.argsort(-row)[:k]
+            results.append([(entries[i], float(row[i]), float(probs[i])) for i in top])
+        return results
+
+
+class FaqTrainer:
+    """train() on (phrasing, key) pairs with in-batch negatives; early stopping on validation top-1."""
+
+    def __init__(self, encoder: Encoder, cache: FeatureCache, args: TrainArgs):
+        self.encoder = encoder
+        self.cache = cache
+        self.args = args
+
+    def train(self, train: list[tuple[str, str]], validation: list[tuple[str, str]],
+              anchors: Sequence[tuple[str, str]] = ()) -> TrainResult:
+        """Fit a new adapter; `anchors` are always-indexed texts (canonical questions) as (text, key)."""
+        args = self.args
+        started = time.perf_counter()
+        model = new_faq_model(self.encoder, args)
+        pool = list(dict.fromkeys(list(train) + list(anchors)))
+        by_key: dict[str, list[int]] = defaultdict(list)
+        for i, (_, key) in enumerate(pool):
+            by_key[key].append(i)
+        feats = self.cache.get_many([t for t, _ in pool], progress=args.progress)
+        params = [p for p in model.parameters() if p.requires_grad]
+        batches_per_epoch = math.ceil(len(pool) / args.batch_size)
+        optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=0.01)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=args.learning_rate, total_steps=max(args.epochs * batches_per_epoch, 1),
+            pct_start=0.1, anneal_strategy="linear")
+        rng = random.Random(args.seed)
+        result = TrainResult(model)
+        index_items = pool
+        best = self._top1(model, index_items, validation) if validation else -1.0
+        best_state, bad_epochs = None, 0
+        for epoch in range(args.epochs):
+            model.train()
+            batches = _pair_batches(pool, by_key, args.batch_size, rng)
+            bar = tqdm(batches, desc=f"faq epoch {epoch + 1}", disable=not args.progress, leave=False)
+            total = 0.0
+            for anchors_idx, positives_idx in bar:
+                a = model(*pad_batch([feats[i] for i in anchors_idx]))
+                p = model(*pad_batch([feats[i] for i in positives_idx]))
+                logits = SCALE * a @ p.T
+                target = torch.arange(len(anchors_idx))
+                loss = (nn.functional.cross_entropy(logits, target) + nn.functional.cross_entropy(logits.T, target)) / 2
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+                total += loss.item()
+                result.examples_seen += 2 * len(anchors_idx)
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+            top1 = self._top1(model, index_items, validation) if validation else float(epoch)
+            result.history.append({"epoch": epoch + 1, "loss": total / max(len(batches), 1), "val_top1": top1})
+            log.info("faq epoch %d loss %.4f val_top1 %.4f", epoch + 1, total / max(len(batches), 1), top1)
+            if top1 > best or best_state is None and not validation:
+                best, bad_epochs = top1, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items() if "lora_" in k}
+            else:
+                bad_epochs += 1
+                if bad_epochs > args.patience:
+                    break
+            if time.perf_counter() - started > args.max_train_seconds:
+                break
+        if best_state is not None:
+            model.load_state_dict(best_state, strict=False)
+        else:  # no epoch beat the untrained adapter (LoRA starts as identity): keep the identity
+            model = new_faq_model(self.encoder, args)
+            result.model = model
+        model.eval()
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def _top1(self, model: nn.Module, index_items: Sequence[tuple[str, str]], data: Sequence[tuple[str, str]]) -> float:
+        index = FaqIndex.build(model, self.cache, index_items)
+        hits = index.search(embed(model, self.cache, [t for t, _ in data]), k=1)
+        return sum(bool(h) and h[0][0] == y for h, (_, y) in zip(hits, data)) / max(len(data), 1)
+
+
+def _pair_batches(pool: list[tuple[str, str]], by_key: dict[str, list[int]], batch_size: int,
+                  rng: random.Random) -> list[tuple[list[int], list[int]]]:
+    """Each text once as an anchor, paired with another text of its entry; one text per entry per batch."""
+    order = [i for i in range(len(pool)) if len(by_key[pool[i][1]]) > 1]
+    rng.shuffle(order)
+    batches, current, seen = [], ([], []), set()
+    leftovers = []
+    for i in order:
+        key = pool[i][1]
+        if key in seen:
+            leftovers.append(i)
+            continue
+        positive = rng.choice([j for j in by_key[key] if j != i])
+        current[0].append(i)
+        current[1].append(positive)
+        seen.add(key)
+        if len(current[0]) == batch_size:
+            batches.append(current)
+            current, seen = ([], []), set()
+            order_rest = leftovers
+            leftovers = []
+            for j in order_rest:  # retry deferred anchors in the next batch
+                k = pool[j][1]
+                if k in seen or len(current[0]) == batch_size:
+                    leftovers.append(j)
+                    continue
+                current[0].append(j)
+                current[1].append(rng.choice([x for x in by_key[k] if x != j]))
+                seen.add(k)
+    if len(current[0]) > 1:
+        batches.append(current)
+    return batches
+
+
+def save_faq(model: PeftModel, folder: Path, router: "RouterWeights | None" = None) -> None:
+    """Write the LoRA weights (peft save_pretrained) and the question/review router."""
+    model.save_pretrained(str(folder))
+    if router is not None:
+        (folder / "router.json").write_text(json.dumps({"weight": router.weight.tolist(), "bias": router.bias}))
+
+
+def load_faq(encoder: Encoder, folder: Path) -> tuple[nn.Module, "RouterWeights | None"]:
+    """Rebuild an FAQ adapter on a fresh copy of the top layers, LoRA merged in; plus its router if saved."""
+    model = PeftModel.from_pretrained(EmbeddingModel(encoder.new_top()), str(folder)).merge_and_unload()
+    router_file = folder / "router.json"
+    router = None
+    if router_file.exists():
+        data = json.loads(router_file.read_text())
+        router = RouterWeights(np.asarray(data["weight"], dtype=np.float32), float(data["bias"]))
+    return model.eval(), router
+
+
+@dataclass(frozen=True)
+class RouterWeights:
+    """Logistic regression over the FAQ embedding: p(the message is a question rather than a review)."""
+
+    weight: np.ndarray  # (hidden,)
+    bias: float
+
+    def probability(self, vectors: np.ndarray) -> np.ndarray:
+        """p(question) per row."""
+        return 1.0 / (1.0 + np.exp(-(vectors @ self.weight + self.bias)))
+
+
+def train_router(vectors: np.ndarray, is_question: np.ndarray, epochs: int = 300, seed: int = 13) -> RouterWeights:
+    """Fit the router on FAQ embeddings of questions (1) and reviews (0), classes balanced."""
+    torch.manual_seed(seed)
+    x = torch.from_numpy(vectors).float()
+    y = torch.from_numpy(is_question.astype(np.float32))
+    pos = float(y.sum())
+    weight = torch.where(y > 0, (len(y) - pos) / max(pos, 1.0), 1.0)
+    linear = nn.Linear(x.shape[1], 1)
+    optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=epochs)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = nn.functional.binary_cross_entropy_with_logits(linear(x).squeeze(-1), y, weight=weight)
+        loss = loss + 1e-3 * linear.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return RouterWeights(linear.weight.detach().numpy()[0].copy(), float(linear.bias.detach()[0]))

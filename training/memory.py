@@ -1,0 +1,70 @@
+"""Correction memory: a staff correction decides the same (or a near-identical) message at once."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from storage.text import normalise_text
+from training.decision import Task
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """One corrected message as the customer wrote it, and what staff said it is."""
+
+    text: str
+    task: Task
+    label: str
+
+
+class CorrectionMemory:
+    """Exact matches by normalised text; near-identical ones by embedding cosine (vectors kept per model)."""
+
+    def __init__(self, near_threshold: float = 0.95):
+        self.near_threshold = near_threshold
+        self._lock = threading.Lock()
+        self._items: dict[str, Remembered] = {}
+        self._vectors: tuple[object, list[Remembered], np.ndarray] | None = None  # (model, items, vectors)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, text: str, task: Task, label: str) -> None:
+        """Remember a correction; a later correction of the same text wins."""
+        key = normalise_text(text)
+        if not key:
+            return
+        with self._lock:
+            self._items[key] = Remembered(text, task, label)
+            self._vectors = None
+
+    def exact(self, text: str) -> Remembered | None:
+        """The correction stored for this text (after normalisation), if any."""
+        return self._items.get(normalise_text(text))
+
+    def items(self) -> list[Remembered]:
+        """Everything remembered (a snapshot)."""
+        with self._lock:
+            return list(self._items.values())
+
+    def near(self, model: object, vector: np.ndarray, embed) -> tuple[Remembered, float] | None:
+        """The closest remembered message to `vector` if its cosine clears the threshold.
+
+        `embed(texts) -> (n, d) unit vectors` is the serving model's embedding; vectors are
+        recomputed whenever the memory or the model changes.
+        """
+        cached = self._vectors
+        if cached is None or cached[0] is not model:
+            items = self.items()
+            vectors = embed([r.text for r in items]) if items else np.zeros((0, vector.shape[-1]), dtype=np.float32)
+            cached = (model, items, vectors)
+            self._vectors = cached
+        _, items, vectors = cached
+        if not items:
+            return None
+        sims = vectors @ vector
+        best = int(np.argmax(sims))
+        return (items[best], float(sims[best])) if sims[best] >= self.near_threshold else None

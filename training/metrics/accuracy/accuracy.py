@@ -1,0 +1,39 @@
+"""Accuracy over string labels: the fraction of predictions equal to their reference."""
+
+from __future__ import annotations
+
+import datasets
+import evaluate
+import numpy as np
+
+_DESCRIPTION = "Accuracy = correct predictions / all predictions, for string class labels."
+_KWARGS_DESCRIPTION = """
+Args:
+    predictions (list of str): predicted labels.
+    references (list of str): true labels.
+Returns:
+    accuracy (float): in [0, 1]; NaN when there are no examples.
+Examples:
+    >>> metric = evaluate.load("training/metrics/accuracy")
+    >>> metric.compute(predictions=["a", "b"], references=["a", "a"])
+    {'accuracy': 0.5}
+"""
+
+
+class Accuracy(evaluate.Metric):
+    """Accuracy for string labels."""
+
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation="",
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features({"predictions": datasets.Value("string"),
+                                        "references": datasets.Value("string")}),
+        )
+
+    def _compute(self, predictions: list[str], references: list[str]) -> dict[str, float]:
+        if len(references) == 0:
+            return {"accuracy": float("nan")}
+        hits = np.asarray(predictions, dtype=object) == np.asarray(references, dtype=object)
+        return {"accuracy": float(np.mean(hits))}

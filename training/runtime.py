@@ -1,0 +1,157 @@
+"""The serving runtime: `decide(text) -> Decision`, with atomic swaps of the whole serving model.
+
+A `ServingModel` is immutable once built: the shared frozen trunk, the sentiment top and the FAQ top
+(LoRA merged in), the question/review router and the FAQ index. `ModelRuntime` holds one reference
+to it; a swap replaces that reference, so a request in flight finishes on the model it started with
+and no request ever sees a mixture (in-place `set_adapter` during a forward pass does mix).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from training.decision import Decision
+from training.encoder import Encoder
+from training.faq import FaqIndex, RouterWeights
+from training.features import length_batches, pad_batch
+from training.memory import CorrectionMemory
+
+log = logging.getLogger(__name__)
+
+_QUESTION_HINT = re.compile(r"[?？]|吗|呢|嘛|怎么|几点|多少|哪|什么|能不能|可以|有没有|是否|\b(how|what|when|where|which|who|why|do|does|can|could|is|are|will|should)\b", re.I)
+
+
+def heuristic_question_probability(text: str) -> float:
+    """Fallback router before any FAQ adapter exists: question words and marks."""
+    return 0.8 if _QUESTION_HINT.search(text) else 0.2
+
+
+@dataclass(frozen=True)
+class ServingModel:
+    """Everything needed to answer, frozen: replace the whole object to change any part of it."""
+
+    encoder: Encoder
+    faq_model: nn.Module
+    index: FaqIndex
+    sentiment_model: nn.Module | None = None
+    labels: tuple[str, ...] = ("negative", "neutral", "positive")
+    router: RouterWeights | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        """e.g. "sentiment=s-20261123-0300;faq=f-20261123-0300" ("base" when nothing is adapted)."""
+        return ";".join(f"{task}={v}" for task, v in sorted(self.versions.items())) or "base"
+
+    @torch.inference_mode()
+    def heads(self, features: Sequence[torch.Tensor], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray | None]:
+        """(FAQ embeddings, sentiment probabilities or None) from trunk features."""
+        n = len(features)
+        vectors = np.zeros((n, self.encoder.hidden_size), dtype=np.float32)
+        probs = np.zeros((n, len(self.labels)), dtype=np.float32) if self.sentiment_model is not None else None
+        for idx in length_batches([f.shape[0] for f in features], batch_size, shuffle=False):
+            hidden, mask = pad_batch([features[i] for i in idx])
+            vectors[idx] = self.faq_model(hidden, mask).numpy()
+            if probs is not None:
+                probs[idx] = self.sentiment_model(hidden, mask).softmax(-1).numpy()
+        return vectors, probs
+
+    @torch.inference_mode()
+    def trunk_features(self, texts: Sequence[str]) -> list[torch.Tensor]:
+        """Trunk states per text, unpadded."""
+        out = self.encoder.trunk(list(texts))
+        return [h[: int(n)] for h, n in zip(out.hidden, out.mask.sum(1).tolist())]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """FAQ embeddings (n, hidden) of texts."""
+        if not texts:
+            return np.zeros((0, self.encoder.hidden_size), dtype=np.float32)
+        return self.heads(self.trunk_features(texts))[0]
+
+    def decide_features(self, texts: Sequence[str], features: Sequence[torch.Tensor],
+                        answer_threshold: float) -> tuple[list[Decision], np.ndarray]:
+        """Decisions (model only, no memory) and FAQ embeddings for texts whose trunk features are given."""
+        vectors, probs = self.heads(features)
+        if self.router is not None:
+            p_question = self.router.probability(vectors)
+        else:
+            p_question = np.array([heuristic_question_probability(t) for t in texts])
+        hits = self.index.search(vectors, k=3)
+        decisions = []
+        for i in range(len(texts)):
+            pq = float(p_question[i])
+            if pq >= 0.5 or probs is None:
+                alternatives = tuple((key, conf) for key, _cos, conf in hits[i])
+                label, conf = alternatives[0] if alternatives else (None, 0.0)
+                decisions.append(Decision("question", label, conf, label is not None and conf >= answer_threshold,
+                                          alternatives, "model", self.version, pq))
+            else:
+                order = np.argsort(-probs[i])
+                alternatives = tuple((self.labels[j], float(probs[i][j])) for j in order)
+                decisions.append(Decision("review", alternatives[0][0], alternatives[0][1], False,
+                                          alternatives, "model", self.version, pq))
+        return decisions, vectors
+
+
+class ModelRuntime:
+    """Thread-safe facade: decide with the current serving model and the correction memory; swap atomically."""
+
+    def __init__(self, serving: ServingModel, answer_threshold: float, memory: CorrectionMemory | None = None):
+        self._serving = serving
+        self._swap_lock = threading.Lock()
+        self.answer_threshold = answer_threshold
+        self.memory = memory or CorrectionMemory()
+
+    @property
+    def serving(self) -> ServingModel:
+        """The serving model in use right now."""
+        return self._serving
+
+    def swap(self, new: ServingModel) -> ServingModel:
+        """Make `new` serve from the next request on; returns the old one. Requests in flight finish on the old."""
+        with self._swap_lock:
+            old, self._serving = self._serving, new
+        log.info("serving model swapped: %s -> %s", old.version, new.version)
+        return old
+
+    def decide(self, text: str) -> Decision:
+        """Decide one message."""
+        return self.decide_batch([text])[0]
+
+    def decide_batch(self, texts: Sequence[str]) -> list[Decision]:
+        """Decide many messages with one trunk pass; staff corrections take precedence."""
+        serving = self._serving  # one reference for the whole batch: never a mixture
+        texts = [t if t.strip() else "?" for t in texts]
+        decisions, vectors = serving.decide_features(texts, serving.trunk_features(texts), self.answer_threshold)
+        out = []
+        for text, decision, vector in zip(texts, decisions, vectors):
+            remembered = self.memory.exact(text)
+            similarity = 1.0
+            if remembered is None and len(self.memory):
+                near = self.memory.near(serving, vector, serving.embed)
+                if near is not None:
+                    remembered, similarity = near
+            if remembered is not None:
+                decision = Decision(remembered.task, remembered.label, similarity,
+                                    remembered.task == "question", ((remembered.label, similarity),),
+                                    "memory", serving.version, decision.question_probability)
+            out.append(decision)
+        return out
+
+    def remember(self, text: str, task: str, label: str) -> None:
+        """A staff correction: takes effect for this text (and near-identical ones) from the next request."""
+        self.memory.add(text, task, label)  # type: ignore[arg-type]
+
+    def with_index(self, index: FaqIndex) -> None:
+        """Swap in the same models with a new FAQ index (after FAQ entries or phrasings changed)."""
+        from dataclasses import replace
+
+        self.swap(replace(self._serving, index=index))

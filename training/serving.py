@@ -1,0 +1,98 @@
+"""Build serving models from the active adapters and the shop's FAQ, and the runtime that holds them."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from settings import Settings
+from storage.store import Store
+from training.base_model import resolve_base_model
+from training.device import choose_device
+from training.encoder import EmbeddingModel, Encoder
+from training.faq import FaqIndex, load_faq
+from training.features import FeatureCache
+from training.memory import CorrectionMemory
+from training.registry import AdapterRegistry, CorruptAdapterError
+from training.runtime import ModelRuntime, ServingModel
+from training.sentiment import load_sentiment
+from training.snapshot import CORRECTION_SOURCES
+
+log = logging.getLogger(__name__)
+
+
+def load_encoder(settings: Settings) -> Encoder:
+    """The base model split into trunk and top, as configured (int8 trunk on CPU)."""
+    folder = resolve_base_model(settings.model.base, settings.paths.model_cache)
+    device = choose_device(settings.model.device)
+    return Encoder(folder, settings.model.top_layers, settings.model.max_length, quantize=device == "cpu")
+
+
+def faq_index_items(store: Store) -> list[tuple[str, str]]:
+    """Every text that identifies an FAQ entry: canonical questions and all known phrasings."""
+    items = [(e.question, e.key) for e in store.faq.all()]
+    items += [(ex.text, ex.label) for ex in store.examples.all(task="faq")]
+    return items
+
+
+def build_serving(encoder: Encoder, store: Store, sentiment_dir: Path | None, faq_dir: Path | None,
+                  versions: dict[str, str]) -> ServingModel:
+    """A complete serving model from adapter folders (None = the base model for that task)."""
+    if faq_dir is not None:
+        faq_model, router = load_faq(encoder, faq_dir)
+    else:
+        faq_model, router = EmbeddingModel(encoder.new_top()).eval(), None
+    sentiment_model, labels = load_sentiment(encoder, sentiment_dir) if sentiment_dir is not None else (None, ("negative", "neutral", "positive"))
+    if encoder.quantized:
+        faq_model = torch.ao.quantization.quantize_dynamic(faq_model, {torch.nn.Linear}, dtype=torch.qint8)
+        if sentiment_model is not None:
+            sentiment_model = torch.ao.quantization.quantize_dynamic(sentiment_model, {torch.nn.Linear}, dtype=torch.qint8)
+    partial = ServingModel(encoder, faq_model, FaqIndex((), (), torch.zeros(0, encoder.hidden_size).numpy()),
+                           sentiment_model, labels, router, dict(versions))
+    return rebuild_index(partial, store)
+
+
+def rebuild_index(serving: ServingModel, store: Store) -> ServingModel:
+    """The same serving model with the FAQ index rebuilt from storage (after a new entry or phrasing)."""
+    from dataclasses import replace
+
+    cache = FeatureCache(serving.encoder)
+    index = FaqIndex.build(serving.faq_model, cache, faq_index_items(store))
+    return replace(serving, index=index)
+
+
+def load_active(encoder: Encoder, settings: Settings, store: Store) -> ServingModel:
+    """A serving model from the active, checksum-verified adapters (falls back, never serves a corrupt one)."""
+    registry = AdapterRegistry(settings.paths.adapters, store)
+    folders: dict[str, Path | None] = {"sentiment": None, "faq": None}
+    versions: dict[str, str] = {}
+    for task in folders:
+        try:
+            found = registry.active_verified(task)
+        except CorruptAdapterError as exc:
+            log.error("no usable %s adapter: %s", task, exc)
+            found = None
+        if found is not None:
+            record, path = found
+            folders[task], versions[task] = path, record.version
+    return build_serving(encoder, store, folders["sentiment"], folders["faq"], versions)
+
+
+def load_memory(store: Store) -> CorrectionMemory:
+    """The correction memory, refilled from the staff feedback stored so far."""
+    memory = CorrectionMemory()
+    for task, decision_task in (("sentiment", "review"), ("faq", "question")):
+        for ex in store.examples.all(task=task):
+            if ex.source in CORRECTION_SOURCES:
+                memory.add(ex.text, decision_task, ex.label)
+    return memory
+
+
+def load_runtime(settings: Settings, store: Store, encoder: Encoder | None = None) -> ModelRuntime:
+    """Everything the bot needs to decide: base model, active adapters, FAQ index, correction memory."""
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    encoder = encoder or load_encoder(settings)
+    serving = load_active(encoder, settings, store)
+    return ModelRuntime(serving, settings.thresholds.answer_confidence, load_memory(store))

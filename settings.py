@@ -141,7 +141,7 @@ class ModelSettings(_Section):
     device: str = "auto"
     load_in_4bit: bool = False
     train_threads: int = 1
-    top_layers: int = 4
+    top_layers: int = 2
 
     def _validate(self) -> None:
         if not self.base.strip():

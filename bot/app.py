@@ -21,6 +21,7 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBUserWarning
 
+from bot import jobs
 from bot.context import BotData, context_types
 from bot.handlers import customer, errors, owner, staff, staff_answer
 from bot.services import RuntimeFactory, open_services
@@ -138,6 +139,7 @@ def build_application(settings: Settings, *, base_url: str | None = None, base_f
         if not settings.roles.staff_chat_id:
             log.warning("roles.staff_chat_id is 0: decisions are not mirrored and handoffs reach nobody")
         await _set_commands(application, settings)
+        jobs.schedule_jobs(application, bot_data.services)  # weekly retrain (+ catch-up), retention, adapter watch
         log.info("bot ready: serving %s", bot_data.services.runtime.serving.version)
 
     async def post_shutdown(application: Application) -> None:

@@ -90,17 +90,20 @@ def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
-    """Print this week's report (the same text /report sends)."""
-    from bot.report import build_report_text
+    """Print this week's report (the text /report sends) and save it with its chart under paths.reports."""
+    from bot.report import build_weekly_report, save_report
     from storage.store import Store
 
     with Store(settings.paths.database) as store:
-        print(build_report_text(settings, store, language=args.language))
+        report = build_weekly_report(settings, store, language=args.language)
+        text_path, chart_path = save_report(settings, store, report)
+    print(report.text)
+    print(f"saved: {text_path}\n       {chart_path}", file=sys.stderr)
     return 0
 
 
 def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
-    """Roll a task back to its previous adapter (a running bot picks it up on /rollback or restart)."""
+    """Roll a task back to its previous adapter (a running bot serves it within bot.jobs.WATCH_INTERVAL_S)."""
     from storage.store import Store
     from training.registry import AdapterRegistry, RollbackError
 
@@ -147,12 +150,48 @@ def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
-    """STUB (sandbox work): the bot with a token, else the local sandbox, via bot.sandbox.up."""
-    up = _delegate("bot.sandbox", "up", "`shopbot up`")
-    if up is None:
-        print("  meanwhile: `shopbot run` (with a token) or `shopbot chat` (without)", file=sys.stderr)
-        return 3
-    return int(up(settings) or 0)
+    """The bot on Telegram if a token is set, else the local sandbox (emulator + web page on 127.0.0.1)."""
+    if settings.token:
+        return cmd_run(settings, args)
+    from bot.sandbox import up
+
+    return up(settings, port=args.port, train=not args.no_train)
+
+
+def cmd_health(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 0 if the database opens and every active adapter matches its checksums (Docker HEALTHCHECK)."""
+    import sqlite3
+
+    from storage.store import Store
+    from training.registry import AdapterRegistry, CorruptAdapterError
+
+    database = settings.paths.database
+    if not database.is_file():
+        print(f"unhealthy: no database at {database} (run `shopbot init`)")
+        return 1
+    problems, serving = [], []
+    try:
+        with Store(database) as store:
+            registry = AdapterRegistry(settings.paths.adapters, store)
+            for task in ("sentiment", "faq"):
+                record = registry.active(task)
+                if record is None:
+                    serving.append(f"{task}: base model")
+                    continue
+                try:
+                    registry.verify(record)
+                except CorruptAdapterError as error:
+                    problems.append(str(error))
+                else:
+                    serving.append(f"{task}: {record.version}")
+    except sqlite3.Error as error:
+        print(f"unhealthy: database {database}: {error}")
+        return 1
+    if problems:
+        print("unhealthy: " + "; ".join(problems))
+        return 1
+    print("healthy: " + ", ".join(serving))
+    return 0
 
 
 # ---------------------------------------------------------------------- parser
@@ -182,12 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("task", nargs="?", choices=("sentiment", "faq"), default=None, help="default: both")
     report = add("report", cmd_report, "print this week's report")
     report.add_argument("--language", choices=("zh", "en"), default=None)
-    add("up", cmd_up, "the bot if a token is set, else the local sandbox")
+    up = add("up", cmd_up, f"the bot if {TOKEN_ENV} is set, else the local sandbox (a web page on 127.0.0.1)")
+    up.add_argument("--port", type=int, default=8080, help="the sandbox web page's port on 127.0.0.1 (default 8080)")
+    up.add_argument("--no-train", action="store_true", help="sandbox: don't train the first adapters at start")
+    add("health", cmd_health, "exit 0 if the database and the active adapters are intact (healthcheck)")
     return parser
 
 
 def _configure_logging(command: str, verbose: bool) -> None:
-    quiet = command in ("chat", "export", "report", "init")
+    quiet = command in ("chat", "export", "report", "init", "health")
     level = logging.DEBUG if verbose and not quiet else logging.INFO if verbose or not quiet else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Bot API request otherwise

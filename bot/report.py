@@ -1,21 +1,32 @@
-"""The owners' report and status texts, built from storage only (plain text).
+"""The owners' report and status texts, built from storage only.
 
-`build_report_text` is the one function /report calls: the continuous-learning work can replace
-it (e.g. with a chart) without touching the handlers.
+`build_weekly_report` is what the weekly job, /report and `shopbot report` use: the plain-text
+summary (`build_report_text`) plus how the models learnt, from the training runs: accuracy per
+week, base vs active vs candidate on the same test split, confusions, misclassified examples and
+what was promoted or refused and why, with a trend chart rendered as a PNG (matplotlib, Agg).
 """
 
 from __future__ import annotations
 
+import functools
+import io
+import logging
+import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.texts import owner_text
+from bot.texts import owner_text, shop_name
 from settings import WEEKDAYS, ScheduleSettings, Settings
 from storage.clock import to_timestamp
+from storage.records import TrainingRun
 from storage.store import Store
+
+log = logging.getLogger(__name__)
 
 TASKS = ("sentiment", "faq")
 _METRIC_ORDER = ("accuracy", "macro_f1", "top3_accuracy", "topk_accuracy", "router_accuracy")
@@ -23,7 +34,7 @@ _MAX_DECISIONS = 20_000
 
 
 def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.0%}"
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.0%}"
 
 
 def format_metrics(metrics: Mapping[str, Any], limit: int = 3) -> str:
@@ -123,3 +134,335 @@ def build_report_text(settings: Settings, store: Store, language: str | None = N
         *model_lines(settings, store, language),
     ]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- the weekly learning report
+MAX_TEXT = 4096  # Telegram's limit for one message
+TRIGGERS = ("schedule", "catchup", "manual", "cli")
+_FINISHED = ("promoted", "refused", "skipped", "failed")
+
+_TEXTS: dict[str, dict[str, str]] = {
+    "zh": {
+        "trend_title": "每周准确率（每次训练后正在使用的模型）：",
+        "trend_line": "• {task}：{points}",
+        "trend_none": "• 还没有训练记录",
+        "latest_title": "最近一次训练（{when}），同一测试集上比较：",
+        "latest_task": "• {task}：基础 {base} · 原模型 {active} · 新候选 {candidate}（{n} 条）→ {outcome}",
+        "why": "   原因：{reasons}",
+        "promoted": "已启用 {version}",
+        "refused": "未启用 {version}",
+        "confused_title": "最常见的混淆：",
+        "confused_line": "• {task}：{pairs}",
+        "mistakes_title": "答错的例子：",
+        "mistake_line": "• “{text}” 正确：{true}，机器人：{predicted}",
+        "runs_title": "本周的训练：",
+        "runs_none": "• 本周没有训练",
+        "run_line": "• {when}（{trigger}）：{status}{detail}",
+        "schedule": "每周定时", "catchup": "补跑", "manual": "店主手动", "cli": "命令行",
+        "status_promoted": "已启用新模型", "status_refused": "新模型未通过检查", "status_skipped": "跳过",
+        "status_failed": "失败", "status_running": "进行中",
+        "caption": "📈 {shop} 每周准确率",
+        "weekly_done": "🗓 每周自动训练（{trigger}）：{status}",
+        "weekly_serving": "已启用新模型，正在使用：{version}",
+        "weekly_swap_failed": "新模型已通过检查，但切换失败（{problem}）；重启后会使用它。",
+        "weekly_busy": "另一个训练还在进行，等它结束后再运行每周训练。",
+    },
+    "en": {
+        "trend_title": "Accuracy by week (the model in use after each retrain):",
+        "trend_line": "• {task}: {points}",
+        "trend_none": "• no retraining yet",
+        "latest_title": "Latest retrain ({when}), all on the same test split:",
+        "latest_task": "• {task}: base {base} · active {active} · candidate {candidate} (n={n}) → {outcome}",
+        "why": "   why: {reasons}",
+        "promoted": "promoted {version}",
+        "refused": "refused {version}",
+        "confused_title": "Most frequent confusions:",
+        "confused_line": "• {task}: {pairs}",
+        "mistakes_title": "Misclassified examples:",
+        "mistake_line": "• “{text}” true: {true}, bot: {predicted}",
+        "runs_title": "Retrains this week:",
+        "runs_none": "• none this week",
+        "run_line": "• {when} ({trigger}): {status}{detail}",
+        "schedule": "weekly", "catchup": "catch-up", "manual": "owner /retrain", "cli": "command line",
+        "status_promoted": "promoted", "status_refused": "refused", "status_skipped": "skipped",
+        "status_failed": "failed", "status_running": "running",
+        "caption": "📈 {shop}: accuracy by week",
+        "weekly_done": "🗓 Weekly retrain ({trigger}): {status}",
+        "weekly_serving": "New model promoted; now serving: {version}",
+        "weekly_swap_failed": "The new model passed the gate but could not be swapped in ({problem}); "
+                              "it will serve after a restart.",
+        "weekly_busy": "Another retrain is still running; the weekly retrain waits for it.",
+    },
+}
+_CHART = {
+    "zh": {"title": "每周准确率", "served": "使用中", "candidate": "候选（已启用）", "refused": "候选（未启用）",
+           "base": "基础模型", "empty": "还没有训练记录", "sentiment": "情绪模型", "faq": "问答模型"},
+    "en": {"title": "Accuracy by week", "served": "in use", "candidate": "candidate (promoted)",
+           "refused": "candidate (refused)", "base": "base model", "empty": "no retraining yet",
+           "sentiment": "sentiment model", "faq": "FAQ model"},
+}
+_CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Noto Sans CJK JP", "Source Han Sans SC", "Source Han Sans CN",
+              "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Microsoft YaHei", "SimHei", "PingFang SC",
+              "Heiti SC", "Hiragino Sans GB", "AR PL UMing CN", "AR PL UKai CN", "Droid Sans Fallback")
+
+
+def learning_text(settings: Settings, language: str, key: str, **values: object) -> str:
+    """A string of the learning report or the weekly-job notices, in `language` (plain text)."""
+    table = _TEXTS.get(language, _TEXTS["en"])
+    return table[key].format(shop=shop_name(settings, language), **values)
+
+
+@dataclass(frozen=True)
+class TaskPoint:
+    """One task in one finished retrain: candidate, active and base accuracy on the same test split."""
+
+    task: str
+    version: str | None
+    promoted: bool
+    candidate: float | None
+    active: float | None
+    base: float | None
+    n: int | None
+    reasons: tuple[str, ...]
+    confused: tuple[tuple[str, str, int], ...] = ()
+    mistakes: tuple[tuple[str, str, str], ...] = ()
+
+    @property
+    def served(self) -> float | None:
+        """Accuracy of the model in use after the run (the candidate if promoted, else the active one)."""
+        return self.candidate if self.promoted else self.active
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A training run as the report shows it."""
+
+    id: int
+    trigger: str
+    status: str
+    started_at: datetime
+    reasons: tuple[str, ...]
+    tasks: dict[str, TaskPoint] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WeeklyReport:
+    """The report: text (≤ 4096 chars), the trend chart as PNG bytes, and the data behind both."""
+
+    text: str
+    png: bytes
+    caption: str
+    period_start: datetime
+    period_end: datetime
+    language: str
+    data: dict[str, Any]
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _accuracy(metrics: Mapping[str, Any] | None) -> float | None:
+    return _number(metrics.get("accuracy")) if isinstance(metrics, Mapping) else None
+
+
+def _task_point(task: str, outcome: Mapping[str, Any]) -> TaskPoint:
+    metrics = outcome.get("metrics") or {}
+    promoted = bool(outcome.get("promoted"))
+    shown = metrics if promoted or not outcome.get("active_metrics") else outcome["active_metrics"]
+    n = metrics.get("n")
+    return TaskPoint(
+        task=task, version=outcome.get("version"), promoted=promoted,
+        candidate=_accuracy(metrics), active=_accuracy(outcome.get("active_metrics")),
+        base=_accuracy(outcome.get("base_metrics")), n=n if isinstance(n, int) else None,
+        reasons=tuple(str(r) for r in outcome.get("reasons") or ()),
+        confused=tuple((str(c[0]), str(c[1]), int(c[2])) for c in shown.get("confused") or () if len(c) == 3),
+        mistakes=tuple((str(m[0]), str(m[1]), str(m[2])) for m in shown.get("mistakes") or () if len(m) == 3))
+
+
+def summarise_run(run: TrainingRun) -> RunSummary:
+    """The report's view of one stored training run (its result JSON, as the pipeline wrote it)."""
+    result = run.result or {}
+    tasks = result.get("tasks") if isinstance(result.get("tasks"), Mapping) else {}
+    return RunSummary(run.id, run.trigger, run.status, datetime.fromisoformat(run.started_at),
+                      tuple(str(r) for r in result.get("reasons") or ()),
+                      {task: _task_point(task, tasks[task]) for task in TASKS if isinstance(tasks.get(task), Mapping)})
+
+
+def weekly_history(runs: Sequence[TrainingRun], zone: ZoneInfo, weeks: int = 12) -> list[tuple[str, RunSummary]]:
+    """(week label, last finished retrain of that week that trained something), oldest first, at most `weeks`."""
+    by_week: dict[str, RunSummary] = {}
+    for run in runs:
+        summary = summarise_run(run)
+        if summary.status in ("promoted", "refused") and summary.tasks:
+            local = summary.started_at.astimezone(zone)
+            monday = (local - timedelta(days=local.weekday())).date()
+            by_week[monday.isoformat()] = summary  # runs come oldest first: the last one of a week wins
+    return sorted(by_week.items())[-weeks:]
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _learning_lines(settings: Settings, language: str, history: list[tuple[str, RunSummary]],
+                    this_week: list[RunSummary], zone: ZoneInfo) -> list[str]:
+    say = functools.partial(learning_text, settings, language)
+    task_name = functools.partial(owner_text, settings, language)
+    lines = ["", say("trend_title")]
+    if not history:
+        lines.append(say("trend_none"))
+    for task in TASKS:
+        points = [f"{week[5:]} {_pct(run.tasks[task].served)}" for week, run in history if task in run.tasks]
+        if points:
+            lines.append(say("trend_line", task=task_name(task), points=" → ".join(points[-6:])))
+    latest = history[-1][1] if history else None
+    if latest is not None:
+        lines += ["", say("latest_title", when=f"{latest.started_at.astimezone(zone):%Y-%m-%d %H:%M}")]
+        for task, point in latest.tasks.items():
+            outcome = say("promoted" if point.promoted else "refused", version=point.version)
+            lines.append(say("latest_task", task=task_name(task), base=_pct(point.base), active=_pct(point.active),
+                             candidate=_pct(point.candidate), n=point.n if point.n is not None else "?",
+                             outcome=outcome))
+            if not point.promoted and point.reasons:
+                lines.append(say("why", reasons="; ".join(point.reasons)))
+        confused = [(task, point) for task, point in latest.tasks.items() if point.confused]
+        if confused:
+            lines.append(say("confused_title"))
+            for task, point in confused:
+                pairs = ", ".join(f"{true}→{predicted} ×{count}" for true, predicted, count in point.confused[:3])
+                lines.append(say("confused_line", task=task_name(task), pairs=pairs))
+        mistakes = [m for point in latest.tasks.values() for m in point.mistakes[:2]]
+        if mistakes:
+            lines.append(say("mistakes_title"))
+            lines += [say("mistake_line", text=_short(text), true=true, predicted=predicted)
+                      for text, true, predicted in mistakes[:4]]
+    lines += ["", say("runs_title")]
+    if not this_week:
+        lines.append(say("runs_none"))
+    for run in this_week[-5:]:
+        detail = f" — {_short('; '.join(run.reasons), 300)}" if run.reasons else ""
+        lines.append(say("run_line", when=f"{run.started_at.astimezone(zone):%m-%d %H:%M}",
+                         trigger=say(run.trigger) if run.trigger in TRIGGERS else run.trigger,
+                         status=say(f"status_{run.status}"), detail=detail))
+    return lines
+
+
+@functools.lru_cache(maxsize=1)
+def cjk_font() -> str | None:
+    """The name of an installed font that has Chinese glyphs, or None (the chart then uses English)."""
+    from matplotlib import font_manager
+
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    for name in _CJK_FONTS:
+        if name in installed:
+            return name
+    return next((name for name in sorted(installed)
+                 if any(mark in name for mark in ("CJK", "Hei", "WenQuanYi", "Han Sans", "Song"))), None)
+
+
+def render_chart(history: list[tuple[str, RunSummary]], language: str) -> bytes:
+    """The accuracy-by-week chart as PNG bytes: one panel per task, in use / candidate / base."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    font = cjk_font()
+    if language == "zh" and font is None:
+        language = "en"  # no font with Chinese glyphs here: English labels instead of empty boxes
+    words = _CHART.get(language, _CHART["en"])
+    families = ["DejaVu Sans"] + ([font] if font else [])
+    with matplotlib.rc_context({"font.family": families, "font.size": 9}):
+        figure = Figure(figsize=(9, 3.6), dpi=100)
+        FigureCanvasAgg(figure)
+        axes = figure.subplots(1, len(TASKS), sharey=True)
+        for ax, task in zip(axes, TASKS):
+            rows = [(week[5:], run.tasks[task]) for week, run in history if task in run.tasks]
+            ax.set_title(words[task])
+            ax.set_ylim(0, 105)
+            ax.grid(True, axis="y", alpha=0.3)
+            if not rows:
+                ax.text(0.5, 0.5, words["empty"], ha="center", va="center", transform=ax.transAxes, color="grey")
+                ax.set_xticks([])
+                continue
+            x = list(range(len(rows)))
+            ax.set_xticks(x, [label for label, _ in rows])
+
+            def series(values: list[float | None]) -> list[float]:
+                return [math.nan if v is None else 100 * v for v in values]
+
+            served = series([p.served for _, p in rows])
+            ax.plot(x, served, "-o", color="tab:blue", label=words["served"])
+            ax.plot(x, series([p.base for _, p in rows]), "--s", color="grey", markersize=4, label=words["base"])
+            for promoted, marker, color, key in ((True, "^", "tab:green", "candidate"),
+                                                 (False, "x", "tab:red", "refused")):
+                xs = [i for i, (_, p) in enumerate(rows) if p.promoted == promoted and p.candidate is not None]
+                if xs:
+                    ax.scatter(xs, [100 * rows[i][1].candidate for i in xs], marker=marker, color=color,
+                               zorder=3, label=words[key])
+            last = next((v for v in reversed(served) if not math.isnan(v)), None)
+            if last is not None:
+                ax.annotate(f"{last:.0f}%", (x[-1], last), textcoords="offset points", xytext=(0, 6),
+                            ha="center")
+            ax.legend(loc="lower right", fontsize=7)
+        axes[0].set_ylabel("%")
+        figure.suptitle(words["title"])
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def build_weekly_report(settings: Settings, store: Store, language: str | None = None,
+                        now: datetime | None = None, days: int = 7) -> WeeklyReport:
+    """The weekly report: `build_report_text` + how the models learnt, and the trend chart (PNG)."""
+    language = language or settings.default_language
+    now = now or datetime.now(timezone.utc)
+    since = now - timedelta(days=days)
+    zone = ZoneInfo(settings.schedule.timezone)
+    runs = store.runs.all()
+    history = weekly_history(runs, zone)
+    this_week = [summarise_run(run) for run in runs
+                 if since <= datetime.fromisoformat(run.started_at) <= now and run.status in _FINISHED]
+    base_text = build_report_text(settings, store, language, now=now, days=days)
+    head, _, models = base_text.partition("\n" + owner_text(settings, language, "report_models"))
+    lines = [head, *_learning_lines(settings, language, history, this_week, zone), "", ""]
+    text = "\n".join(lines) + owner_text(settings, language, "report_models") + models
+    if len(text) > MAX_TEXT:
+        text = text[: MAX_TEXT - 1] + "…"
+    data = {
+        "language": language,
+        "weeks": [{"week": week, "run_id": run.id,
+                   **{task: {"served": p.served, "candidate": p.candidate, "active": p.active, "base": p.base,
+                             "promoted": p.promoted, "version": p.version} for task, p in run.tasks.items()}}
+                  for week, run in history],
+        "runs_this_week": [{"id": r.id, "trigger": r.trigger, "status": r.status, "reasons": list(r.reasons)}
+                           for r in this_week],
+        "corrections": store.corrections.by_kind_since(since),
+    }
+    return WeeklyReport(text, render_chart(history, language), learning_text(settings, language, "caption"),
+                        since, now, language, data)
+
+
+def save_report(settings: Settings, store: Store, report: WeeklyReport) -> tuple[Path, Path]:
+    """Write the report's text and PNG under paths.reports and record it in storage; returns both paths."""
+    folder = settings.paths.reports
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"report-{report.period_end.astimezone(timezone.utc):%Y%m%d-%H%M%S}-{report.language}"
+    chart, text = folder / f"{stem}.png", folder / f"{stem}.txt"
+    chart.write_bytes(report.png)
+    text.write_text(report.text + "\n", encoding="utf-8")
+    store.reports.add(report.period_start, report.period_end, report.text, chart, report.data)
+    return text, chart
+
+
+def report_in_thread(settings: Settings, language: str | None = None, save: bool = False) -> WeeklyReport:
+    """Build (and optionally save) the weekly report with a store of this thread's own: call it in a thread."""
+    with Store(settings.paths.database) as store:
+        report = build_weekly_report(settings, store, language)
+        if save:
+            save_report(settings, store, report)
+        return report

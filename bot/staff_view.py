@@ -121,18 +121,22 @@ def main_keyboard(settings: Settings, decision: Decision, lookup: QuestionLookup
     """The buttons a fresh mirror carries."""
     if decision.task == "question" and decision.action == "handoff":
         return InlineKeyboardMarkup(_faq_buttons(settings, decision, lookup, skip_current=False))
+    if decision.task == "review" and decision.label is None:  # no sentiment model yet: ask for the label
+        return InlineKeyboardMarkup([_label_buttons(settings, decision)])
     return InlineKeyboardMarkup([[_button(staff_text(settings, "btn_ok"), decision.id, "ok"),
                                   _button(staff_text(settings, "btn_no"), decision.id, "no")]])
+
+
+def _label_buttons(settings: Settings, decision: Decision) -> list[InlineKeyboardButton]:
+    return [_button(f"{'• ' if label == decision.label else ''}{LABEL_EMOJI[label]} {label_name(settings, label)}",
+                    decision.id, "lab", label) for label in SENTIMENT_LABELS]
 
 
 def correction_keyboard(settings: Settings, decision: Decision, lookup: QuestionLookup) -> InlineKeyboardMarkup:
     """The buttons after ❌: the right label, or another FAQ entry / a typed answer."""
     back = [_button(staff_text(settings, "btn_back"), decision.id, "back")]
     if decision.task == "review":
-        labels = [_button(f"{'• ' if label == decision.label else ''}{LABEL_EMOJI[label]} "
-                          f"{label_name(settings, label)}", decision.id, "lab", label)
-                  for label in SENTIMENT_LABELS]
-        return InlineKeyboardMarkup([labels, back])
+        return InlineKeyboardMarkup([_label_buttons(settings, decision), back])
     return InlineKeyboardMarkup([*_faq_buttons(settings, decision, lookup, skip_current=True), back])
 
 

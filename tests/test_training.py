@@ -109,3 +109,12 @@ def test_scheduled_retrain_is_skipped_without_new_data(shop):
     assert retrain(shop, "cli", args=FAST)["status"] == "promoted"
     skipped = retrain(shop, "schedule", args=FAST)
     assert skipped["status"] == "skipped" and "fewer than" in skipped["reasons"][0]
+
+
+def test_evaluate_active_scores_the_promoted_adapters(shop):
+    from training.pipeline import evaluate_active
+
+    promoted = retrain(shop, "cli", args=FAST)
+    report = evaluate_active(shop)
+    assert report["sentiment"]["active_version"] == promoted["tasks"]["sentiment"]["version"]
+    assert report["sentiment"]["active"]["n"] > 0 and 0.0 <= report["faq"]["base"]["accuracy"] <= 1.0

@@ -9,7 +9,6 @@ atomic rename, so a crash mid-build never leaves a half-usable folder behind.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -21,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from training.registry import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def is_complete(folder: Path) -> bool:
             path = folder / name
             if path.stat().st_size != meta["size"]:
                 return False
-            if meta["size"] < 50_000_000 and _sha256(path) != meta["sha256"]:
+            if meta["size"] < 50_000_000 and sha256_file(path) != meta["sha256"]:
                 return False
         return True
     except (OSError, ValueError, KeyError):
@@ -309,18 +310,10 @@ def sanity_margin(folder: Path) -> float:
 def _write_manifest(folder: Path, extra: dict) -> None:
     files = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        files[str(path.relative_to(folder))] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+        files[str(path.relative_to(folder))] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
     manifest = {"model": BUNDLED_ID, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "files": files, **extra}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def build_tiny(out: Path, layers: int = 3, hidden: int = 32, seed: int = 0) -> Path:

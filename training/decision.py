@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Task = Literal["question", "review"]
-Source = Literal["model", "memory", "none"]
+Source = Literal["model", "memory"]
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from peft import PeftModel, get_peft_model
 from torch import nn
 from tqdm.auto import tqdm
 
+from training.early_stopping import EarlyStopping
 from training.encoder import EmbeddingModel, Encoder
 from training.features import FeatureCache, length_batches, pad_batch
 from training.sentiment import TrainArgs, TrainResult, lora_config
@@ -120,8 +121,8 @@ class FaqTrainer:
         rng = random.Random(args.seed)
         result = TrainResult(model)
         index_items = pool
-        best = self._top1(model, index_items, validation) if validation else -1.0
-        best_state, bad_epochs = None, 0
+        baseline = self._top1(model, index_items, validation) if validation else -math.inf
+        stopper = EarlyStopping(args.patience, keep=("lora_",), baseline=baseline)  # LoRA starts as the identity
         for epoch in range(args.epochs):
             model.train()
             batches = _pair_batches(pool, by_key, args.batch_size, rng)
@@ -140,21 +141,12 @@ class FaqTrainer:
                 total += loss.item()
                 result.examples_seen += 2 * len(anchors_idx)
                 bar.set_postfix(loss=f"{loss.item():.3f}")
-            top1 = self._top1(model, index_items, validation) if validation else float(epoch)
+            top1 = self._top1(model, index_items, validation) if validation else None
             result.history.append({"epoch": epoch + 1, "loss": total / max(len(batches), 1), "val_top1": top1})
-            log.info("faq epoch %d loss %.4f val_top1 %.4f", epoch + 1, total / max(len(batches), 1), top1)
-            if top1 > best or best_state is None and not validation:
-                best, bad_epochs = top1, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items() if "lora_" in k}
-            else:
-                bad_epochs += 1
-                if bad_epochs > args.patience:
-                    break
-            if time.perf_counter() - started > args.max_train_seconds:
+            log.info("faq epoch %d loss %.4f val_top1 %s", epoch + 1, total / max(len(batches), 1), top1)
+            if stopper.step(model, top1) or time.perf_counter() - started > args.max_train_seconds:
                 break
-        if best_state is not None:
-            model.load_state_dict(best_state, strict=False)
-        else:  # no epoch beat the untrained adapter (LoRA starts as identity): keep the identity
+        if not stopper.restore(model):  # no epoch beat the untrained adapter: keep the identity (the base)
             model = new_faq_model(self.encoder, args)
             result.model = model
         model.eval()

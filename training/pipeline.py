@@ -13,7 +13,6 @@ import multiprocessing
 import time
 import traceback
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -191,6 +190,27 @@ def _fit_router(model, cache: FeatureCache, snapshot: Snapshot, metrics: dict):
     return router
 
 
+def evaluate_active(settings: Settings) -> dict[str, Any]:
+    """Score the active adapters (and the base model for FAQ) on the current snapshot's test split."""
+    with Store(settings.paths.database) as store:
+        snapshot = take_snapshot(store)
+        encoder = load_encoder(settings)
+        cache = FeatureCache(encoder, settings.paths.model_cache / "features")
+        registry = AdapterRegistry(settings.paths.adapters, store)
+        report: dict[str, Any] = {"snapshot_id": snapshot.id, "counts": snapshot.counts}
+        for task in TASKS:
+            test, languages = snapshot.pairs(task, "test"), snapshot.languages(task, "test")
+            active = _active_model(task, registry, encoder)
+            entry: dict[str, Any] = {"active_version": active[0] if active else None}
+            if task == "sentiment":
+                entry["active"] = score_sentiment(active[1], cache, test, languages) if active else None
+            else:
+                entry["active"] = _score_faq_all(active[1], cache, snapshot, test, languages) if active else None
+                entry["base"] = _score_faq_all(new_faq_model(encoder, TrainArgs()), cache, snapshot, test, languages)
+            report[task] = entry
+        return report
+
+
 def _child_main(settings: Settings, trigger: str, run_id: int, threads: int) -> None:
     torch.set_num_threads(threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s train[%(process)d] %(levelname)s %(message)s")
@@ -221,7 +241,3 @@ def run_in_child(settings: Settings, trigger: str = "manual", timeout: float | N
             run = store.runs.get(run_id)
         return dict(run.result or {"status": run.status})
 
-
-def adapter_dir(settings: Settings) -> Path:
-    """Where adapter versions live."""
-    return settings.paths.adapters

@@ -88,11 +88,13 @@ class ServingModel:
         decisions = []
         for i in range(len(texts)):
             pq = float(p_question[i])
-            if pq >= 0.5 or probs is None:
+            if pq >= 0.5:
                 alternatives = tuple((key, conf) for key, _cos, conf in hits[i])
                 label, conf = alternatives[0] if alternatives else (None, 0.0)
                 decisions.append(Decision("question", label, conf, label is not None and conf >= answer_threshold,
                                           alternatives, "model", self.version, pq))
+            elif probs is None:  # no sentiment adapter has passed the gate yet: staff label it
+                decisions.append(Decision("review", None, 0.0, False, (), "model", self.version, pq))
             else:
                 order = np.argsort(-probs[i])
                 alternatives = tuple((self.labels[j], float(probs[i][j])) for j in order)

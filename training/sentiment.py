@@ -14,6 +14,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 from tqdm.auto import tqdm
 
+from training.early_stopping import EarlyStopping
 from training.encoder import Encoder, SentimentModel
 from training.features import FeatureCache, length_batches, pad_batch
 
@@ -90,7 +91,7 @@ class SentimentTrainer:
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.learning_rate, total_steps=max(steps, 1),
                                                         pct_start=0.1, anneal_strategy="linear")
         result = TrainResult(model)
-        best, best_state, bad_epochs = -1.0, None, 0
+        stopper = EarlyStopping(args.patience, keep=("lora_", "classifier"))
         lengths = [f.shape[0] for f in feats]
         for epoch in range(args.epochs):
             model.train()
@@ -107,20 +108,12 @@ class SentimentTrainer:
                 total += loss.item() * len(idx)
                 result.examples_seen += len(idx)
                 bar.set_postfix(loss=f"{loss.item():.3f}")
-            val_acc = self.accuracy(model, validation) if validation else 1.0 - total / len(train)
+            val_acc = self.accuracy(model, validation) if validation else None
             result.history.append({"epoch": epoch + 1, "loss": total / len(train), "val_accuracy": val_acc})
-            log.info("sentiment epoch %d loss %.4f val_acc %.4f", epoch + 1, total / len(train), val_acc)
-            if val_acc > best:
-                best, bad_epochs = val_acc, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items() if "lora_" in k or "classifier" in k}
-            else:
-                bad_epochs += 1
-                if bad_epochs > args.patience:
-                    break
-            if time.perf_counter() - started > args.max_train_seconds:
+            log.info("sentiment epoch %d loss %.4f val_acc %s", epoch + 1, total / len(train), val_acc)
+            if stopper.step(model, val_acc) or time.perf_counter() - started > args.max_train_seconds:
                 break
-        if best_state is not None:
-            model.load_state_dict(best_state, strict=False)
+        stopper.restore(model)
         model.eval()
         result.seconds = time.perf_counter() - started
         return result

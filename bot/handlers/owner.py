@@ -13,7 +13,7 @@ from telegram import Bot, Update
 
 from bot.context import BotContext
 from bot.handlers.common import user_language
-from bot.report import TASKS, build_report_text, build_status_text
+from bot.report import TASKS, build_report_text, build_status_text, report_in_thread
 from bot.services import Services, in_daemon_thread
 from bot.texts import customer_text, owner_text
 
@@ -110,7 +110,16 @@ async def rollback(update: Update, context: BotContext) -> None:
 
 @owner_only
 async def report(update: Update, context: BotContext) -> None:
-    """This week's report, now."""
+    """This week's report, now: the text, then the accuracy chart as a photo."""
     services = context.services
     language = user_language(services, update.effective_user)
-    await update.effective_message.reply_text(build_report_text(services.settings, services.store, language))
+    try:  # built in a thread with its own store: rendering the chart must not hold up the event loop
+        weekly = await asyncio.to_thread(report_in_thread, services.settings, language)
+    except Exception as error:  # noqa: BLE001 - fall back to the plain-text report
+        log.exception("building the weekly report failed")
+        await update.effective_message.reply_text(
+            build_report_text(services.settings, services.store, language) + "\n\n"
+            + owner_text(services.settings, language, "report_unavailable", problem=f"{type(error).__name__}: {error}"))
+        return
+    await update.effective_message.reply_text(weekly.text)
+    await update.effective_message.reply_photo(weekly.png, caption=weekly.caption)

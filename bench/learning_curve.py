@@ -1,0 +1,345 @@
+"""Simulate weeks of shop traffic on public data and measure how the bot learns from staff corrections.
+
+    python bench/learning_curve.py --data ../shared/datasets/zh-reviews-sentiment --task sentiment
+    python bench/learning_curve.py --data ../shared/datasets/en-intents-clinc150 --task faq
+
+Everything goes through the bot's own code: messages, decisions and corrections are written with
+the storage repositories (as the handlers do), the weekly retrain is `training.pipeline.retrain`
+(snapshot -> train -> evaluate -> gate -> publish/promote; `--child` runs it in the child process
+exactly as the bot does), and a promotion is swapped in with `training.serving.load_active` +
+`ModelRuntime.swap` (what `Services.reload_adapters` does). The FAQ index is rebuilt after each
+week, as the bot does after every FAQ correction.
+
+The shop starts with a few labelled examples (`--seed-per-class` reviews per sentiment class; one
+phrasing per FAQ entry, which also becomes the entry's canonical question). Each week
+`--per-week` messages arrive; the served model decides each one with its task head (the
+correction memory is left out: it would only repeat staff answers); an oracle playing staff
+corrects every wrong decision with the true label (and confirms a right one with probability
+`--confirm-rate`). After each week's retrain the served model is scored on a fixed test subset
+(`--test-limit` rows of the dataset's test file) and on the week-1 messages (forgetting).
+
+Appends/replaces one run per (dataset, task) in bench/results/learning_curve.json and redraws
+bench/results/learning_curve.png from all runs there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from settings import Settings, settings_from_dict  # noqa: E402
+from storage.store import Store  # noqa: E402
+from storage.text import detect_language  # noqa: E402
+from training.features import FeatureCache  # noqa: E402
+from training.runtime import ModelRuntime, ServingModel  # noqa: E402
+from training.sentiment import TrainArgs  # noqa: E402
+from training.serving import build_serving, load_active, load_encoder, rebuild_index  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+STAFF_ID = 9000
+
+
+def read_tsv(path: Path) -> list[tuple[str, str]]:
+    """(text, label) rows of a text<TAB>label file with a header."""
+    csv.field_size_limit(1 << 24)
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle, delimiter="\t")
+        next(reader)
+        return [(row[0].strip(), row[1].strip()) for row in reader if len(row) >= 2 and row[0].strip()]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="dataset folder with train.tsv and test.tsv")
+    parser.add_argument("--task", choices=("sentiment", "faq"), required=True)
+    parser.add_argument("--weeks", type=int, default=4)
+    parser.add_argument("--per-week", type=int, default=None, help="messages per week (default 300 sentiment, 600 faq)")
+    parser.add_argument("--test-limit", type=int, default=500, help="fixed test subset size (random, seeded)")
+    parser.add_argument("--seed-per-class", type=int, default=2, help="sentiment: labelled reviews per class at start")
+    parser.add_argument("--confirm-rate", type=float, default=0.0,
+                        help="share of right decisions the oracle also confirms (confirmations are training data too)")
+    parser.add_argument("--threshold", default="0",
+                        help='gate accuracy threshold for both tasks, or "config" for the shipped ones (0.90/0.85); '
+                             "the gate's no-regression checks apply either way")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: TrainArgs default)")
+    parser.add_argument("--top-layers", type=int, default=None, help="default: the settings default")
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--child", action="store_true", help="retrain in a child process, as the bot does")
+    parser.add_argument("--base", type=Path, default=None, help="base model folder (default: the bundled e5-small)")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep the simulated shop here (default: temp)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "learning_curve.json")
+    parser.add_argument("--seed", type=int, default=13)
+    args = parser.parse_args(argv)
+    args.per_week = args.per_week or (300 if args.task == "sentiment" else 600)
+    return args
+
+
+def make_settings(args: argparse.Namespace, workdir: Path, base: Path) -> Settings:
+    model: dict[str, Any] = {"base": str(base), "max_length": args.max_length, "train_threads": args.threads}
+    if args.top_layers:
+        model["top_layers"] = args.top_layers
+    thresholds: dict[str, Any] = {"min_new_examples": 0}
+    if args.threshold != "config":
+        thresholds |= {"sentiment_accuracy": float(args.threshold), "faq_accuracy": float(args.threshold)}
+    return settings_from_dict({"model": model, "thresholds": thresholds, "shop": {"languages": ["zh", "en"]}},
+                              workdir, env={})
+
+
+def seed_shop(store: Store, task: str, pool: list[tuple[str, str]], per_class: int) -> list[tuple[str, str]]:
+    """Store the starting examples (and FAQ entries); returns the pool without them."""
+    taken: dict[str, int] = defaultdict(int)
+    seeds, rest = [], []
+    limit = per_class if task == "sentiment" else 1
+    for text, label in pool:
+        if taken[label] < limit:
+            taken[label] += 1
+            seeds.append((text, label, detect_language(text)))
+        else:
+            rest.append((text, label))
+    if task == "faq":
+        for text, label, language in seeds:
+            store.faq.upsert(label, language, text, f"[{label}]", topic="bench", source="seed")
+    store.examples.add_many(task, seeds, "seed")
+    return rest
+
+
+def predict(serving: ServingModel, cache: FeatureCache, task: str, texts: list[str]) -> list[tuple[str | None, float]]:
+    """(label, confidence) per text from the serving model's head for `task` (None: no model for it)."""
+    if not texts:
+        return []
+    vectors, probs = serving.heads(cache.get_many(texts))
+    if task == "sentiment":
+        if probs is None:
+            return [(None, 0.0)] * len(texts)
+        return [(serving.labels[int(i)], float(p.max())) for i, p in zip(probs.argmax(1), probs)]
+    hits = serving.index.search(vectors, k=1)
+    return [(row[0][0], float(row[0][2])) if row else (None, 0.0) for row in hits]
+
+
+def accuracy(serving: ServingModel, cache: FeatureCache, task: str, pairs: list[tuple[str, str]]) -> float | None:
+    """Share of pairs the serving model gets right (None: it has no model for the task yet)."""
+    if task == "sentiment" and serving.sentiment_model is None:
+        return None
+    predictions = predict(serving, cache, task, [t for t, _ in pairs])
+    return float(np.mean([p == label for (p, _), (_, label) in zip(predictions, pairs)]))
+
+
+def stream_week(store: Store, runtime: ModelRuntime, cache: FeatureCache, task: str, rows: list[tuple[str, str]],
+                week: int, rng: random.Random, confirm_rate: float) -> dict[str, int]:
+    """Messages arrive, the bot decides, the oracle corrects every wrong decision; returns counts."""
+    counts = {"messages": len(rows), "corrected": 0, "confirmed": 0}
+    decisions = predict(runtime.serving, cache, task, [t for t, _ in rows])
+    for number, ((text, truth), (label, confidence)) in enumerate(zip(rows, decisions)):
+        customer = 100_000 + week * 10_000 + number
+        store.customers.touch(customer, detect_language(text))
+        message = store.messages.add(customer, customer, 1, text)
+        if task == "sentiment":
+            decision = store.decisions.add(message.id, "review", label, confidence, "acknowledged",
+                                           adapter_version=runtime.serving.version)
+            kind = "label"
+        else:
+            action = "answered" if label is not None and confidence >= runtime.answer_threshold else "handoff"
+            decision = store.decisions.add(message.id, "question", label, confidence, action,
+                                           adapter_version=runtime.serving.version)
+            kind = "faq"
+        if label != truth:
+            store.corrections.add(decision.id, STAFF_ID, kind, new_label=truth)
+            counts["corrected"] += 1
+        elif rng.random() < confirm_rate:
+            store.corrections.add(decision.id, STAFF_ID, "confirm")
+            counts["confirmed"] += 1
+    return counts
+
+
+def candidate_accuracy(result: dict, store: Store, encoder, settings: Settings, cache: FeatureCache,  # noqa: ANN001
+                       task: str, test: list[tuple[str, str]]) -> float | None:
+    """Accuracy of this week's candidate on the fixed test subset (promoted or not)."""
+    outcome = (result.get("tasks") or {}).get(task)
+    if not outcome:
+        return None
+    path = store.adapters.get(outcome["version"]).path
+    serving = build_serving(encoder, store, path if task == "sentiment" else None, path if task == "faq" else None,
+                            {task: outcome["version"]})
+    return accuracy(serving, cache, task, test)
+
+
+def forgetting(scores: list[float | None]) -> float:
+    """The largest drop from an earlier score to a later one (0 if it never drops)."""
+    worst, best = 0.0, None
+    for score in scores:
+        if score is None:
+            continue
+        if best is not None:
+            worst = max(worst, best - score)
+        best = score if best is None else max(best, score)
+    return round(worst, 4)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    pool, test = read_tsv(args.data / "train.tsv"), read_tsv(args.data / "test.tsv")
+    rng.shuffle(pool)
+    rng.shuffle(test)
+    test = test[: args.test_limit]
+    if args.task == "sentiment":
+        labels = {label for _, label in pool}
+        if not labels <= {"positive", "neutral", "negative"}:
+            raise SystemExit(f"sentiment labels must be positive/neutral/negative, got {sorted(labels)}")
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="learning-curve-"))
+    if args.workdir and workdir.exists():
+        shutil.rmtree(workdir)
+    from training.base_model import ensure_bundled
+
+    base = args.base or ensure_bundled(REPO / ".cache" / "models")
+    settings = make_settings(args, workdir, base)
+    started = time.perf_counter()
+    store = Store(settings.paths.database)
+    pool = seed_shop(store, args.task, pool, args.seed_per_class)
+    needed = args.weeks * args.per_week
+    if len(pool) < needed:
+        raise SystemExit(f"{args.data}: {len(pool)} training rows, {needed} needed for {args.weeks} weeks")
+    encoder = load_encoder(settings)
+    cache = FeatureCache(encoder, settings.paths.model_cache / "features")  # the disk cache retrain() reads too
+    runtime = ModelRuntime(load_active(encoder, settings, store), settings.thresholds.answer_confidence)
+    cache.get_many([t for t, _ in test])
+    start_accuracy = accuracy(runtime.serving, cache, args.task, test)
+    print(f"start: {len(store.examples.all(task=args.task))} labelled examples, test accuracy "
+          f"{start_accuracy if start_accuracy is None else round(start_accuracy, 4)}", flush=True)
+
+    if args.child:
+        from training.pipeline import run_in_child
+
+        def retrain_week() -> dict:
+            return run_in_child(settings, "schedule")
+    else:
+        from training.pipeline import retrain
+
+        train_args = TrainArgs(progress=False, **({"epochs": args.epochs} if args.epochs else {}))
+
+        def retrain_week() -> dict:
+            return retrain(settings, "schedule", args=train_args)
+
+    weeks, week1 = [], []
+    for week in range(1, args.weeks + 1):
+        rows = pool[(week - 1) * args.per_week: week * args.per_week]
+        if week == 1:
+            week1 = rows
+        t0 = time.perf_counter()
+        counts = stream_week(store, runtime, cache, args.task, rows, week, rng, args.confirm_rate)
+        stream_seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        result = retrain_week()
+        train_seconds = time.perf_counter() - t0
+        outcome = (result.get("tasks") or {}).get(args.task) or {}
+        t0 = time.perf_counter()
+        if outcome.get("promoted"):
+            runtime.swap(load_active(encoder, settings, store))  # what Services.reload_adapters does
+        else:
+            runtime.swap(rebuild_index(runtime.serving, store))  # new phrasings, as after FAQ corrections
+        swap_seconds = time.perf_counter() - t0
+        record = {
+            "week": week, **counts, "status": result.get("status"), "promoted": bool(outcome.get("promoted")),
+            "gate_reasons": outcome.get("reasons") or result.get("reasons"),
+            "gate_accuracy": (outcome.get("metrics") or {}).get("accuracy"),
+            "gate_test_n": (outcome.get("metrics") or {}).get("n"),
+            "accuracy": accuracy(runtime.serving, cache, args.task, test),
+            "week1_accuracy": accuracy(runtime.serving, cache, args.task, week1),
+            "serving": runtime.serving.version, "labelled_examples": len(store.examples.all(task=args.task)),
+            "stream_seconds": round(stream_seconds, 1), "retrain_seconds": round(train_seconds, 1),
+            "swap_seconds": round(swap_seconds, 2),
+        }
+        record["candidate_accuracy"] = record["accuracy"] if record["promoted"] else candidate_accuracy(
+            result, store, encoder, settings, cache, args.task, test)
+        weeks.append(record)
+        print(json.dumps({k: record[k] for k in ("week", "corrected", "status", "accuracy", "candidate_accuracy",
+                                                 "week1_accuracy", "retrain_seconds")}), flush=True)
+    store.close()
+    out = {
+        "dataset": args.data.resolve().name, "task": args.task,
+        "accuracy_by_week": [w["accuracy"] for w in weeks],
+        "forgetting": forgetting([w["week1_accuracy"] for w in weeks]),
+        "start_accuracy": start_accuracy,
+        "week1_accuracy_by_week": [w["week1_accuracy"] for w in weeks],
+        "candidate_accuracy_by_week": [w["candidate_accuracy"] for w in weeks],
+        "corrections_by_week": [w["corrected"] for w in weeks],
+        "promoted_by_week": [w["promoted"] for w in weeks],
+        "weeks": weeks,
+        "config": {"weeks": args.weeks, "per_week": args.per_week, "test_n": len(test),
+                   "seed_per_class": args.seed_per_class if args.task == "sentiment" else None,
+                   "faq_seed_phrasings": 1 if args.task == "faq" else None, "confirm_rate": args.confirm_rate,
+                   "gate_thresholds": {"sentiment": settings.thresholds.sentiment_accuracy,
+                                       "faq": settings.thresholds.faq_accuracy,
+                                       "max_regression": settings.thresholds.max_regression},
+                   "top_layers": settings.model.top_layers, "max_length": settings.model.max_length,
+                   "epochs": args.epochs, "threads": args.threads, "child_process": args.child,
+                   "base_model": str(base), "seed": args.seed},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    if not args.workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return out
+
+
+def save(out: dict[str, Any], path: Path) -> None:
+    """Replace this (dataset, task) run in the results list, keep the others; redraw the PNG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    runs = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+    runs = [r for r in runs if (r.get("dataset"), r.get("task")) != (out["dataset"], out["task"])] + [out]
+    path.write_text(json.dumps(runs, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    plot(runs, path.with_suffix(".png"))
+
+
+def plot(runs: list[dict[str, Any]], path: Path) -> None:
+    """Accuracy by week (solid) and accuracy on week-1 data (dotted) for every run."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4), dpi=100)
+    FigureCanvasAgg(figure)
+    ax = figure.subplots()
+    for number, run in enumerate(runs):
+        color = f"C{number}"
+        start = [] if run.get("start_accuracy") is None else [run["start_accuracy"]]
+        xs = list(range(1 - len(start), len(run["accuracy_by_week"]) + 1))
+        ys = [100 * v if v is not None else float("nan") for v in start + run["accuracy_by_week"]]
+        ax.plot(xs, ys, "-o", color=color, label=f"{run['dataset']} ({run['task']}): test set")
+        w1 = [100 * v if v is not None else float("nan") for v in run.get("week1_accuracy_by_week", [])]
+        ax.plot(range(1, len(w1) + 1), w1, ":", color=color, label=f"{run['dataset']}: week-1 data")
+    ax.set_xlabel("simulated week (0 = start, before any retrain)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Learning from staff corrections, week by week")
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    out = run(args)
+    save(out, args.out)
+    print(json.dumps({k: out[k] for k in ("dataset", "task", "accuracy_by_week", "forgetting", "seconds")}))
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""A weekly retrain of both tasks on 5,000 labelled examples, through the production `retrain()` path.
+
+    python bench/train_speed.py --datasets ../shared/datasets [--threads 1]
+
+Examples: 3,500 reviews (half zh-reviews-sentiment, half en-product-reviews-sentiment) and 1,500
+FAQ phrasings (10 per CLINC150 intent), loaded into a fresh shop database. Run 1 is cold (no
+trunk features cached); run 2 is the next week's retrain with 50 new staff corrections, with the
+trunk-feature cache of run 1, as in production. Both include snapshot, training, evaluation of
+candidate/active/base on the test split, gate and publish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import common  # noqa: F401
+import torch
+
+from accuracy import read_tsv
+from common import base_folder, peak_rss_mb, save
+from settings import settings_from_dict
+from storage.store import Store
+from storage.text import detect_language
+from training.pipeline import retrain
+
+
+def load(store: Store, datasets: Path, reviews: int, faq_per_intent: int) -> int:
+    zh = read_tsv(datasets / "zh-reviews-sentiment" / "train.tsv")[: reviews // 2]
+    en = read_tsv(datasets / "en-product-reviews-sentiment" / "train.tsv")[: reviews - reviews // 2]
+    store.examples.add_many("sentiment", [(t, y, detect_language(t)) for t, y in zh + en], "seed")
+    per_intent: dict[str, list[str]] = defaultdict(list)
+    for text, intent in read_tsv(datasets / "en-intents-clinc150" / "train.tsv"):
+        if len(per_intent[intent]) < faq_per_intent + 1:
+            per_intent[intent].append(text)
+    rows = []
+    for intent, texts in per_intent.items():
+        store.faq.upsert(intent, "en", texts[0], f"(answer for {intent})", intent, "seed")
+        rows += [(t, intent, "en") for t in texts[1:]]
+    store.examples.add_many("faq", rows, "seed")
+    return len(zh) + len(en) + len(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", type=Path, required=True)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the training child uses 1)")
+    parser.add_argument("--reviews", type=int, default=3500)
+    parser.add_argument("--faq-per-intent", type=int, default=10)
+    parser.add_argument("--base", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    base = base_folder(args.base)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = settings_from_dict({"model": {"base": str(base)}, "thresholds": {"min_new_examples": 1}}, Path(tmp), env={})
+        with Store(settings.paths.database) as store:
+            n = load(store, args.datasets, args.reviews, args.faq_per_intent)
+        runs = []
+        for week in (1, 2):
+            if week == 2:
+                with Store(settings.paths.database) as store:  # a week of staff corrections
+                    extra = read_tsv(args.datasets / "zh-reviews-sentiment" / "test.tsv")[:50]
+                    store.examples.add_many("sentiment", [(t, y, "zh") for t, y in extra], "correction")
+            t = time.perf_counter()
+            result = retrain(settings, "cli")
+            seconds = time.perf_counter() - t
+            runs.append({
+                "week": week, "cache": "cold" if week == 1 else "warm", "seconds": round(seconds, 1),
+                "status": result["status"],
+                "tasks": {task: {"train_seconds": o["train_seconds"], "accuracy": round(o["metrics"]["accuracy"], 4)}
+                          for task, o in result.get("tasks", {}).items()},
+            })
+            print(runs[-1], flush=True)
+    save("train_speed", {"examples": n, "threads": args.threads, "runs": runs,
+                         "cold_seconds": runs[0]["seconds"], "warm_seconds": runs[1]["seconds"],
+                         "target_seconds": 300, "peak_rss_mb": round(peak_rss_mb(), 1)})
+
+
+if __name__ == "__main__":
+    main()

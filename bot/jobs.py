@@ -1,0 +1,245 @@
+"""Scheduled jobs: the weekly retrain (and the catch-up of one missed while the bot was down), the
+weekly owner report, daily message retention, and picking up adapter changes made outside the bot.
+
+Everything is scheduled on the application's JobQueue (APScheduler underneath) by
+`schedule_jobs`, called once from post_init. The last successful retrain lives in SQLite
+(training_runs, plus `scheduler_state["weekly_retrain"]`), never in an APScheduler job store: at
+start-up, a weekly slot that passed while the bot was down is run once with trigger "catchup".
+
+Retraining runs `training.pipeline.run_in_child` in a daemon thread (the child process trains with
+one torch thread), so the event loop keeps answering customers. Only a "promoted" result changes
+what is served, through `Services.reload_adapters` (a new serving model is built off to the side,
+then one reference is swapped). A refused, skipped or failed run (a killed child included) leaves
+the served model alone; the owners are told what happened and why, then get the weekly report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, time, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from telegram import Bot
+from telegram.error import TelegramError
+from telegram.ext import Application
+
+from bot.context import BotContext
+from bot.report import TASKS, learning_text, next_retrain, report_in_thread
+from bot.services import Services, in_daemon_thread
+from bot.texts import owner_text
+from settings import WEEKDAYS, ScheduleSettings, Settings
+from storage.clock import to_timestamp
+from storage.records import NotFoundError
+from storage.store import Store
+
+log = logging.getLogger(__name__)
+
+STATE_KEY = "weekly_retrain"
+WEEKLY_JOB = "weekly-retrain"
+CATCHUP_JOB = "catchup-retrain"
+RETENTION_JOB = "retention"
+WATCH_JOB = "adapter-watch"
+CATCHUP_DELAY_S = 2.0  # after start-up, so the bot answers first
+WATCH_INTERVAL_S = 10.0  # how often the active adapters in the database are compared with the served ones
+RETENTION_TIME = time(4, 30)  # local time (schedule.timezone) of the daily retention job
+MISFIRE_GRACE_S = 6 * 3600  # a slot missed by a busy or suspended process still runs within this
+SUCCESS = ("promoted", "refused", "skipped")
+RunInChild = Callable[[Settings, str], dict[str, Any]]
+
+
+# ---------------------------------------------------------------------- when
+def ptb_days(weekday: str) -> tuple[int, ...]:
+    """The JobQueue day number of a weekday name (python-telegram-bot 22: 0 = Sunday … 6 = Saturday)."""
+    return ((WEEKDAYS.index(weekday) + 1) % 7,)
+
+
+def last_slot(schedule: ScheduleSettings, now: datetime) -> datetime:
+    """The latest scheduled retrain time at or before `now`, in the schedule's time zone."""
+    upcoming = next_retrain(schedule, now)  # strictly after now
+    return (upcoming.replace(tzinfo=None) - timedelta(days=7)).replace(tzinfo=upcoming.tzinfo)
+
+
+def last_success(store: Store) -> datetime | None:
+    """When the last successful retrain (promoted, refused or skipped; any trigger) started, if any."""
+    stamps = [run.started_at for run in store.runs.all() if run.status in SUCCESS]
+    stored = (store.state.get(STATE_KEY) or {}).get("last_success")
+    stamps += [stored] if stored else []
+    return max((datetime.fromisoformat(stamp) for stamp in stamps), default=None)
+
+
+def catchup_due(store: Store, schedule: ScheduleSettings, now: datetime) -> bool:
+    """Whether a weekly slot passed, since the bot first ran, without a successful retrain after it."""
+    watch_since = (store.state.get(STATE_KEY) or {}).get("watch_since")
+    marks = [mark for mark in (last_success(store), watch_since and datetime.fromisoformat(watch_since)) if mark]
+    if not marks:
+        return False  # first start: nothing could be missed yet
+    return last_slot(schedule, now) > max(marks)
+
+
+def _update_state(store: Store, **values: Any) -> None:
+    store.state.set(STATE_KEY, {**(store.state.get(STATE_KEY) or {}), **values})
+
+
+def mark_watching(store: Store, now: datetime) -> None:
+    """Remember when the bot first ran (slots before it are not "missed")."""
+    if not (store.state.get(STATE_KEY) or {}).get("watch_since"):
+        _update_state(store, watch_since=to_timestamp(now))
+
+
+# ---------------------------------------------------------------------- wiring
+def schedule_jobs(application: Application, services: Services, now: datetime | None = None) -> None:
+    """Put the weekly retrain, retention and adapter watch on the JobQueue; queue a catch-up if one is due."""
+    queue = application.job_queue
+    if queue is None:
+        log.warning("no JobQueue (install python-telegram-bot[job-queue]): no weekly retrain, report or retention")
+        return
+    schedule = services.settings.schedule
+    zone = ZoneInfo(schedule.timezone)
+    grace = {"misfire_grace_time": MISFIRE_GRACE_S, "coalesce": True}
+    queue.run_daily(weekly_retrain, schedule.time_of_day, days=ptb_days(schedule.weekday),
+                             data="schedule", name=WEEKLY_JOB, job_kwargs=grace)
+    queue.run_daily(retention, RETENTION_TIME.replace(tzinfo=zone), name=RETENTION_JOB, job_kwargs=grace)
+    queue.run_once(retention, 1.0, name=f"{RETENTION_JOB}-startup")
+    queue.run_repeating(watch_adapters, WATCH_INTERVAL_S, first=WATCH_INTERVAL_S, data={}, name=WATCH_JOB)
+    now = now or datetime.now(timezone.utc)
+    if catchup_due(services.store, schedule, now):
+        log.warning("the weekly retrain of %s was missed while the bot was down: catching up",
+                    f"{last_slot(schedule, now):%Y-%m-%d %H:%M %Z}")
+        queue.run_once(weekly_retrain, CATCHUP_DELAY_S, data="catchup", name=CATCHUP_JOB, job_kwargs=grace)
+    mark_watching(services.store, now)
+    log.info("weekly retrain scheduled: %s %s (%s)", schedule.weekday, schedule.time, schedule.timezone)
+
+
+# ---------------------------------------------------------------------- job callbacks
+async def weekly_retrain(context: BotContext) -> None:
+    """JobQueue callback: start the weekly (or catch-up) retrain in the background and return at once.
+
+    It must not run inside the job: stopping the bot waits for running jobs, and training takes minutes.
+    """
+    services = context.services
+    trigger = context.job.data if context.job is not None and context.job.data in ("schedule", "catchup") \
+        else "schedule"
+    previous = services.retrain_task if services.retraining else None
+    services.retrain_task = asyncio.get_running_loop().create_task(
+        run_weekly(context.bot, services, trigger, wait_for=previous))
+
+
+async def retention(context: BotContext) -> None:
+    """JobQueue callback: delete customer messages older than privacy.retention_days."""
+    services = context.services
+    deleted = services.store.messages.delete_older_than(services.settings.privacy.retention_days)
+    if deleted:
+        log.info("retention: deleted %d messages older than %d days", deleted,
+                 services.settings.privacy.retention_days)
+
+
+async def watch_adapters(context: BotContext) -> None:
+    """JobQueue callback: serve the active adapters when they changed outside the bot (`shopbot rollback`)."""
+    services = context.services
+    seen: dict[str, Any] = context.job.data if context.job is not None and isinstance(context.job.data, dict) else {}
+    active = {task: record.version for task in TASKS if (record := services.store.adapters.active(task))}
+    if "versions" not in seen or services.retraining:
+        seen["versions"] = active
+        return
+    if active == seen["versions"]:
+        return
+    seen["versions"] = active  # try once per change, even if loading fails
+    if active == services.runtime.serving.versions:
+        return
+    try:
+        version = await services.reload_adapters()
+    except Exception:  # noqa: BLE001 - the previous model keeps serving
+        log.exception("active adapters changed to %s but could not be loaded; still serving %s", active,
+                      services.runtime.serving.version)
+        return
+    log.warning("active adapters changed outside the bot; now serving %s", version)
+
+
+# ---------------------------------------------------------------------- the retrain itself
+async def run_weekly(bot: Bot, services: Services, trigger: str = "schedule",
+                     wait_for: asyncio.Task[Any] | None = None, run_in_child: RunInChild | None = None) -> dict:
+    """Retrain in a child process, swap on promotion, record, tell the owners, send them the report."""
+    if wait_for is not None and not wait_for.done():
+        await tell_owners(bot, services, lambda language: learning_text(services.settings, language, "weekly_busy"))
+        await asyncio.wait([wait_for])
+    settings = services.settings
+    started = datetime.now(timezone.utc)
+    try:
+        run = run_in_child or importlib.import_module("training.pipeline").run_in_child
+        result = await in_daemon_thread(run, settings, trigger)
+    except Exception as error:  # noqa: BLE001 - reported to the owners below
+        log.exception("%s retrain could not run", trigger)
+        result = {"status": "failed", "reasons": [f"{type(error).__name__}: {error}"]}
+    status = str(result.get("status", "failed"))
+    serving, problem = None, None
+    if status == "promoted":
+        try:
+            serving = await services.reload_adapters()
+        except Exception as error:  # noqa: BLE001 - the previous model keeps serving
+            log.exception("promoted adapters could not be swapped in")
+            problem = f"{type(error).__name__}: {error}"
+    if status in SUCCESS:
+        _update_state(services.store, last_success=to_timestamp(started), last_status=status, last_trigger=trigger)
+    else:
+        _update_state(services.store, last_failure=to_timestamp(started), last_status=status, last_trigger=trigger)
+    log.info("%s retrain finished: %s; %s", trigger, status, "; ".join(map(str, result.get("reasons", []))))
+
+    def summary(language: str) -> str:
+        say = lambda key, **values: learning_text(settings, language, key, **values)  # noqa: E731
+        shown = say(f"status_{status}") if status in ("promoted", "refused", "skipped", "failed") else status
+        lines = [say("weekly_done", trigger=say(trigger), status=shown)]
+        lines += [str(reason) for reason in result.get("reasons", [])]
+        lines += [reason for task in (result.get("tasks") or {}).values() if not task.get("promoted")
+                  for reason in (f"  {task.get('task')}: {r}" for r in task.get("reasons", []))]
+        if serving is not None:
+            lines.append(say("weekly_serving", version=serving))
+        if problem is not None:
+            lines.append(say("weekly_swap_failed", problem=problem))
+        return "\n".join(lines)[:4096]
+
+    await tell_owners(bot, services, summary)
+    await send_report(bot, services)
+    return result
+
+
+def owner_language(services: Services, owner_id: int) -> str:
+    """The language last used with this owner, else the shop's default."""
+    try:
+        language = services.store.customers.get(owner_id).language
+    except NotFoundError:
+        language = None
+    return language if language in services.settings.shop.languages else services.settings.default_language
+
+
+async def tell_owners(bot: Bot, services: Services, text: Callable[[str], str]) -> None:
+    """Send text(language) to every owner (an owner who never opened the bot is logged, not fatal)."""
+    for owner_id in services.settings.roles.owner_ids:
+        try:
+            await bot.send_message(owner_id, text(owner_language(services, owner_id)))
+        except TelegramError as error:
+            log.warning("could not message owner %s: %s", owner_id, error)
+
+
+async def send_report(bot: Bot, services: Services) -> None:
+    """Send the weekly report (text, then the chart as a photo) to every owner, in their language."""
+    settings = services.settings
+    reports: dict[str, Any] = {}
+    for owner_id in settings.roles.owner_ids:
+        language = owner_language(services, owner_id)
+        try:
+            if language not in reports:
+                reports[language] = await asyncio.to_thread(report_in_thread, settings, language, True)
+            report = reports[language]
+            await bot.send_message(owner_id, report.text)
+            await bot.send_photo(owner_id, report.png, caption=report.caption)
+        except TelegramError as error:
+            log.warning("could not send the report to owner %s: %s", owner_id, error)
+        except Exception as error:  # noqa: BLE001 - one broken report must not stop the job
+            log.exception("building the weekly report failed")
+            await tell_owners(bot, services, lambda lang: owner_text(settings, lang, "report_unavailable",
+                                                                     problem=f"{type(error).__name__}: {error}"))
+            return

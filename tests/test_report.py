@@ -1,0 +1,124 @@
+"""The weekly owner report: what it says about learning, its PNG chart, and `shopbot report`."""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import matplotlib.image
+import pytest
+
+import bot.report as report_module
+from bot.cli import main
+from bot.report import build_weekly_report, render_chart, weekly_history
+from storage.clock import to_timestamp
+from storage.store import Store
+
+NOW = datetime.now(timezone.utc)
+
+
+def outcome(task: str, version: str, candidate: float, active: float | None, base: float | None,
+            promoted: bool, reasons: list[str], mistakes: list[list[str]] = ()) -> dict[str, Any]:
+    """One task's part of a run result, shaped as training.pipeline writes it (asdict(TaskOutcome))."""
+    def metrics(accuracy: float) -> dict:
+        return {"accuracy": accuracy, "n": 40, "confused": [["negative", "positive", 3], ["neutral", "positive", 1]],
+                "mistakes": list(mistakes)}
+
+    return {"task": task, "version": version, "promoted": promoted, "reasons": reasons,
+            "metrics": metrics(candidate), "active_version": None,
+            "active_metrics": None if active is None else metrics(active),
+            "base_metrics": None if base is None else {"accuracy": base, "n": 40},
+            "train_seconds": 1.0}
+
+
+def add_run(store: Store, trigger: str, status: str, result: dict, days_ago: float = 0) -> None:
+    run = store.runs.start(trigger)
+    store.runs.finish(run, status, "snap", result)
+    store.runs.table.update(run, {"started_at": to_timestamp(NOW - timedelta(days=days_ago))})
+
+
+@pytest.fixture
+def history(make_settings) -> tuple[Any, Store]:
+    settings = make_settings(shop={"languages": ["en", "zh"]})
+    store = Store(settings.paths.database)
+    add_run(store, "schedule", "promoted", {"status": "promoted", "reasons": ["sentiment: promoted s-1"], "tasks": {
+        "sentiment": outcome("sentiment", "s-1", 0.80, None, None, True, ["accuracy 0.800 ≥ threshold 0.000"]),
+        "faq": outcome("faq", "f-1", 0.70, None, 0.55, True, ["ok"])}}, days_ago=21)
+    add_run(store, "schedule", "promoted", {"status": "promoted", "reasons": ["sentiment: promoted s-2"], "tasks": {
+        "sentiment": outcome("sentiment", "s-2", 0.86, 0.80, None, True, ["ok"]),
+        "faq": outcome("faq", "f-2", 0.78, 0.70, 0.55, True, ["ok"])}}, days_ago=14)
+    add_run(store, "manual", "skipped", {"status": "skipped", "reasons": ["1 new labelled examples since the last "
+                                                                          "retrain, fewer than 5"]}, days_ago=3)
+    add_run(store, "schedule", "refused", {"status": "refused", "reasons": ["sentiment: refused s-3"], "tasks": {
+        "sentiment": outcome("sentiment", "s-3", 0.84, 0.86, None, False,
+                             ["accuracy 0.840 < threshold 0.900", "regresses 0.020 against active s-2"],
+                             mistakes=[["珍珠太硬了，再也不来了", "negative", "positive"]]),
+        "faq": outcome("faq", "f-3", 0.74, 0.78, 0.55, False, ["accuracy 0.740 < threshold 0.850"])}}, days_ago=1)
+    add_run(store, "catchup", "failed", {"status": "failed",
+                                         "reasons": ["training process ended with exit code -9 before finishing"]})
+    store.customers.touch(5, "zh")
+    for kind, label in (("label", "negative"), ("confirm", None)):
+        message = store.messages.add(5, 5, 1, "奶茶还行")
+        decision = store.decisions.add(message.id, "review", "positive", 0.7, "acknowledged")
+        store.corrections.add(decision.id, 9, kind, new_label=label)
+    yield settings, store
+    store.close()
+
+
+def test_report_covers_accuracy_trend_comparison_confusions_and_gate_reasons(history) -> None:
+    settings, store = history
+    report = build_weekly_report(settings, store, "en")
+    text = report.text
+    assert "Staff checks: 1 confirmed, 1 corrected (sentiment 1" in text  # corrections this week by kind
+    trend = next(line for line in text.splitlines() if line.startswith("• sentiment model:") and "→" in line)
+    assert re.fullmatch(r"• sentiment model: \S+ 80% → \S+ 86% → \S+ 86%", trend)  # refused: the active one stays
+    assert "• sentiment model: base – · active 86% · candidate 84% (n=40) → refused s-3" in text
+    assert "• FAQ model: base 55% · active 78% · candidate 74% (n=40) → refused f-3" in text
+    assert "why: accuracy 0.840 < threshold 0.900; regresses 0.020 against active s-2" in text
+    assert "negative→positive ×3" in text  # the most frequent confusion
+    assert "“珍珠太硬了，再也不来了” true: negative, bot: positive" in text
+    assert "(owner /retrain): skipped — 1 new labelled examples" in text
+    assert "(catch-up): failed — training process ended with exit code -9" in text
+    assert "(weekly): refused — sentiment: refused s-3" in text
+    assert len(text) <= 4096
+    weeks = report.data["weeks"]
+    assert len(weeks) == 3 and [w["sentiment"]["served"] for w in weeks] == [0.80, 0.86, 0.86]
+    image = matplotlib.image.imread(io.BytesIO(report.png), format="png")
+    assert image.shape[:2] == (360, 900)
+
+
+def test_chinese_report_falls_back_to_english_chart_labels_without_a_cjk_font(history, monkeypatch) -> None:
+    settings, store = history
+    monkeypatch.setattr(report_module, "cjk_font", lambda: None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = build_weekly_report(settings, store, "zh")
+    assert not [w for w in caught if "Glyph" in str(w.message)]  # no empty boxes for missing characters
+    assert "最近一次训练" in report.text and "原因：accuracy 0.840 < threshold 0.900" in report.text
+    assert report.png.startswith(b"\x89PNG")
+
+
+def test_report_without_any_training_still_has_a_chart(make_settings) -> None:
+    settings = make_settings()
+    with Store(settings.paths.database) as store:
+        report = build_weekly_report(settings, store, "en")
+    assert "no retraining yet" in report.text and "none this week" in report.text
+    assert report.png.startswith(b"\x89PNG")
+    assert render_chart(weekly_history([], timezone.utc), "zh").startswith(b"\x89PNG")
+
+
+def test_shopbot_report_prints_and_saves_text_and_png(tmp_path: Path, history, capsys) -> None:
+    settings, store = history
+    config = tmp_path / "config.toml"
+    config.write_text('[shop]\nlanguages = ["en", "zh"]\n', encoding="utf-8")
+    assert main(["--config", str(config), "report", "--language", "en"]) == 0
+    out, err = capsys.readouterr()
+    assert "Latest retrain" in out and "saved:" in err
+    files = sorted(p.suffix for p in settings.paths.reports.iterdir())
+    assert files == [".png", ".txt"]
+    saved = store.reports.latest()
+    assert saved.chart_path.read_bytes().startswith(b"\x89PNG") and saved.text == out.rstrip("\n")

@@ -101,11 +101,15 @@ def schedule_jobs(application: Application, services: Services, now: datetime | 
     zone = ZoneInfo(schedule.timezone)
     grace = {"misfire_grace_time": MISFIRE_GRACE_S, "coalesce": True}
     queue.run_daily(weekly_retrain, schedule.time_of_day, days=ptb_days(schedule.weekday),
-                             data="schedule", name=WEEKLY_JOB, job_kwargs=grace)
+                    data="schedule", name=WEEKLY_JOB, job_kwargs=grace)
     queue.run_daily(retention, RETENTION_TIME.replace(tzinfo=zone), name=RETENTION_JOB, job_kwargs=grace)
     queue.run_once(retention, 1.0, name=f"{RETENTION_JOB}-startup")
     queue.run_repeating(watch_adapters, WATCH_INTERVAL_S, first=WATCH_INTERVAL_S, data={}, name=WATCH_JOB)
     now = now or datetime.now(timezone.utc)
+    from training.pipeline import close_interrupted_runs  # lazy: keeps torch out of bot start-up imports
+
+    if closed := close_interrupted_runs(services.store):
+        log.warning("%d training run(s) were cut off by the last stop: recorded as failed", closed)
     if catchup_due(services.store, schedule, now):
         log.warning("the weekly retrain of %s was missed while the bot was down: catching up",
                     f"{last_slot(schedule, now):%Y-%m-%d %H:%M %Z}")
@@ -121,8 +125,8 @@ async def weekly_retrain(context: BotContext) -> None:
     It must not run inside the job: stopping the bot waits for running jobs, and training takes minutes.
     """
     services = context.services
-    trigger = context.job.data if context.job is not None and context.job.data in ("schedule", "catchup") \
-        else "schedule"
+    data = context.job.data if context.job is not None else None
+    trigger = data if data in ("schedule", "catchup") else "schedule"
     previous = services.retrain_task if services.retraining else None
     services.retrain_task = asyncio.get_running_loop().create_task(
         run_weekly(context.bot, services, trigger, wait_for=previous))
@@ -228,12 +232,14 @@ async def send_report(bot: Bot, services: Services) -> None:
     """Send the weekly report (text, then the chart as a photo) to every owner, in their language."""
     settings = services.settings
     reports: dict[str, Any] = {}
-    for owner_id in settings.roles.owner_ids:
-        language = owner_language(services, owner_id)
+    languages = {owner_id: owner_language(services, owner_id) for owner_id in settings.roles.owner_ids}
+    for owner_id, language in [*languages.items(), *([(None, settings.default_language)] if not languages else [])]:
         try:
-            if language not in reports:
+            if language not in reports:  # built in a thread with its own store, saved under paths.reports
                 reports[language] = await asyncio.to_thread(report_in_thread, settings, language, True)
             report = reports[language]
+            if owner_id is None:  # no owners configured: the report is only saved
+                continue
             await bot.send_message(owner_id, report.text)
             await bot.send_photo(owner_id, report.png, caption=report.caption)
         except TelegramError as error:

@@ -35,7 +35,6 @@ from importlib import resources
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from bot.chat import CUSTOMER, OWNER, STAFF, STAFF_CHAT, TerminalChat
 from bot.emulator import TINY_PNG, FakeUser
 from settings import Settings
 
@@ -76,9 +75,13 @@ class Sandbox:
     """The bot, its emulator and the web page's HTTP server, started and stopped together."""
 
     def __init__(self, settings: Settings, runtime_factory: Callable[[Settings], Any] | None = None) -> None:
-        self.chat = TerminalChat(settings, out=io.StringIO(), runtime_factory=runtime_factory)
+        # Imported here, not at module level: bot.chat binds sys.stdout as a default argument when imported.
+        from bot import chat
+
+        self.chat = chat.TerminalChat(settings, out=io.StringIO(), runtime_factory=runtime_factory)
         self.emulator = self.chat.emulator
-        self.customer = CUSTOMER
+        self.customer = chat.CUSTOMER
+        self.staff, self.owner, self.staff_chat = chat.STAFF, chat.OWNER, chat.STAFF_CHAT
         self._log = _Log()
         self._lock = threading.Lock()
         self._server: _Server | None = None
@@ -132,9 +135,9 @@ class Sandbox:
         if role == "customer":
             return self.customer, self.customer.id
         if role == "staff":
-            return STAFF, STAFF_CHAT
+            return self.staff, self.staff_chat
         if role == "owner":
-            return OWNER, OWNER.id
+            return self.owner, self.owner.id
         raise SandboxError(f'"as" must be one of {", ".join(_ROLES)}, got {role!r}')
 
     def send(self, role: str, text: str, reply_to: int | None = None) -> dict:
@@ -198,7 +201,7 @@ class Sandbox:
         return next((m for m in self.emulator.messages(chat_id) if m["message_id"] == message_id), None)
 
     def _open_prompt(self) -> dict | None:
-        prompts = [m for m in self.emulator.messages(STAFF_CHAT) if (m.get("reply_markup") or {}).get("force_reply")]
+        prompts = [m for m in self.emulator.messages(self.staff_chat) if (m.get("reply_markup") or {}).get("force_reply")]
         return prompts[-1] if prompts else None
 
     # ------------------------------------------------------------------ what the page shows

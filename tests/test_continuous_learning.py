@@ -120,8 +120,8 @@ def test_failing_candidate_is_refused_and_the_old_model_keeps_serving(bot: BotHa
     assert decision.adapter_version == serving.version
 
 
-def _pausing_child(settings, trigger, run_id, threads) -> None:  # noqa: ANN001 - runs in the spawned child
-    """The training child, paused just before it would publish its first candidate."""
+def _pausing_child(settings, *args) -> None:  # noqa: ANN001, ANN002 - runs in the spawned child
+    """The training child (`_child_main`), paused just before it would publish its first candidate."""
     import training.pipeline as pipeline
 
     def pause(*args, **kwargs):  # noqa: ANN002, ANN003
@@ -129,7 +129,7 @@ def _pausing_child(settings, trigger, run_id, threads) -> None:  # noqa: ANN001 
         time.sleep(600)
 
     pipeline._publish = pause
-    pipeline._child_main(settings, trigger, run_id, threads)
+    pipeline._child_main(settings, *args)
 
 
 def test_killed_training_child_changes_nothing(bot: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,7 +143,9 @@ def test_killed_training_child_changes_nothing(bot: BotHarness, monkeypatch: pyt
     cursor = fire_weekly_job(bot)
     deadline = time.monotonic() + 60
     while not marker.exists():
-        assert time.monotonic() < deadline, "the training child never reached publishing"
+        ended = [m["text"] for m in bot.emulator.messages(BOSS.id) if m["message_id"] > cursor
+                 and "Weekly retrain" in (m.get("text") or "")]
+        assert not ended and time.monotonic() < deadline, f"the training child never reached publishing: {ended}"
         time.sleep(0.1)
     pid = int(marker.read_text())
     assert pid in [child.pid for child in multiprocessing.active_children()]

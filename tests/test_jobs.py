@@ -62,7 +62,8 @@ def bot(tmp_path_factory: pytest.TempPathFactory, tiny_base: Path) -> Iterator[B
     with Store(settings.paths.database) as store:  # messages from before the bot started
         store.customers.touch(777, "en")
         old = store.messages.add(777, 777, 1, "from last year")
-        store.messages.table.update(old.id, {"created_at": to_timestamp(datetime.now(timezone.utc) - timedelta(days=200))})
+        last_year = to_timestamp(datetime.now(timezone.utc) - timedelta(days=200))
+        store.messages.table.update(old.id, {"created_at": last_year})
         store.messages.add(777, 777, 2, "from today")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(jobs, "WATCH_INTERVAL_S", 0.3)

@@ -20,7 +20,7 @@ from training.snapshot import take_snapshot
 MINI_SHOP = Path(__file__).parent / "data" / "mini_shop"
 DEMO_SHOP = Path(__file__).resolve().parents[1] / "data" / "demo"
 
-FAST = TrainArgs(epochs=1, batch_size=16, progress=False)
+FAST = TrainArgs(epochs=1, min_steps=0, batch_size=16, progress=False)
 
 
 @pytest.fixture
@@ -118,3 +118,20 @@ def test_evaluate_active_scores_the_promoted_adapters(shop):
     report = evaluate_active(shop)
     assert report["sentiment"]["active_version"] == promoted["tasks"]["sentiment"]["version"]
     assert report["sentiment"]["active"]["n"] > 0 and 0.0 <= report["faq"]["base"]["accuracy"] <= 1.0
+
+
+def test_runs_cut_off_by_a_stop_are_closed_and_their_candidates_rejected(make_settings, tmp_path):
+    from training.pipeline import _reject_orphans, close_interrupted_runs
+
+    settings = make_settings()
+    with Store(settings.paths.database) as store:
+        run_id = store.runs.start("schedule")
+        started = store.runs.get(run_id).started_at
+        registry = AdapterRegistry(settings.paths.adapters, store)
+        staging = registry.staging_dir("faq")
+        (staging / "adapter_model.safetensors").write_bytes(b"weights")
+        version = registry.publish("faq", staging, {"metrics": {"accuracy": 0.9}, "base_model": "tiny"}).version
+        _reject_orphans(settings, store, since=started, reason="exit code -9")
+        assert store.adapters.get(version).status == "rejected"
+        assert close_interrupted_runs(store) == 1
+        assert store.runs.get(run_id).status == "failed" and close_interrupted_runs(store) == 0

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from training.early_stopping import EarlyStopping
 from training.encoder import EmbeddingModel, Encoder
 from training.features import FeatureCache, length_batches, pad_batch
-from training.sentiment import TrainArgs, TrainResult, lora_config
+from training.sentiment import TrainArgs, TrainResult, epochs_for, lora_config
 
 log = logging.getLogger(__name__)
 
@@ -114,16 +114,17 @@ class FaqTrainer:
         feats = self.cache.get_many([t for t, _ in pool], progress=args.progress)
         params = [p for p in model.parameters() if p.requires_grad]
         batches_per_epoch = math.ceil(len(pool) / args.batch_size)
+        epochs = epochs_for(len(pool), args)
         optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=0.01)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=args.learning_rate, total_steps=max(args.epochs * batches_per_epoch, 1),
+            optimizer, max_lr=args.learning_rate, total_steps=max(epochs * batches_per_epoch, 1),
             pct_start=0.1, anneal_strategy="linear")
         rng = random.Random(args.seed)
         result = TrainResult(model)
         index_items = pool
         baseline = self._top1(model, index_items, validation) if validation else -math.inf
         stopper = EarlyStopping(args.patience, keep=("lora_",), baseline=baseline)  # LoRA starts as the identity
-        for epoch in range(args.epochs):
+        for epoch in range(epochs):
             model.train()
             batches = _pair_batches(pool, by_key, args.batch_size, rng)
             bar = tqdm(batches, desc=f"faq epoch {epoch + 1}", disable=not args.progress, leave=False)

@@ -51,6 +51,7 @@ class TaskOutcome:
 def retrain(settings: Settings, trigger: str = "cli", run_id: int | None = None,
             args: TrainArgs | None = None, force: bool = False) -> dict[str, Any]:
     """Train, evaluate and gate both tasks; returns (and records in storage) the run's result."""
+    torch.set_num_threads(settings.model.train_threads)  # more threads thrash on 2 shared cores
     torch.manual_seed(0)
     started = time.perf_counter()
     with Store(settings.paths.database) as store:
@@ -211,8 +212,7 @@ def evaluate_active(settings: Settings) -> dict[str, Any]:
         return report
 
 
-def _child_main(settings: Settings, trigger: str, run_id: int, threads: int) -> None:
-    torch.set_num_threads(threads)
+def _child_main(settings: Settings, trigger: str, run_id: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s train[%(process)d] %(levelname)s %(message)s")
     retrain(settings, trigger, run_id=run_id)
 
@@ -226,7 +226,7 @@ def run_in_child(settings: Settings, trigger: str = "manual", timeout: float | N
     with Store(settings.paths.database) as store:
         run_id = store.runs.start(trigger)
     process = multiprocessing.get_context("spawn").Process(
-        target=_child_main, args=(settings, trigger, run_id, settings.model.train_threads),
+        target=_child_main, args=(settings, trigger, run_id),
         name="shopbot-train", daemon=True)
     process.start()
     process.join(timeout)
@@ -238,6 +238,25 @@ def run_in_child(settings: Settings, trigger: str = "manual", timeout: float | N
         if run.status == "running":
             reason = f"training process ended with exit code {process.exitcode} before finishing"
             store.runs.finish(run_id, "failed", None, {"status": "failed", "reasons": [reason]}, reason)
+            _reject_orphans(settings, store, since=run.started_at, reason=reason)
             run = store.runs.get(run_id)
         return dict(run.result or {"status": run.status})
+
+
+def _reject_orphans(settings: Settings, store: Store, since: str, reason: str) -> None:
+    """Candidates a dead child published but never gated are marked rejected (never served either way)."""
+    registry = AdapterRegistry(settings.paths.adapters, store)
+    for task in TASKS:
+        for record in store.adapters.history(task):
+            if record.status == "candidate" and record.created_at >= since:
+                registry.reject(record.version, [f"not gated: {reason}"])
+
+
+def close_interrupted_runs(store: Store) -> int:
+    """Runs still marked running when the bot starts were cut off by a stop: record them as failed."""
+    stale = [run for run in store.runs.all() if run.status == "running"]
+    for run in stale:
+        reason = "the bot stopped while this run was training"
+        store.runs.finish(run.id, "failed", None, {"status": "failed", "reasons": [reason]}, reason)
+    return len(stale)
 

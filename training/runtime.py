@@ -21,7 +21,7 @@ from torch import nn
 from training.decision import Decision
 from training.encoder import Encoder
 from training.faq import FaqIndex, RouterWeights
-from training.features import length_batches, pad_batch
+from training.features import FeatureCache, length_batches, pad_batch
 from training.memory import CorrectionMemory
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class ServingModel:
     labels: tuple[str, ...] = ("negative", "neutral", "positive")
     router: RouterWeights | None = None
     versions: dict[str, str] = field(default_factory=dict)
+    cache: FeatureCache | None = None  # trunk features of known texts (the FAQ index), shared across swaps
 
     @property
     def version(self) -> str:

@@ -38,7 +38,7 @@ def faq_index_items(store: Store) -> list[tuple[str, str]]:
 
 
 def build_serving(encoder: Encoder, store: Store, sentiment_dir: Path | None, faq_dir: Path | None,
-                  versions: dict[str, str]) -> ServingModel:
+                  versions: dict[str, str], cache: FeatureCache | None = None) -> ServingModel:
     """A complete serving model from adapter folders (None = the base model for that task)."""
     if faq_dir is not None:
         faq_model, router = load_faq(encoder, faq_dir)
@@ -50,7 +50,7 @@ def build_serving(encoder: Encoder, store: Store, sentiment_dir: Path | None, fa
         if sentiment_model is not None:
             sentiment_model = torch.ao.quantization.quantize_dynamic(sentiment_model, {torch.nn.Linear}, dtype=torch.qint8)
     partial = ServingModel(encoder, faq_model, FaqIndex((), (), torch.zeros(0, encoder.hidden_size).numpy()),
-                           sentiment_model, labels, router, dict(versions))
+                           sentiment_model, labels, router, dict(versions), cache or FeatureCache(encoder))
     return rebuild_index(partial, store)
 
 
@@ -58,7 +58,7 @@ def rebuild_index(serving: ServingModel, store: Store) -> ServingModel:
     """The same serving model with the FAQ index rebuilt from storage (after a new entry or phrasing)."""
     from dataclasses import replace
 
-    cache = FeatureCache(serving.encoder)
+    cache = serving.cache or FeatureCache(serving.encoder)
     index = FaqIndex.build(serving.faq_model, cache, faq_index_items(store))
     return replace(serving, index=index)
 
@@ -77,7 +77,10 @@ def load_active(encoder: Encoder, settings: Settings, store: Store) -> ServingMo
         if found is not None:
             record, path = found
             folders[task], versions[task] = path, record.version
-    return build_serving(encoder, store, folders["sentiment"], folders["faq"], versions)
+    # The trunk features on disk are the ones training computed (same encoder identity): a swap
+    # then only runs the small FAQ top over the index, not the whole model.
+    cache = FeatureCache(encoder, settings.paths.model_cache / "features")
+    return build_serving(encoder, store, folders["sentiment"], folders["faq"], versions, cache)
 
 
 def load_memory(store: Store) -> CorrectionMemory:

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The product benchmarks (issues 4-5): latency, load, swap, learning curves; results in bench/results/.
+# Usage: bash bench/run_product.sh ../shared/datasets
+set -euo pipefail
+D=${1:?path to the shared datasets folder}
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+PY=.venv/bin/python
+$PY bench/latency.py --n 300
+$PY bench/load.py --seconds 60 --customers 32
+$PY bench/swap.py
+$PY bench/learning_curve.py --data $D/zh-reviews-sentiment --task sentiment --threads 1 --threshold 0 --per-week 200 --test-limit 300
+$PY bench/learning_curve.py --data $D/en-intents-clinc150 --task faq --threads 1 --threshold 0 --per-week 300 --test-limit 300

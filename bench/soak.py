@@ -154,7 +154,7 @@ def prepare(config: Path) -> list[str]:
         if not store.faq.keys():
             load_demo(store, settings.shop.demo_data)
         active = store.adapters.active("faq") or store.adapters.active("sentiment")
-        texts = [e.text for e in store.examples.all() if e.split == "test"] or [e.text for e in store.examples.all()]
+        texts = [e.text for e in store.examples.all()] + [entry.question for entry in store.faq.all()]
     if not active:
         from training.pipeline import run_in_child
 

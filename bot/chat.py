@@ -44,8 +44,9 @@ def sandbox_settings(settings: Settings, token: str) -> Settings:
 class TerminalChat:
     """Runs the bot against an emulator in a background thread and plays the users from text lines."""
 
-    def __init__(self, settings: Settings, out: TextIO = sys.stdout,
+    def __init__(self, settings: Settings, out: TextIO | None = None,
                  runtime_factory: Callable[[Settings], Any] | None = None) -> None:
+        out = out or sys.stdout
         self.emulator = BotAPIEmulator()
         self.settings = settings
         self.out = out
@@ -222,9 +223,10 @@ def _buttons(message: dict) -> list[tuple[str, str]]:
     return [(button["text"], button["callback_data"]) for row in rows for button in row]
 
 
-def run_chat(settings: Settings, lines: Iterable[str] | None = None, out: TextIO = sys.stdout,
+def run_chat(settings: Settings, lines: Iterable[str] | None = None, out: TextIO | None = None,
              runtime_factory: Callable[[Settings], Any] | None = None) -> int:
     """Run a terminal chat session (stdin lines unless `lines`); returns an exit code."""
+    out = out or sys.stdout
     chat = TerminalChat(settings, out, runtime_factory)
     print("Starting the bot (loading the model)…", file=out, flush=True)
     try:

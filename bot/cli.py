@@ -233,6 +233,7 @@ def _configure_logging(command: str, verbose: bool) -> None:
     level = logging.DEBUG if verbose and not quiet else logging.INFO if verbose or not quiet else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Bot API request otherwise
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per job run otherwise
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -106,9 +106,7 @@ def schedule_jobs(application: Application, services: Services, now: datetime | 
     queue.run_once(retention, 1.0, name=f"{RETENTION_JOB}-startup")
     queue.run_repeating(watch_adapters, WATCH_INTERVAL_S, first=WATCH_INTERVAL_S, data={}, name=WATCH_JOB)
     now = now or datetime.now(timezone.utc)
-    from training.pipeline import close_interrupted_runs  # lazy: keeps torch out of bot start-up imports
-
-    if closed := close_interrupted_runs(services.store):
+    if closed := services.store.runs.close_interrupted():
         log.warning("%d training run(s) were cut off by the last stop: recorded as failed", closed)
     if catchup_due(services.store, schedule, now):
         log.warning("the weekly retrain of %s was missed while the bot was down: catching up",

@@ -26,6 +26,7 @@ import io
 import json
 import logging
 import re
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -89,14 +90,15 @@ class Sandbox:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, port: int = DEFAULT_PORT) -> Sandbox:
-        """Start the emulator and the bot (loads the model), then serve the page on 127.0.0.1:port."""
-        self.chat.start()
-        try:
-            self._server = _Server((HOST, port), _Handler)
-        except OSError:
-            self.chat.stop()
-            raise
+        """Take the port (OSError if busy), start the emulator and the bot (loads the model), serve the page."""
+        self._server = _Server((HOST, port), _Handler)
         self._server.sandbox = self
+        try:
+            self.chat.start()
+        except BaseException:
+            self._server.server_close()
+            self._server = None
+            raise
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,), name="shopbot-sandbox-web",
                                         daemon=True)
         self._thread.start()
@@ -357,10 +359,11 @@ def prepare(settings: Settings, train: bool = True, out: TextIO = sys.stdout) ->
             print(f"Empty database: loaded the demo shop from {settings.shop.demo_data}", file=out, flush=True)
         active = [task for task in TASKS if store.adapters.active(task) is not None]
         tried = any(run.status in ("promoted", "refused") for run in store.runs.all())
-    if active or tried:
+    if active:
         return
-    if not train:
-        print("No trained adapters yet: the bot answers with the base model (owner: /retrain).", file=out, flush=True)
+    if tried or not train:
+        why = "no adapter has passed the quality gate yet" if tried else "no trained adapters yet"
+        print(f"Note: {why}; the bot serves the base model (owner: /retrain).", file=out, flush=True)
         return
     from training.pipeline import retrain
     from training.sentiment import TrainArgs
@@ -390,11 +393,16 @@ def up(settings: Settings, *, port: int = DEFAULT_PORT, train: bool = True, out:
           "Chat as a customer, correct the bot as staff, run /status /retrain /report as the owner.\n"
           "Press Ctrl-C to stop.", file=out, flush=True)
     waiter = stop or threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # Ctrl-C, and SIGTERM (docker stop, systemd)
+        for number in (signal.SIGINT, signal.SIGTERM):
+            previous[number] = signal.signal(number, lambda *_: waiter.set())
     try:
         while not waiter.wait(0.5):
             pass
-    except KeyboardInterrupt:
         print("\nStopping…", file=out, flush=True)
     finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
         sandbox.stop()
     return 0

@@ -59,3 +59,10 @@ class RunRepository:
     def all(self) -> list[TrainingRun]:
         """Every run, oldest first."""
         return [TrainingRun.from_row(row) for row in self.table.rows_where(order_by="id")]
+
+    def close_interrupted(self, reason: str = "the bot stopped while this run was training") -> int:
+        """Runs still marked running (cut off by a stop) are recorded as failed; returns how many."""
+        stale = list(self.table.rows_where("status = ?", ["running"]))
+        for row in stale:
+            self.finish(row["id"], "failed", None, {"status": "failed", "reasons": [reason]}, reason)
+        return len(stale)

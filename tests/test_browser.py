@@ -1,5 +1,6 @@
 """The sandbox page in a real browser (headless Debian Chromium): a customer question answered wrongly,
-staff ❌ + their own answer, and the same question answered correctly afterwards; then a screenshot.
+staff ❌ + their own answer, the same question answered correctly afterwards, the owner's /report
+with its chart; then a screenshot.
 
 Chromium is driven over the DevTools protocol on a pipe (--remote-debugging-pipe: NUL-separated JSON
 on file descriptors 3 and 4), so no driver, websocket library or network port is needed. Skipped
@@ -213,6 +214,11 @@ def test_customer_question_staff_fix_and_the_same_question_answered_right(
     with Store(sandbox.chat.settings.paths.database) as store:
         [correction] = store.corrections.all()
         assert (correction.kind, correction.answer_text) == ("answer", ANSWER)
+
+    browser.click('#owner [data-send="/report"]')  # the owner's weekly report, with its chart
+    browser.wait("(() => { const img = document.querySelector('#owner .msg.bot img');"
+                 " return img && img.complete && img.naturalWidth > 100; })()", what="the report chart")
+    assert "weekly report" in " ".join(browser.evaluate(bot_texts("owner")))
     shot = tmp_path / "sandbox.png"
     browser.screenshot(shot)
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 10_000

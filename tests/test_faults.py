@@ -245,8 +245,6 @@ def test_telegram_429_500_and_slow_answers_lose_nothing(stub_bot: BotHarness) ->
     assert stub_bot.take_errors() == []
 
 
-@pytest.mark.xfail(strict=True, reason="bot/handlers/customer.py posts the staff mirror only after the reply "
-                                       "succeeded: a reply that times out (delivered late) is never mirrored")
 def test_a_reply_that_times_out_is_still_delivered_stored_and_mirrored(stub_bot: BotHarness) -> None:
     emulator = stub_bot.emulator
     emulator.delay_next("sendMessage", 5.5)  # longer than the bot's 5 s read timeout: it sees TimedOut

@@ -121,7 +121,7 @@ def test_evaluate_active_scores_the_promoted_adapters(shop):
 
 
 def test_runs_cut_off_by_a_stop_are_closed_and_their_candidates_rejected(make_settings, tmp_path):
-    from training.pipeline import _reject_orphans, close_interrupted_runs
+    from training.pipeline import _reject_orphans
 
     settings = make_settings()
     with Store(settings.paths.database) as store:
@@ -133,5 +133,5 @@ def test_runs_cut_off_by_a_stop_are_closed_and_their_candidates_rejected(make_se
         version = registry.publish("faq", staging, {"metrics": {"accuracy": 0.9}, "base_model": "tiny"}).version
         _reject_orphans(settings, store, since=started, reason="exit code -9")
         assert store.adapters.get(version).status == "rejected"
-        assert close_interrupted_runs(store) == 1
-        assert store.runs.get(run_id).status == "failed" and close_interrupted_runs(store) == 0
+        assert store.runs.close_interrupted() == 1
+        assert store.runs.get(run_id).status == "failed" and store.runs.close_interrupted() == 0

@@ -251,12 +251,3 @@ def _reject_orphans(settings: Settings, store: Store, since: str, reason: str) -
             if record.status == "candidate" and record.created_at >= since:
                 registry.reject(record.version, [f"not gated: {reason}"])
 
-
-def close_interrupted_runs(store: Store) -> int:
-    """Runs still marked running when the bot starts were cut off by a stop: record them as failed."""
-    stale = [run for run in store.runs.all() if run.status == "running"]
-    for run in stale:
-        reason = "the bot stopped while this run was training"
-        store.runs.finish(run.id, "failed", None, {"status": "failed", "reasons": [reason]}, reason)
-    return len(stale)
-

@@ -68,11 +68,14 @@ async def on_text(update: Update, context: BotContext) -> None:
         stored.id, decision.task, decision.label, decision.confidence, action,
         source=decision.source if decision.source in ("model", "memory") else "model",
         adapter_version=decision.version, alternatives=decision.alternatives)
-    await message.reply_text(reply)
-    if services.settings.roles.staff_chat_id:
-        customer = Customer(user.id, user.first_name, language)
-        # In the background: the staff chat's flood limit must never hold up this customer's chat.
-        context.application.create_task(staff.post_mirror(context, record, text, customer, entry), update=update)
+    try:
+        await message.reply_text(reply)
+    finally:  # mirrored even when the reply times out (Telegram may still deliver it late)
+        if services.settings.roles.staff_chat_id:
+            customer = Customer(user.id, user.first_name, language)
+            # In the background: the staff chat's flood limit must never hold up this customer's chat.
+            context.application.create_task(staff.post_mirror(context, record, text, customer, entry),
+                                            update=update)
 
 
 def _content_type(message: Message) -> str:

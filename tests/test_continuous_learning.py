@@ -170,7 +170,9 @@ def test_rollback_returns_to_the_previous_adapter_at_once(bot: BotHarness) -> No
     second = active_versions(bot)["sentiment"]
     assert second != first and f"sentiment={second}" in bot.services.runtime.serving.version
 
-    reply = bot.command(BOSS, "rollback", "sentiment")["text"]
+    # The weekly report of the retrain above may still arrive after the command: wait for the answer itself.
+    sent = bot.emulator.send_command(BOSS, "rollback", "sentiment")
+    reply = bot.emulator.wait_for_message(BOSS.id, "rolled back", after=sent["message_id"], timeout=20)["text"]
     assert reply.splitlines()[0] == f"• sentiment model: rolled back to {first}"
     assert f"sentiment={first}" in reply.splitlines()[1]
     assert active_versions(bot)["sentiment"] == first

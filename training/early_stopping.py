@@ -6,6 +6,10 @@ import math
 
 from torch import nn
 
+# Below this many validation examples a score is noise (one example = 4% at n=24): a lucky early
+# epoch, e.g. one predicting the majority class, would be kept. Train the full budget instead.
+MIN_VALIDATION = 50
+
 
 class EarlyStopping:
     """step() after each epoch says whether to stop; restore() puts the best epoch's weights back."""

@@ -14,7 +14,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 from tqdm.auto import tqdm
 
-from training.early_stopping import EarlyStopping
+from training.early_stopping import MIN_VALIDATION, EarlyStopping
 from training.encoder import Encoder, SentimentModel
 from training.features import FeatureCache, length_batches, pad_batch
 
@@ -117,7 +117,7 @@ class SentimentTrainer:
                 total += loss.item() * len(idx)
                 result.examples_seen += len(idx)
                 bar.set_postfix(loss=f"{loss.item():.3f}")
-            val_acc = self.accuracy(model, validation) if validation else None
+            val_acc = self.accuracy(model, validation) if len(validation) >= MIN_VALIDATION else None
             result.history.append({"epoch": epoch + 1, "loss": total / len(train), "val_accuracy": val_acc})
             log.info("sentiment epoch %d loss %.4f val_acc %s", epoch + 1, total / len(train), val_acc)
             if stopper.step(model, val_acc) or time.perf_counter() - started > args.max_train_seconds:

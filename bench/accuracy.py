@@ -12,15 +12,13 @@ import argparse
 import csv
 import json
 import random
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from common import REPO, RESULTS  # noqa: E402  (puts the repo on sys.path)
 from storage.text import detect_language, stable_split  # noqa: E402
 from training.assess import score_faq, score_sentiment  # noqa: E402
 from training.base_model import ensure_bundled  # noqa: E402
@@ -28,8 +26,6 @@ from training.encoder import Encoder  # noqa: E402
 from training.faq import FaqIndex, FaqTrainer  # noqa: E402
 from training.features import FeatureCache  # noqa: E402
 from training.sentiment import SentimentTrainer, TrainArgs  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def read_tsv(path: Path) -> list[tuple[str, str]]:
@@ -69,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.test_limit:
         rng.shuffle(test_rows)
         test_rows = test_rows[: args.test_limit]
-    base = Path(args.base) if args.base else ensure_bundled(Path(__file__).resolve().parents[1] / ".cache" / "models")
+    base = Path(args.base) if args.base else ensure_bundled(REPO / ".cache" / "models")
     started = time.perf_counter()
     encoder = Encoder(base, args.top_layers, args.max_length, quantize=not args.fp32)
     cache = FeatureCache(encoder)

@@ -262,3 +262,16 @@ def press_raw(harness: BotHarness, user: FakeUser, message: dict, data: Any) -> 
         lambda method, params: method == "answerCallbackQuery" and params["callback_query_id"] == query_id,
         timeout=20, after=before)
     return answer
+
+
+def publish_promoted(harness: BotHarness, task: str, versions: tuple[str, ...]) -> None:
+    """Publish dummy adapter folders under these versions and promote each in turn (last one active)."""
+    from training.registry import AdapterRegistry
+
+    with harness.store() as store:
+        registry = AdapterRegistry(harness.settings.paths.adapters, store)
+        for version in versions:
+            staging = registry.staging_dir(task)
+            (staging / "weights.bin").write_bytes(version.encode())
+            registry.publish(task, staging, {"metrics": {"accuracy": 0.9}, "base_model": "tiny", "version": version})
+            registry.promote(version, ["test"])

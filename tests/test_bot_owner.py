@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import bot.services as bot_services
-from tests.botkit import ALICE, BOSS, MEI, STAFF_CHAT, BotHarness, bot_settings
+from tests.botkit import ALICE, BOSS, MEI, STAFF_CHAT, BotHarness, bot_settings, publish_promoted
 
 OWNER_COMMANDS = ("status", "retrain", "rollback", "report")
 
@@ -88,16 +88,7 @@ def test_rollback_with_nothing_to_roll_back(bot: BotHarness) -> None:
 
 
 def test_rollback_restores_the_previous_adapter(bot: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
-    from training.registry import AdapterRegistry
-
-    with bot.store() as store:
-        registry = AdapterRegistry(bot.settings.paths.adapters, store)
-        for version in ("sentiment-old", "sentiment-new"):
-            staging = registry.staging_dir("sentiment")
-            (staging / "weights.bin").write_bytes(version.encode())
-            registry.publish("sentiment", staging, {"metrics": {"accuracy": 0.9}, "base_model": "tiny",
-                                                    "version": version})
-            registry.promote(version, ["test"])
+    publish_promoted(bot, "sentiment", ("sentiment-old", "sentiment-new"))
     serving = bot.services.runtime.serving
     monkeypatch.setattr(bot_services, "_active_serving", lambda settings, encoder: serving)  # fake folders
     assert "sentiment model: sentiment-new (accuracy 90%)" in bot.command(BOSS, "status")["text"]

@@ -20,7 +20,7 @@ from bot.report import next_retrain
 from settings import ScheduleSettings
 from storage.clock import to_timestamp
 from storage.store import Store
-from tests.botkit import BOSS, BotHarness, bot_settings
+from tests.botkit import BOSS, BotHarness, bot_settings, publish_promoted
 
 SCHEDULE = {"weekday": "wednesday", "time": "21:30", "timezone": "America/New_York"}
 
@@ -92,8 +92,6 @@ def test_retention_deletes_messages_older_than_the_configured_days(bot: BotHarne
 
 
 def test_shopbot_rollback_is_served_by_the_running_bot(bot: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
-    from training.registry import AdapterRegistry
-
     base = bot.services.runtime.serving
 
     def active_serving(settings, encoder):  # noqa: ANN001, ANN202 - the fake folders hold no real weights
@@ -102,14 +100,7 @@ def test_shopbot_rollback_is_served_by_the_running_bot(bot: BotHarness, monkeypa
         return dataclasses.replace(base, versions=versions)
 
     monkeypatch.setattr(bot_services, "_active_serving", active_serving)
-    with bot.store() as store:
-        registry = AdapterRegistry(bot.settings.paths.adapters, store)
-        for version in ("sentiment-old", "sentiment-new"):
-            staging = registry.staging_dir("sentiment")
-            (staging / "weights.bin").write_bytes(version.encode())
-            registry.publish("sentiment", staging, {"metrics": {"accuracy": 0.9}, "base_model": "tiny",
-                                                    "version": version})
-            registry.promote(version, ["test"])
+    publish_promoted(bot, "sentiment", ("sentiment-old", "sentiment-new"))
     served = lambda: bot.services.runtime.serving.versions.get("sentiment")  # noqa: E731
     _wait(lambda: served() == "sentiment-new")  # promoted outside the bot: picked up
     assert cmd_rollback(bot.settings, argparse.Namespace(task="sentiment")) == 0

@@ -58,7 +58,8 @@ def retrain(settings: Settings, trigger: str = "cli", run_id: int | None = None,
         run_id = run_id if run_id is not None else store.runs.start(trigger)
         try:
             snapshot = take_snapshot(store)
-            new = store.examples.count_since(_last_success(store)) if _last_success(store) else None
+            last = _last_success(store)
+            new = store.examples.count_since(last) if last else None
             if not force and trigger in ("schedule", "catchup") and new is not None and new < settings.thresholds.min_new_examples:
                 result = {"status": "skipped", "reasons": [f"{new} new labelled examples since the last retrain, "
                                                             f"fewer than {settings.thresholds.min_new_examples}"]}

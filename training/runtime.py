@@ -152,9 +152,3 @@ class ModelRuntime:
     def remember(self, text: str, task: str, label: str) -> None:
         """A staff correction: takes effect for this text (and near-identical ones) from the next request."""
         self.memory.add(text, task, label)  # type: ignore[arg-type]
-
-    def with_index(self, index: FaqIndex) -> None:
-        """Swap in the same models with a new FAQ index (after FAQ entries or phrasings changed)."""
-        from dataclasses import replace
-
-        self.swap(replace(self._serving, index=index))

@@ -298,11 +298,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def run_key(run: dict[str, Any]) -> tuple:
+    """Runs that differ only in when they ran replace each other: same data, task and staff behaviour."""
+    return run.get("dataset"), run.get("task"), (run.get("config") or {}).get("confirm_rate", 0.0)
+
+
 def save(out: dict[str, Any], path: Path) -> None:
-    """Replace this (dataset, task) run in the results list, keep the others; redraw the PNG."""
+    """Replace this (dataset, task, confirm rate) run in the results list, keep the others; redraw the PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
     runs = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
-    runs = [r for r in runs if (r.get("dataset"), r.get("task")) != (out["dataset"], out["task"])] + [out]
+    runs = [r for r in runs if run_key(r) != run_key(out)] + [out]
     path.write_text(json.dumps(runs, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     plot(runs, path.with_suffix(".png"))
 
@@ -320,9 +325,10 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
         start = [] if run.get("start_accuracy") is None else [run["start_accuracy"]]
         xs = list(range(1 - len(start), len(run["accuracy_by_week"]) + 1))
         ys = [100 * v if v is not None else float("nan") for v in start + run["accuracy_by_week"]]
-        ax.plot(xs, ys, "-o", color=color, label=f"{run['dataset']} ({run['task']}): test set")
+        staff = "corrections only" if not run_key(run)[2] else f"+{run_key(run)[2]:.0%} confirmed"
+        ax.plot(xs, ys, "-o", color=color, label=f"{run['dataset']} ({run['task']}, {staff}): test set")
         w1 = [100 * v if v is not None else float("nan") for v in run.get("week1_accuracy_by_week", [])]
-        ax.plot(range(1, len(w1) + 1), w1, ":", color=color, label=f"{run['dataset']}: week-1 data")
+        ax.plot(range(1, len(w1) + 1), w1, ":", color=color, label=f"{run['dataset']} ({staff}): week-1 data")
     ax.set_xlabel("simulated week (0 = start, before any retrain)")
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)

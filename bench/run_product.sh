@@ -9,5 +9,8 @@ PY=.venv/bin/python
 $PY bench/latency.py --n 300
 $PY bench/load.py --seconds 60 --customers 32
 $PY bench/swap.py
-$PY bench/learning_curve.py --data $D/zh-reviews-sentiment --task sentiment --threads 1 --threshold 0 --per-week 200 --test-limit 300
-$PY bench/learning_curve.py --data $D/en-intents-clinc150 --task faq --threads 1 --threshold 0 --per-week 300 --test-limit 300
+# Staff who only correct mistakes (confirm rate 0), and staff who also press ✅ on every right decision (1.0).
+for rate in 0 1; do
+    $PY bench/learning_curve.py --data $D/zh-reviews-sentiment --task sentiment --threads 1 --threshold 0 --per-week 200 --test-limit 300 --confirm-rate $rate
+    $PY bench/learning_curve.py --data $D/en-intents-clinc150 --task faq --threads 1 --threshold 0 --per-week 300 --test-limit 300 --confirm-rate $rate
+done

@@ -9,7 +9,6 @@ what was promoted or refused and why, with a trend chart rendered as a PNG (matp
 from __future__ import annotations
 
 import functools
-import io
 import logging
 import math
 from collections import Counter
@@ -20,15 +19,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.report_chart import render_chart
 from bot.texts import owner_text, shop_name
 from settings import WEEKDAYS, ScheduleSettings, Settings
 from storage.clock import to_timestamp
+from storage.records import EXAMPLE_TASKS as TASKS
 from storage.records import TrainingRun
 from storage.store import Store
 
 log = logging.getLogger(__name__)
 
-TASKS = ("sentiment", "faq")
 _METRIC_ORDER = ("accuracy", "macro_f1", "top3_accuracy", "topk_accuracy", "router_accuracy")
 _MAX_DECISIONS = 20_000
 
@@ -194,18 +194,6 @@ _TEXTS: dict[str, dict[str, str]] = {
         "weekly_busy": "Another retrain is still running; the weekly retrain waits for it.",
     },
 }
-_CHART = {
-    "zh": {"title": "每周准确率", "served": "使用中", "candidate": "候选（已启用）", "refused": "候选（未启用）",
-           "base": "基础模型", "empty": "还没有训练记录", "sentiment": "情绪模型", "faq": "问答模型"},
-    "en": {"title": "Accuracy by week", "served": "in use", "candidate": "candidate (promoted)",
-           "refused": "candidate (refused)", "base": "base model", "empty": "no retraining yet",
-           "sentiment": "sentiment model", "faq": "FAQ model"},
-}
-_CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Noto Sans CJK JP", "Source Han Sans SC", "Source Han Sans CN",
-              "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Microsoft YaHei", "SimHei", "PingFang SC",
-              "Heiti SC", "Hiragino Sans GB", "AR PL UMing CN", "AR PL UKai CN", "Droid Sans Fallback")
-
-
 def learning_text(settings: Settings, language: str, key: str, **values: object) -> str:
     """A string of the learning report or the weekly-job notices, in `language` (plain text)."""
     table = _TEXTS.get(language, _TEXTS["en"])
@@ -349,71 +337,6 @@ def _learning_lines(settings: Settings, language: str, history: list[tuple[str, 
                          trigger=say(run.trigger) if run.trigger in TRIGGERS else run.trigger,
                          status=say(f"status_{run.status}"), detail=detail))
     return lines
-
-
-@functools.lru_cache(maxsize=1)
-def cjk_font() -> str | None:
-    """The name of an installed font that has Chinese glyphs, or None (the chart then uses English)."""
-    from matplotlib import font_manager
-
-    installed = {font.name for font in font_manager.fontManager.ttflist}
-    for name in _CJK_FONTS:
-        if name in installed:
-            return name
-    return next((name for name in sorted(installed)
-                 if any(mark in name for mark in ("CJK", "Hei", "WenQuanYi", "Han Sans", "Song"))), None)
-
-
-def render_chart(history: list[tuple[str, RunSummary]], language: str) -> bytes:
-    """The accuracy-by-week chart as PNG bytes: one panel per task, in use / candidate / base."""
-    import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    font = cjk_font()
-    if language == "zh" and font is None:
-        language = "en"  # no font with Chinese glyphs here: English labels instead of empty boxes
-    words = _CHART.get(language, _CHART["en"])
-    families = ["DejaVu Sans"] + ([font] if font else [])
-    with matplotlib.rc_context({"font.family": families, "font.size": 9}):
-        figure = Figure(figsize=(9, 3.6), dpi=100)
-        FigureCanvasAgg(figure)
-        axes = figure.subplots(1, len(TASKS), sharey=True)
-        for ax, task in zip(axes, TASKS):
-            rows = [(week[5:], run.tasks[task]) for week, run in history if task in run.tasks]
-            ax.set_title(words[task])
-            ax.set_ylim(0, 105)
-            ax.grid(True, axis="y", alpha=0.3)
-            if not rows:
-                ax.text(0.5, 0.5, words["empty"], ha="center", va="center", transform=ax.transAxes, color="grey")
-                ax.set_xticks([])
-                continue
-            x = list(range(len(rows)))
-            ax.set_xticks(x, [label for label, _ in rows])
-
-            def series(values: list[float | None]) -> list[float]:
-                return [math.nan if v is None else 100 * v for v in values]
-
-            served = series([p.served for _, p in rows])
-            ax.plot(x, served, "-o", color="tab:blue", label=words["served"])
-            ax.plot(x, series([p.base for _, p in rows]), "--s", color="grey", markersize=4, label=words["base"])
-            for promoted, marker, color, key in ((True, "^", "tab:green", "candidate"),
-                                                 (False, "x", "tab:red", "refused")):
-                xs = [i for i, (_, p) in enumerate(rows) if p.promoted == promoted and p.candidate is not None]
-                if xs:
-                    ax.scatter(xs, [100 * rows[i][1].candidate for i in xs], marker=marker, color=color,
-                               zorder=3, label=words[key])
-            last = next((v for v in reversed(served) if not math.isnan(v)), None)
-            if last is not None:
-                ax.annotate(f"{last:.0f}%", (x[-1], last), textcoords="offset points", xytext=(0, 6),
-                            ha="center")
-            ax.legend(loc="lower right", fontsize=7)
-        axes[0].set_ylabel("%")
-        figure.suptitle(words["title"])
-        figure.tight_layout()
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-    return buffer.getvalue()
 
 
 def build_weekly_report(settings: Settings, store: Store, language: str | None = None,

@@ -5,8 +5,9 @@ its buttons depend on the decision:
 
     answered question / review:  [✅ correct] [❌ incorrect]
       ❌ on a review:            [😊 positive] [😐 neutral] [😞 negative] [↩ back]
-      ❌ on a question:          [📖 next best FAQ entries ...] [✍ write the answer] [↩ back]
-    handed-off question:         [📖 best FAQ guesses ...] [✍ write the answer]
+      ❌ on a question:          [📖 next best FAQ entries ...] [✍ write the answer]
+                                 [😊 / 😐 / 😞 it's a review] [↩ back]
+    handed-off question:         [📖 best FAQ guesses ...] [✍ write the answer] [😊 / 😐 / 😞 it's a review]
     while someone types:         [✖ cancel]
 
 After a correction the message keeps its text, gains one line saying who did what, and loses
@@ -117,10 +118,17 @@ def _faq_buttons(settings: Settings, decision: Decision, lookup: QuestionLookup,
     return rows
 
 
+def _review_buttons(settings: Settings, decision: Decision) -> list[InlineKeyboardButton]:
+    """For a question that was really a review: pick its sentiment."""
+    return [_button(staff_text(settings, "btn_review", emoji=LABEL_EMOJI[label], label=label_name(settings, label)),
+                    decision.id, "lab", label) for label in SENTIMENT_LABELS]
+
+
 def main_keyboard(settings: Settings, decision: Decision, lookup: QuestionLookup) -> InlineKeyboardMarkup:
     """The buttons a fresh mirror carries."""
     if decision.task == "question" and decision.action == "handoff":
-        return InlineKeyboardMarkup(_faq_buttons(settings, decision, lookup, skip_current=False))
+        return InlineKeyboardMarkup([*_faq_buttons(settings, decision, lookup, skip_current=False),
+                                     _review_buttons(settings, decision)])
     if decision.task == "review" and decision.label is None:  # no sentiment model yet: ask for the label
         return InlineKeyboardMarkup([_label_buttons(settings, decision)])
     return InlineKeyboardMarkup([[_button(staff_text(settings, "btn_ok"), decision.id, "ok"),
@@ -133,11 +141,12 @@ def _label_buttons(settings: Settings, decision: Decision) -> list[InlineKeyboar
 
 
 def correction_keyboard(settings: Settings, decision: Decision, lookup: QuestionLookup) -> InlineKeyboardMarkup:
-    """The buttons after ❌: the right label, or another FAQ entry / a typed answer."""
+    """The buttons after ❌: the right label, or another FAQ entry / a typed answer / "it's a review"."""
     back = [_button(staff_text(settings, "btn_back"), decision.id, "back")]
     if decision.task == "review":
         return InlineKeyboardMarkup([_label_buttons(settings, decision), back])
-    return InlineKeyboardMarkup([*_faq_buttons(settings, decision, lookup, skip_current=True), back])
+    return InlineKeyboardMarkup([*_faq_buttons(settings, decision, lookup, skip_current=True),
+                                 _review_buttons(settings, decision), back])
 
 
 def answering_keyboard(settings: Settings, decision: Decision) -> InlineKeyboardMarkup:
@@ -164,6 +173,11 @@ def outcome_label(settings: Settings, name: str, old: str | None, new: str) -> s
     """"✔ corrected by Mei: negative → neutral"."""
     return staff_text(settings, "corrected_label", name=name, old=label_name(settings, old),
                       new=label_name(settings, new))
+
+
+def outcome_review(settings: Settings, name: str, label: str) -> str:
+    """"✔ Mei: a review (negative), the customer got the review reply"."""
+    return staff_text(settings, "marked_review", name=name, label=label_name(settings, label))
 
 
 def outcome_faq(settings: Settings, name: str, key: str, lookup: QuestionLookup) -> str:

@@ -96,6 +96,8 @@ STAFF: dict[str, dict[str, str]] = {
         "not_applicable": "这个操作不适用于这条消息。",
         "faq_missing": "这个常见问题已经不存在了。",
         "pick_label": "请选择正确的情绪：",
+        "btn_review": "{emoji} 是评价·{label}",
+        "marked_review": "✔ {name} 标为评价（{label}），已回复顾客",
         "saved": "已保存 ✔",
         "error_notice": "⚠ 机器人出错了：{error}（详情见日志）",
         "positive": "正面",
@@ -139,6 +141,8 @@ STAFF: dict[str, dict[str, str]] = {
         "not_applicable": "That action doesn't apply to this message.",
         "faq_missing": "That FAQ entry no longer exists.",
         "pick_label": "Pick the right sentiment:",
+        "btn_review": "{emoji} review: {label}",
+        "marked_review": "✔ {name}: a review ({label}), the customer got the review reply",
         "saved": "Saved ✔",
         "error_notice": "⚠ The bot hit an error: {error} (details in the log)",
         "positive": "positive",
@@ -269,6 +273,14 @@ def staff_text(settings: Settings, key: str, **values: object) -> str:
     """A staff-chat string in the shop's default language (HTML: escape the values)."""
     language = settings.default_language
     return STAFF.get(language, STAFF["en"])[key].format(**values)
+
+
+REVIEW_REPLY = {"positive": "thanks_positive", "neutral": "thanks_neutral", "negative": "sorry_negative"}
+
+
+def review_reply(settings: Settings, language: str, label: str | None) -> str:
+    """What a customer is told after a review with this sentiment (unknown: the neutral thanks)."""
+    return customer_text(settings, language, REVIEW_REPLY.get(label or "", "thanks_neutral"))
 
 
 def label_name(settings: Settings, label: str | None) -> str:

@@ -14,7 +14,8 @@ from storage.faq import FaqRepository
 from storage.records import CORRECTION_KINDS, SENTIMENT_LABELS, Correction, Decision, NotFoundError, check_choice
 from storage.text import detect_language
 
-_EXAMPLE_TASK = {"question": "faq", "review": "sentiment"}
+_EXAMPLE_TASK = {"question": "faq", "review": "sentiment"}  # of a confirmation: the decision's own task
+_TASK_OF_KIND = {"label": "sentiment", "faq": "faq", "answer": "faq"}  # a label on a question: "it's a review"
 _STATUS = {"confirm": "confirmed", "label": "corrected", "faq": "corrected", "answer": "answered_by_staff"}
 _SOURCE = {"confirm": "confirmation", "label": "correction", "faq": "correction", "answer": "staff_answer"}
 
@@ -36,12 +37,12 @@ class CorrectionRepository:
             if decision.label is None or new_label not in (None, decision.label):
                 raise ValueError(f"decision {decision.id}: confirm needs the decision's own label, got {new_label!r}")
             return decision.label
-        expected_task = "review" if kind == "label" else "question"
-        if decision.task != expected_task:
-            raise ValueError(f"decision {decision.id}: a {kind!r} correction needs a {expected_task} decision")
-        if kind == "label":
+        if kind == "label":  # a review's sentiment, or a message the bot took for a question is a review
+
             check_choice("new_label", new_label, SENTIMENT_LABELS)
             return new_label
+        if decision.task != "question":
+            raise ValueError(f"decision {decision.id}: a {kind!r} correction needs a question decision")
         if kind == "faq":
             if new_label is None:
                 raise ValueError("a 'faq' correction needs new_label (an FAQ key)")
@@ -65,7 +66,8 @@ class CorrectionRepository:
         """Record a correction, write its example (replacing earlier ones for this decision), set the status.
 
         confirm: example with the bot's label (source=confirmation); label/faq: the corrected label
-        (source=correction); answer: answer_text becomes a new staff FAQ entry unless new_label names an
+        (source=correction; a label on a question decision says the message was a review, so its
+        example is a sentiment one and teaches the router too); answer: answer_text becomes a new staff FAQ entry unless new_label names an
         existing key (source=staff_answer). No example is written when the message has no text any more.
         """
         check_choice("kind", kind, CORRECTION_KINDS)
@@ -82,7 +84,8 @@ class CorrectionRepository:
             correction_id = table.last_rowid
             self.db.table("examples").delete_where("decision_id = ?", [decision_id])
             if text is not None and label is not None:
-                self.examples.add(_EXAMPLE_TASK[decision.task], text, label, detect_language(text),
+                task = _EXAMPLE_TASK[decision.task] if kind == "confirm" else _TASK_OF_KIND[kind]
+                self.examples.add(task, text, label, detect_language(text),
                                   _SOURCE[kind], decision_id=decision_id)
             self.decisions.set_status(decision_id, _STATUS[kind])
         return Correction.from_row(self.table.get(correction_id))

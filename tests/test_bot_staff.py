@@ -132,6 +132,41 @@ def test_wrong_answer_corrected_by_picking_the_next_best_faq_entry(bot: BotHarne
         assert (correction.kind, correction.old_label, correction.new_label) == ("faq", "price_milk_tea", key)
 
 
+def test_a_review_taken_for_a_question_is_marked_as_a_review(bot: BotHarness) -> None:
+    text = "The pearls were rock hard again, how is that ok"
+    bot.services.runtime.remember(text, "question", "price_milk_tea")  # the bot answers it as a question
+    reply, mirror, decision = bot.ask(BOB, text)
+    assert decision.task == "question" and decision.action == "answered"
+    bot.press(MEI, mirror, callbacks.encode(decision.id, "no"))
+    bot.emulator.wait_for(lambda m, p: m == "editMessageReplyMarkup" and p["message_id"] == mirror["message_id"])
+    menu = bot.staff_message(mirror["message_id"])
+    assert [t for t in buttons(menu) if "review" in t] == [
+        "😊 review: positive", "😐 review: neutral", "😞 review: negative"]
+
+    bot.press(MEI, menu, button_data(menu, "😞 review"))
+    sorry = bot.emulator.wait_for_message(BOB.id, "We're really sorry", after=reply["message_id"])
+    assert sorry["text"].startswith("We're really sorry about your experience")
+    assert edited(bot, mirror)["text"].endswith("✔ Mei: a review (negative), the customer got the review reply")
+    with bot.store() as store:
+        [correction] = [c for c in store.corrections.all() if c.decision_id == decision.id]
+        assert (correction.kind, correction.old_label, correction.new_label) == ("label", "price_milk_tea", "negative")
+        [example] = [e for e in store.examples.all() if e.decision_id == decision.id]
+        assert (example.task, example.label) == ("sentiment", "negative")  # teaches sentiment and the router
+    assert bot.say(BOB, text)["text"].startswith("We're really sorry")  # at once: now read as a negative review
+
+
+def test_a_handed_off_question_offers_the_review_switch_too(bot: BotHarness) -> None:
+    runtime = bot.services.runtime
+    saved, runtime.answer_threshold = runtime.answer_threshold, 1.01
+    try:
+        _, mirror, decision = bot.ask(ALICE, "Is the new mango one any good?")
+    finally:
+        runtime.answer_threshold = saved
+    assert decision.action == "handoff"
+    assert [t for t in buttons(mirror) if "review" in t] == [
+        "😊 review: positive", "😐 review: neutral", "😞 review: negative"]
+
+
 def test_non_staff_press_is_refused_and_changes_nothing(bot: BotHarness) -> None:
     _, mirror, decision = review(bot, ALICE, "Lovely staff, quick service", "positive")
     before = db_state(bot, decision.id)

@@ -12,9 +12,10 @@ from typing import Any
 import matplotlib.image
 import pytest
 
-import bot.report as report_module
+import bot.report_chart as report_chart
 from bot.cli import main
-from bot.report import build_weekly_report, render_chart, weekly_history
+from bot.report import build_weekly_report, weekly_history
+from bot.report_chart import render_chart
 from storage.clock import to_timestamp
 from storage.store import Store
 
@@ -93,7 +94,7 @@ def test_report_covers_accuracy_trend_comparison_confusions_and_gate_reasons(his
 
 def test_chinese_report_falls_back_to_english_chart_labels_without_a_cjk_font(history, monkeypatch) -> None:
     settings, store = history
-    monkeypatch.setattr(report_module, "cjk_font", lambda: None)
+    monkeypatch.setattr(report_chart, "cjk_font", lambda: None)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         report = build_weekly_report(settings, store, "zh")

@@ -293,6 +293,15 @@ def test_answer_creates_staff_faq_entry_and_example(fresh_store: Store) -> None:
     assert fresh_store.decisions.get(decision.id).status == "answered_by_staff"
 
 
+def test_a_label_on_a_question_says_it_was_a_review(fresh_store: Store) -> None:
+    decision = add_question(fresh_store, "珍珠太硬了，下次别这样", label="price")
+    correction = fresh_store.corrections.add(decision.id, 5, "label", new_label="negative")
+    assert (correction.old_label, correction.new_label) == ("price", "negative")
+    [example] = fresh_store.examples.all()
+    assert (example.task, example.label, example.source) == ("sentiment", "negative", "correction")
+    assert fresh_store.decisions.get(decision.id).status == "corrected"
+
+
 def test_invalid_corrections_change_nothing(fresh_store: Store) -> None:
     question = add_question(fresh_store, label=None)
     review = add_review(fresh_store)
@@ -300,8 +309,8 @@ def test_invalid_corrections_change_nothing(fresh_store: Store) -> None:
         fresh_store.corrections.add(question.id, 5, "confirm")  # nothing to confirm
     with pytest.raises(ValueError, match="new_label"):
         fresh_store.corrections.add(review.id, 5, "label", new_label="meh")
-    with pytest.raises(ValueError, match="review decision"):
-        fresh_store.corrections.add(question.id, 5, "label", new_label="positive")
+    with pytest.raises(ValueError, match="question decision"):
+        fresh_store.corrections.add(review.id, 5, "faq", new_label="hours")
     with pytest.raises(ValueError, match="answer_text"):
         fresh_store.corrections.add(question.id, 5, "answer", answer_text=" ")
     with pytest.raises(NotFoundError):

@@ -11,12 +11,11 @@ from bot.handlers import staff
 from bot.handlers.common import user_language
 from bot.services import Services
 from bot.staff_view import Customer
-from bot.texts import customer_text
+from bot.texts import customer_text, review_reply
 from storage.records import FaqEntry, NotFoundError
 from training.decision import Decision
 
 log = logging.getLogger(__name__)
-_REVIEW_REPLY = {"positive": "thanks_positive", "neutral": "thanks_neutral", "negative": "sorry_negative"}
 
 
 async def start(update: Update, context: BotContext) -> None:
@@ -39,8 +38,7 @@ def _respond(services: Services, decision: Decision, language: str) -> tuple[str
     """(reply text, stored action, FAQ entry answered with) for a decision."""
     settings = services.settings
     if decision.task == "review":
-        key = _REVIEW_REPLY.get(decision.label or "", "thanks_neutral")
-        return customer_text(settings, language, key), "acknowledged", None
+        return review_reply(settings, language, decision.label), "acknowledged", None
     if decision.answerable and decision.label is not None:
         try:
             entry = services.store.faq.get(decision.label, language)

@@ -8,6 +8,7 @@ answer after ✍ lives in bot/handlers/staff_answer.py.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from telegram import CallbackQuery, Message, Update, User
 from telegram.constants import ParseMode
@@ -26,7 +27,7 @@ from bot.handlers.common import (
     stored_message,
 )
 from bot.services import Services
-from bot.texts import customer_text, staff_text
+from bot.texts import customer_text, review_reply, staff_text
 from storage.records import Decision, FaqEntry, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,8 @@ def allowed_actions(decision: Decision) -> tuple[str, ...]:
     if decision.task == "review":
         return ("ok", "no", "back", "lab")
     if decision.action == "handoff":
-        return ("faq", "ans", "x")
-    return ("ok", "no", "back", "faq", "ans", "x")
+        return ("faq", "ans", "x", "lab")
+    return ("ok", "no", "back", "faq", "ans", "x", "lab")
 
 
 async def checked_press(update: Update, context: BotContext) -> tuple[Callback, Decision] | None:
@@ -127,6 +128,9 @@ async def _confirm(update: Update, context: BotContext, decision: Decision, staf
 
 async def _pick_label(update: Update, context: BotContext, decision: Decision, staff: User, label: str) -> None:
     services = context.services
+    if decision.task == "question":
+        await _mark_review(update, context, decision, staff, label)
+        return
     if label == decision.label:
         await _confirm(update, context, decision, staff)
         return
@@ -134,6 +138,33 @@ async def _pick_label(update: Update, context: BotContext, decision: Decision, s
     _remember(services, decision, "review", label)
     await _finish(update, context, staff_view.outcome_label(services.settings, display_name(staff), decision.label,
                                                             label))
+
+
+async def _tell_customer(context: BotContext, decision: Decision, staff: User, outcome: str,
+                         reply: Callable[[str], str]) -> str:
+    """Send `reply(language)` to the decision's customer; returns `outcome`, plus a line if that was impossible."""
+    services = context.services
+    settings = services.settings
+    message = stored_message(services, decision)
+    if message is None:
+        return outcome + "\n" + staff_text(settings, "customer_gone")
+    language = stored_language(services, message.customer_id) or settings.default_language
+    problem = await send_to_customer(context.bot, message, reply(language))
+    if problem:
+        outcome += "\n" + staff_text(settings, "answered_undelivered", name=display_name(staff), problem=problem)
+    return outcome
+
+
+async def _mark_review(update: Update, context: BotContext, decision: Decision, staff: User, label: str) -> None:
+    """The bot took a review for a question: store it as a review, treat the text so from now, tell the customer."""
+    services = context.services
+    settings = services.settings
+    services.store.corrections.add(decision.id, staff.id, "label", new_label=label)
+    _remember(services, decision, "review", label)
+    outcome = await _tell_customer(context, decision, staff,
+                                   staff_view.outcome_review(settings, display_name(staff), label),
+                                   lambda language: review_reply(settings, language, label))
+    await _finish(update, context, outcome)
 
 
 async def _pick_faq(update: Update, context: BotContext, decision: Decision, staff: User, number: int) -> None:
@@ -150,23 +181,20 @@ async def _pick_faq(update: Update, context: BotContext, decision: Decision, sta
         return
     _remember(services, decision, "question", key)
     services.request_index_refresh()  # the customer's wording is a new phrasing of `key`
-    outcome = staff_view.outcome_faq(settings, display_name(staff), key, faq_lookup(services))
-    message = stored_message(services, decision)
-    if message is None:
-        outcome += "\n" + staff_text(settings, "customer_gone")
-    else:
-        language = stored_language(services, message.customer_id) or settings.default_language
-        answer = services.store.faq.get(key, language).answer
-        wrapper = "staff_answer" if decision.action == "handoff" else "better_answer"
-        problem = await send_to_customer(context.bot, message, customer_text(settings, language, wrapper,
-                                                                             answer=answer))
-        if problem:
-            outcome += "\n" + staff_text(settings, "answered_undelivered", name=display_name(staff), problem=problem)
+    wrapper = "staff_answer" if decision.action == "handoff" else "better_answer"
+
+    def reply(language: str) -> str:
+        return customer_text(settings, language, wrapper, answer=services.store.faq.get(key, language).answer)
+
+    outcome = await _tell_customer(context, decision, staff,
+                                   staff_view.outcome_faq(settings, display_name(staff), key, faq_lookup(services)),
+                                   reply)
     await _finish(update, context, outcome)
 
 
 async def on_button(update: Update, context: BotContext) -> None:
-    """A staff button: ✅, ❌ (open the menu), ↩ back, a sentiment label, an FAQ entry, ✖."""
+    """A staff button: ✅, ❌ (open the menu), ↩ back, a sentiment label (on a question: "it's a review"),
+    an FAQ entry, ✖."""
     checked = await checked_press(update, context)
     if checked is None:
         return

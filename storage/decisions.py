@@ -64,6 +64,15 @@ class DecisionRepository:
         self.table.update(decision_id, {"status": status})
         return self.get(decision_id)
 
+    def staff_mirrors_of(self, customer_id: int) -> list[tuple[int, int]]:
+        """(chat id, message id) of the staff-chat mirrors of a customer's messages, oldest first."""
+        rows = self.db.execute(
+            "select decisions.staff_chat_id, decisions.staff_message_id from decisions"
+            " join messages on decisions.message_id = messages.id"
+            " where messages.customer_id = ? and decisions.staff_message_id is not null order by decisions.id",
+            [customer_id]).fetchall()
+        return [(int(chat), int(message)) for chat, message in rows]
+
     def recent(self, limit: int = 20) -> list[Decision]:
         """The newest decisions first."""
         return [Decision.from_row(row) for row in self.table.rows_where(order_by="id desc", limit=limit)]

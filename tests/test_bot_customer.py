@@ -118,11 +118,15 @@ def test_blank_and_maximum_length_texts_are_handled(bot: BotHarness, text: str) 
 
 def test_forget_deletes_the_customers_messages(bot: BotHarness) -> None:
     customer = type(ALICE)(1099, "Forgetful", "en")
-    bot.say(customer, "The brown sugar boba was lovely")
+    _, mirror, _ = bot.ask(customer, "The brown sugar boba was lovely")  # waits until the mirror is stored
     with bot.store() as store:
         assert store.messages.table.count_where("customer_id = ?", [customer.id]) == 1
     assert "deleted the 1 message(s)" in bot.command(customer, "forget")["text"]
     with bot.store() as store:
         assert store.messages.table.count_where("customer_id = ?", [customer.id]) == 0
         assert store.customers.get(customer.id).forgotten_at is not None
+    bot.emulator.wait_for(lambda m, p: m == "editMessageText" and p["message_id"] == mirror["message_id"])
+    redacted = bot.staff_message(mirror["message_id"])
+    assert redacted["text"] == "🗑 Removed: the customer asked us to delete their messages."
+    assert "Forgetful" not in redacted["text"] and not redacted.get("reply_markup")
     assert "don't keep any messages" in bot.command(customer, "forget")["text"]

@@ -101,6 +101,7 @@ async def forget(update: Update, context: BotContext) -> None:
     services, user = context.services, update.effective_user
     language = user_language(services, user)
     keep = services.settings.privacy.keep_anonymised_labels
+    mirrors = services.store.decisions.staff_mirrors_of(user.id)
     try:
         counts = services.store.customers.forget(user.id, keep_anonymised_labels=keep)
     except NotFoundError:
@@ -116,3 +117,5 @@ async def forget(update: Update, context: BotContext) -> None:
         services.reload_memory()
         services.request_index_refresh()
     await update.effective_message.reply_text(reply)
+    if mirrors:  # their words leave the staff chat too; in the background, Telegram's rate limits apply
+        context.application.create_task(staff.redact_mirrors(context, mirrors), update=update)

@@ -100,6 +100,16 @@ async def edit_mirror(context: BotContext, chat_id: int, message_id: int, curren
         log.warning("could not edit staff message %s: %s", message_id, error)
 
 
+async def redact_mirrors(context: BotContext, mirrors: list[tuple[int, int]]) -> None:
+    """Replace mirrors of a forgotten customer's messages with a removal note, buttons gone."""
+    note = staff_text(context.services.settings, "forgotten_mirror")
+    for chat_id, message_id in mirrors:
+        try:
+            await context.bot.edit_message_text(note, chat_id, message_id, reply_markup=None)
+        except BadRequest as error:  # deleted in the staff chat meanwhile, or already redacted
+            log.warning("could not redact staff message %s: %s", message_id, error)
+
+
 async def set_buttons(query: CallbackQuery, markup) -> None:
     """Replace the buttons of the pressed message (an unchanged keyboard is fine)."""
     try:

@@ -41,6 +41,16 @@ def review(bot: BotHarness, user, text: str, label: str):
     return bot.ask(user, text)
 
 
+def ask_with_threshold(bot: BotHarness, user, text: str, threshold: float):
+    """Ask with the answer threshold set for this one message (0: always answer; > 1: always hand off)."""
+    runtime = bot.services.runtime
+    saved, runtime.answer_threshold = runtime.answer_threshold, threshold
+    try:
+        return bot.ask(user, text)
+    finally:
+        runtime.answer_threshold = saved
+
+
 def edited(bot: BotHarness, mirror: dict) -> dict:
     bot.emulator.wait_for(lambda m, p: m == "editMessageText" and p["message_id"] == mirror["message_id"])
     return bot.staff_message(mirror["message_id"])
@@ -105,12 +115,7 @@ def test_back_closes_the_correction_menu(bot: BotHarness) -> None:
 
 
 def test_wrong_answer_corrected_by_picking_the_next_best_faq_entry(bot: BotHarness) -> None:
-    runtime = bot.services.runtime
-    saved, runtime.answer_threshold = runtime.answer_threshold, 0.0
-    try:
-        reply, mirror, decision = bot.ask(ALICE, "How much is a bubble milk tea?")
-    finally:
-        runtime.answer_threshold = saved
+    reply, mirror, decision = ask_with_threshold(bot, ALICE, "How much is a bubble milk tea?", 0.0)
     assert decision.action == "answered" and decision.label == "price_milk_tea"
     bot.press(MEI, mirror, callbacks.encode(decision.id, "no"))
     bot.emulator.wait_for(lambda m, p: m == "editMessageReplyMarkup" and p["message_id"] == mirror["message_id"])
@@ -156,12 +161,7 @@ def test_a_review_taken_for_a_question_is_marked_as_a_review(bot: BotHarness) ->
 
 
 def test_a_handed_off_question_offers_the_review_switch_too(bot: BotHarness) -> None:
-    runtime = bot.services.runtime
-    saved, runtime.answer_threshold = runtime.answer_threshold, 1.01
-    try:
-        _, mirror, decision = bot.ask(ALICE, "Is the new mango one any good?")
-    finally:
-        runtime.answer_threshold = saved
+    _, mirror, decision = ask_with_threshold(bot, ALICE, "Is the new mango one any good?", 1.01)
     assert decision.action == "handoff"
     assert [t for t in buttons(mirror) if "review" in t] == [
         "😊 review: positive", "😐 review: neutral", "😞 review: negative"]

@@ -27,7 +27,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
@@ -97,6 +97,7 @@ class BotAPIEmulator:
         self._chats: dict[int, dict] = {}
         self._last_message_id: dict[int, int] = {}
         self._messages: dict[tuple[int, int], dict] = {}  # (chat_id, message_id) -> stored message
+        self._chat_messages: dict[int, list[dict]] = {}  # chat_id -> the same dicts, oldest first
         self._commands: dict[str, list] = {}
         self._webhook_url = ""
         self._failures: dict[str, list[BotAPIError]] = {}
@@ -250,9 +251,12 @@ class BotAPIEmulator:
     def messages(self, chat_id: int | None = None, include_deleted: bool = False) -> list[dict]:
         """Messages the bot sent, oldest first, edits applied (keys: see the module docstring)."""
         with self._cond:
-            return [copy.deepcopy({"reply_markup": None} | m) for m in self._messages.values()
-                    if m["from_bot"] and chat_id in (None, m["chat_id"])
-                    and (include_deleted or not m["deleted"])]
+            return [_public(m) for m in self._bot_messages(chat_id, include_deleted)]
+
+    def _bot_messages(self, chat_id: int | None, include_deleted: bool = False) -> Iterator[dict]:
+        """The stored (not copied) bot messages of one chat or all; call with the lock held."""
+        pool = self._messages.values() if chat_id is None else self._chat_messages.get(chat_id, ())
+        return (m for m in pool if m["from_bot"] and (include_deleted or not m["deleted"]))
 
     def wait_for(self, predicate: Callable[[str, dict], bool], timeout: float = 10,
                  after: int = 0) -> tuple[str, dict]:
@@ -268,8 +272,8 @@ class BotAPIEmulator:
         def shown(message: dict) -> str:
             return message.get("text") or message.get("caption") or ""
 
-        def find() -> dict | None:
-            return next((m for m in self.messages(chat_id) if m["message_id"] > after
+        def find() -> dict | None:  # runs on every change while someone waits: copy only the match
+            return next((_public(m) for m in self._bot_messages(chat_id) if m["message_id"] > after
                          and (contains is None or contains in shown(m))), None)
 
         def describe() -> str:
@@ -447,6 +451,7 @@ class BotAPIEmulator:
         stored |= ({"from": sender} if sender else {}) | fields
         stored |= {"chat_id": chat_id, "from_bot": from_bot, "history": [], "deleted": False}
         self._messages[(chat_id, message_id)] = stored
+        self._chat_messages.setdefault(chat_id, []).append(stored)
         return stored
 
     def _user_message(self, user: FakeUser, chat_id: int | None, **fields: Any) -> dict:
@@ -520,6 +525,11 @@ class BotAPIEmulator:
             return f"<{len(value)} bytes>" if isinstance(value, bytes) else repr(value)[:60]
         return "; ".join(f"{m}({', '.join(f'{k}={short(v)}' for k, v in p.items())})"
                          for m, p in self._requests[-count:]) or "none"
+
+
+def _public(stored: dict) -> dict:
+    """A copy of a stored message as `messages()` returns it (reply_markup always present)."""
+    return copy.deepcopy({"reply_markup": None} | stored)
 
 
 def _as_api_message(stored: dict, nested: bool = True) -> dict:

@@ -4,7 +4,8 @@ A mirror message (HTML) says what the customer wrote, what the bot did and how s
 its buttons depend on the decision:
 
     answered question / review:  [✅ correct] [❌ incorrect]
-      ❌ on a review:            [😊 positive] [😐 neutral] [😞 negative] [↩ back]
+      ❌ on a review:            [😊 positive] [😐 neutral] [😞 negative]
+                                 [✍ a question: write the answer] [↩ back]
       ❌ on a question:          [📖 next best FAQ entries ...] [✍ write the answer]
                                  [😊 / 😐 / 😞 it's a review] [↩ back]
     handed-off question:         [📖 best FAQ guesses ...] [✍ write the answer] [😊 / 😐 / 😞 it's a review]
@@ -124,13 +125,18 @@ def _review_buttons(settings: Settings, decision: Decision) -> list[InlineKeyboa
                     decision.id, "lab", label) for label in SENTIMENT_LABELS]
 
 
+def _question_button(settings: Settings, decision: Decision) -> list[InlineKeyboardButton]:
+    """For a "review" that was really a question: answer it (the answer becomes an FAQ entry)."""
+    return [_button(staff_text(settings, "btn_write_question"), decision.id, "ans")]
+
+
 def main_keyboard(settings: Settings, decision: Decision, lookup: QuestionLookup) -> InlineKeyboardMarkup:
     """The buttons a fresh mirror carries."""
     if decision.task == "question" and decision.action == "handoff":
         return InlineKeyboardMarkup([*_faq_buttons(settings, decision, lookup, skip_current=False),
                                      _review_buttons(settings, decision)])
     if decision.task == "review" and decision.label is None:  # no sentiment model yet: ask for the label
-        return InlineKeyboardMarkup([_label_buttons(settings, decision)])
+        return InlineKeyboardMarkup([_label_buttons(settings, decision), _question_button(settings, decision)])
     return InlineKeyboardMarkup([[_button(staff_text(settings, "btn_ok"), decision.id, "ok"),
                                   _button(staff_text(settings, "btn_no"), decision.id, "no")]])
 
@@ -144,7 +150,7 @@ def correction_keyboard(settings: Settings, decision: Decision, lookup: Question
     """The buttons after ❌: the right label, or another FAQ entry / a typed answer / "it's a review"."""
     back = [_button(staff_text(settings, "btn_back"), decision.id, "back")]
     if decision.task == "review":
-        return InlineKeyboardMarkup([_label_buttons(settings, decision), back])
+        return InlineKeyboardMarkup([_label_buttons(settings, decision), _question_button(settings, decision), back])
     return InlineKeyboardMarkup([*_faq_buttons(settings, decision, lookup, skip_current=True),
                                  _review_buttons(settings, decision), back])
 

@@ -41,7 +41,7 @@ class CorrectionRepository:
 
             check_choice("new_label", new_label, SENTIMENT_LABELS)
             return new_label
-        if decision.task != "question":
+        if kind == "faq" and decision.task != "question":  # its alternatives are FAQ entries only on questions
             raise ValueError(f"decision {decision.id}: a {kind!r} correction needs a question decision")
         if kind == "faq":
             if new_label is None:
@@ -67,7 +67,8 @@ class CorrectionRepository:
 
         confirm: example with the bot's label (source=confirmation); label/faq: the corrected label
         (source=correction; a label on a question decision says the message was a review, so its
-        example is a sentiment one and teaches the router too); answer: answer_text becomes a new staff FAQ entry unless new_label names an
+        example is a sentiment one and teaches the router too); answer (on a question, or on a
+        "review" that was really a question): answer_text becomes a new staff FAQ entry unless new_label names an
         existing key (source=staff_answer). No example is written when the message has no text any more.
         """
         check_choice("kind", kind, CORRECTION_KINDS)

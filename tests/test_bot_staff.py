@@ -94,7 +94,8 @@ def test_negative_review_alerts_staff_and_is_relabelled(bot: BotHarness) -> None
     bot.press(MEI, mirror, button_data(mirror, "❌"))
     bot.emulator.wait_for(lambda m, p: m == "editMessageReplyMarkup" and p["message_id"] == mirror["message_id"])
     menu = bot.staff_message(mirror["message_id"])
-    assert list(buttons(menu)) == ["😊 positive", "😐 neutral", "• 😞 negative", "↩ back"]
+    assert list(buttons(menu)) == ["😊 positive", "😐 neutral", "• 😞 negative", "✍ a question: write the answer",
+                                   "↩ back"]
     bot.press(MEI, menu, button_data(menu, "😐"))
     assert edited(bot, mirror)["text"].endswith("✔ corrected by Mei: negative → neutral")
     with bot.store() as store:

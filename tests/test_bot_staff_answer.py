@@ -56,6 +56,24 @@ def test_typed_answer_reaches_the_customer_and_becomes_an_faq_entry(bot: BotHarn
     assert bot.say(BOB, question)["text"] == "Dogs are welcome on the terrace 🐶"
 
 
+def test_a_question_taken_for_a_review_is_answered_and_learnt(bot: BotHarness) -> None:
+    text = "delivery to the office tower maybe"
+    bot.services.runtime.remember(text, "review", "neutral")  # the bot acknowledges it as a review
+    reply, mirror, decision = bot.ask(BOB, text)
+    assert decision.task == "review" and reply["text"].startswith("Thanks for your feedback")
+    bot.press(MEI, mirror, callbacks.encode(decision.id, "no"))
+    bot.emulator.wait_for(lambda m, p: m == "editMessageReplyMarkup" and p["message_id"] == mirror["message_id"])
+    assert "✍ a question: write the answer" in buttons(bot.staff_message(mirror["message_id"]))
+    prompt = start_writing(bot, bot.staff_message(mirror["message_id"]), decision.id)
+    bot.emulator.reply_to(MEI, prompt, "We deliver within 3 km, order by phone")
+    answer = bot.emulator.wait_for_message(BOB.id, "3 km", after=reply["message_id"])
+    assert answer["text"] == "From our staff: We deliver within 3 km, order by phone"
+    with bot.store() as store:
+        [example] = [e for e in store.examples.all() if e.decision_id == decision.id]
+        assert example.task == "faq"  # a question after all: teaches FAQ retrieval and the router
+    assert bot.say(ALICE, text)["text"] == "We deliver within 3 km, order by phone"  # at once, from memory
+
+
 @pytest.mark.parametrize("how", ["command", "button"])
 def test_cancel_puts_the_buttons_back_and_stores_nothing(bot: BotHarness, how: str) -> None:
     _, mirror, decision = bot.ask(XIAO, f"可以带自己的杯子吗？({how})")

@@ -302,6 +302,15 @@ def test_a_label_on_a_question_says_it_was_a_review(fresh_store: Store) -> None:
     assert fresh_store.decisions.get(decision.id).status == "corrected"
 
 
+def test_an_answer_to_a_review_says_it_was_a_question(fresh_store: Store) -> None:
+    decision = add_review(fresh_store)
+    correction = fresh_store.corrections.add(decision.id, 5, "answer", answer_text="Yes, we deliver within 3 km.")
+    [example] = fresh_store.examples.all()
+    assert (example.task, example.label, example.source) == ("faq", correction.new_label, "staff_answer")
+    assert fresh_store.faq.get(correction.new_label, example.language).answer == "Yes, we deliver within 3 km."
+    assert fresh_store.decisions.get(decision.id).status == "answered_by_staff"
+
+
 def test_invalid_corrections_change_nothing(fresh_store: Store) -> None:
     question = add_question(fresh_store, label=None)
     review = add_review(fresh_store)

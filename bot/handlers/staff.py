@@ -48,7 +48,7 @@ async def post_mirror(context: BotContext, decision: Decision, text: str, custom
 def allowed_actions(decision: Decision) -> tuple[str, ...]:
     """The button actions that make sense for this decision."""
     if decision.task == "review":
-        return ("ok", "no", "back", "lab")
+        return ("ok", "no", "back", "lab", "ans", "x")
     if decision.action == "handoff":
         return ("faq", "ans", "x", "lab")
     return ("ok", "no", "back", "faq", "ans", "x", "lab")

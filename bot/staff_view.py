@@ -74,7 +74,9 @@ def mirror_text(settings: Settings, decision: Decision, text: str | None, custom
                 answer: FaqEntry | None, lookup: QuestionLookup) -> str:
     """The staff-chat mirror of one decision (HTML)."""
     confidence = _pct(decision.confidence)
-    if decision.task == "review":
+    if decision.task == "review" and decision.label is None:
+        header = staff_text(settings, "review_unlabelled")
+    elif decision.task == "review":
         key = "review_negative" if decision.label == "negative" else "review"
         header = staff_text(settings, key, label=label_name(settings, decision.label), confidence=confidence)
     elif decision.action == "answered":
@@ -100,8 +102,9 @@ def mirror_text(settings: Settings, decision: Decision, text: str | None, custom
 
 
 def should_notify(decision: Decision) -> bool:
-    """Handoffs and negative reviews ring; routine mirrors arrive silently."""
-    return decision.action == "handoff" or (decision.task == "review" and decision.label == "negative")
+    """Handoffs, negative reviews and reviews no model could label (any may be a complaint) ring;
+    routine mirrors arrive silently."""
+    return decision.action == "handoff" or (decision.task == "review" and decision.label in ("negative", None))
 
 
 def _button(text: str, decision_id: int, action: str, arg: str | int | None = None) -> InlineKeyboardButton:

@@ -104,6 +104,18 @@ def test_negative_review_alerts_staff_and_is_relabelled(bot: BotHarness) -> None
     assert bot.say(XIAO, text)["text"] == "谢谢您的反馈，我们会继续努力！"  # now read as neutral
 
 
+def test_without_a_sentiment_model_a_review_rings_and_asks_for_its_label(bot: BotHarness) -> None:
+    text = "Waited forty minutes for a lukewarm taro latte"
+    reply, mirror, decision = bot.ask(ALICE, text)  # the test bot has no sentiment adapter
+    assert decision.task == "review" and decision.label is None
+    assert reply["text"] == "Thanks for your feedback, we'll keep improving!"
+    assert mirror["text"].startswith("💬 Review · pick its sentiment (no sentiment model yet")
+    [(_, sent)] = [c for c in bot.emulator.calls("sendMessage") if c[1]["chat_id"] == STAFF_CHAT
+                   and text in c[1]["text"]]
+    assert not sent.get("disable_notification")  # it may be a complaint: it rings
+    assert list(buttons(mirror))[:3] == ["😊 positive", "😐 neutral", "😞 negative"]
+
+
 def test_back_closes_the_correction_menu(bot: BotHarness) -> None:
     _, mirror, decision = review(bot, BOB, "Decent tea, nothing special", "neutral")
     bot.press(MEI, mirror, callbacks.encode(decision.id, "no"))

@@ -122,12 +122,6 @@ def _faq_buttons(settings: Settings, decision: Decision, lookup: QuestionLookup,
     return rows
 
 
-def _review_buttons(settings: Settings, decision: Decision) -> list[InlineKeyboardButton]:
-    """For a question that was really a review: pick its sentiment."""
-    return [_button(staff_text(settings, "btn_review", emoji=LABEL_EMOJI[label], label=label_name(settings, label)),
-                    decision.id, "lab", label) for label in SENTIMENT_LABELS]
-
-
 def _question_button(settings: Settings, decision: Decision) -> list[InlineKeyboardButton]:
     """For a "review" that was really a question: answer it (the answer becomes an FAQ entry)."""
     return [_button(staff_text(settings, "btn_write_question"), decision.id, "ans")]
@@ -137,7 +131,7 @@ def main_keyboard(settings: Settings, decision: Decision, lookup: QuestionLookup
     """The buttons a fresh mirror carries."""
     if decision.task == "question" and decision.action == "handoff":
         return InlineKeyboardMarkup([*_faq_buttons(settings, decision, lookup, skip_current=False),
-                                     _review_buttons(settings, decision)])
+                                     _label_buttons(settings, decision)])
     if decision.task == "review" and decision.label is None:  # no sentiment model yet: ask for the label
         return InlineKeyboardMarkup([_label_buttons(settings, decision), _question_button(settings, decision)])
     return InlineKeyboardMarkup([[_button(staff_text(settings, "btn_ok"), decision.id, "ok"),
@@ -145,8 +139,14 @@ def main_keyboard(settings: Settings, decision: Decision, lookup: QuestionLookup
 
 
 def _label_buttons(settings: Settings, decision: Decision) -> list[InlineKeyboardButton]:
-    return [_button(f"{'• ' if label == decision.label else ''}{LABEL_EMOJI[label]} {label_name(settings, label)}",
-                    decision.id, "lab", label) for label in SENTIMENT_LABELS]
+    """One button per sentiment: on a review, its label (the current one marked •); on a question,
+    "it's a review, with this sentiment"."""
+    def text(label: str) -> str:
+        if decision.task == "question":
+            return staff_text(settings, "btn_review", emoji=LABEL_EMOJI[label], label=label_name(settings, label))
+        return f"{'• ' if label == decision.label else ''}{LABEL_EMOJI[label]} {label_name(settings, label)}"
+
+    return [_button(text(label), decision.id, "lab", label) for label in SENTIMENT_LABELS]
 
 
 def correction_keyboard(settings: Settings, decision: Decision, lookup: QuestionLookup) -> InlineKeyboardMarkup:
@@ -155,7 +155,7 @@ def correction_keyboard(settings: Settings, decision: Decision, lookup: Question
     if decision.task == "review":
         return InlineKeyboardMarkup([_label_buttons(settings, decision), _question_button(settings, decision), back])
     return InlineKeyboardMarkup([*_faq_buttons(settings, decision, lookup, skip_current=True),
-                                 _review_buttons(settings, decision), back])
+                                 _label_buttons(settings, decision), back])
 
 
 def answering_keyboard(settings: Settings, decision: Decision) -> InlineKeyboardMarkup:

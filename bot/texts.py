@@ -281,12 +281,12 @@ def staff_text(settings: Settings, key: str, **values: object) -> str:
     return STAFF.get(language, STAFF["en"])[key].format(**values)
 
 
-REVIEW_REPLY = {"positive": "thanks_positive", "neutral": "thanks_neutral", "negative": "sorry_negative"}
+_REVIEW_REPLY = {"positive": "thanks_positive", "neutral": "thanks_neutral", "negative": "sorry_negative"}
 
 
 def review_reply(settings: Settings, language: str, label: str | None) -> str:
     """What a customer is told after a review with this sentiment (unknown: the neutral thanks)."""
-    return customer_text(settings, language, REVIEW_REPLY.get(label or "", "thanks_neutral"))
+    return customer_text(settings, language, _REVIEW_REPLY.get(label or "", "thanks_neutral"))
 
 
 def label_name(settings: Settings, label: str | None) -> str:

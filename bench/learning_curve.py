@@ -330,7 +330,8 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
             start = [] if run.get("start_accuracy") is None else [run["start_accuracy"]]
             xs = list(range(1 - len(start), len(run["accuracy_by_week"]) + 1))
             ys = [100 * v if v is not None else float("nan") for v in start + run["accuracy_by_week"]]
-            staff = "staff correct mistakes" if not run_key(run)[2] else f"... and confirm {run_key(run)[2]:.0%} of the rest"
+            rate = run_key(run)[2]
+            staff = f"... and confirm {rate:.0%} of the rest" if rate else "staff correct mistakes"
             ax.plot(xs, ys, "-o", color=color, label=f"{staff}: test set")
             w1 = [100 * v if v is not None else float("nan") for v in run.get("week1_accuracy_by_week", [])]
             ax.plot(range(1, len(w1) + 1), w1, ":", color=color, label=f"{staff}: week-1 data")
@@ -338,7 +339,7 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
         dataset = next(r["dataset"] for r in runs if r["task"] == task)
         ax.set_title(f"{task}: {dataset}", fontsize=10)
         ax.set_xlabel("simulated week (0 = before any retrain)")
-        ax.set_xticks(range(0, 5))
+        ax.set_xticks(range(0, max(len(r["accuracy_by_week"]) for r in runs if r["task"] == task) + 1))
         ax.set_ylim(45, 101)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")

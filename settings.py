@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 KNOWN_LANGUAGES = ("zh", "en")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+TRUNK_DTYPES = ("auto", "float32", "bfloat16", "int8")
 DEVICES = ("auto", "cpu", "cuda")
 TELEGRAM_MODES = ("polling", "webhook")
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
@@ -142,6 +143,7 @@ class ModelSettings(_Section):
     load_in_4bit: bool = False
     train_threads: int = 1
     top_layers: int = 2
+    trunk_dtype: str = "auto"
 
     def _validate(self) -> None:
         if not self.base.strip():
@@ -154,6 +156,7 @@ class ModelSettings(_Section):
             _fail(self._key("train_threads"), f"must be at least 1, got {self.train_threads!r}")
         if self.top_layers < 1:
             _fail(self._key("top_layers"), f"must be at least 1, got {self.top_layers!r}")
+        self._one_of("trunk_dtype", TRUNK_DTYPES)
 
 
 @dataclass(frozen=True)
@@ -166,12 +169,16 @@ class ThresholdSettings(_Section):
     answer_confidence: float = 0.55
     max_regression: float = 0.02
     min_new_examples: int = 5
+    max_interval: float = 0.05
+    cv_folds: int = 5
 
     def _validate(self) -> None:
-        for name in ("sentiment_accuracy", "faq_accuracy", "answer_confidence", "max_regression"):
+        for name in ("sentiment_accuracy", "faq_accuracy", "answer_confidence", "max_regression", "max_interval"):
             self._between(name, 0, 1)
         if self.min_new_examples < 0:
             _fail(self._key("min_new_examples"), f"must be 0 or more, got {self.min_new_examples!r}")
+        if self.cv_folds < 2:
+            _fail(self._key("cv_folds"), f"must be at least 2, got {self.cv_folds!r}")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import resource
 import sys
@@ -18,6 +19,35 @@ def base_folder(base: str | None) -> Path:
     from training.base_model import ensure_bundled
 
     return Path(base) if base else ensure_bundled(REPO / ".cache" / "models")
+
+
+def product_settings(folder: Path, **overrides: dict):
+    """config.toml as shipped, with its [paths] moved under `folder` and the bundled base reused (printed).
+
+    `overrides` are whole-key changes per section (e.g. thresholds={"min_new_examples": 1}); each
+    is printed, and returned so that the bench can save it with its result.
+    """
+    import tomllib
+
+    from settings import settings_from_dict
+
+    data = tomllib.loads((REPO / "config.toml").read_text(encoding="utf-8"))
+    data["paths"] = {"database": "shopbot.db", "adapters": "adapters", "model_cache": "models", "reports": "reports"}
+    data.setdefault("model", {})["base"] = str(base_folder(None))  # the same bundled build, not rebuilt per run
+    for section, values in overrides.items():
+        data.setdefault(section, {}).update(values)
+    if overrides:
+        print(f"overrides of config.toml: {overrides}", flush=True)
+    return settings_from_dict(data, folder, env={})
+
+
+def read_tsv(path: Path) -> list[tuple[str, str]]:
+    """(text, label) rows of a text<TAB>label file with a header (quoted newlines allowed)."""
+    csv.field_size_limit(1 << 24)
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh, delimiter="\t")
+        next(reader)
+        return [(row[0], row[1]) for row in reader if len(row) >= 2 and row[0].strip()]
 
 
 def peak_rss_mb() -> float:

@@ -3,7 +3,7 @@
     python bench/latency.py [--threads 1] [--n 300]
 
 Uses the real base model with freshly initialised adapters on both tasks (same shapes and cost as
-trained ones) and a 37-entry FAQ index, int8 trunk as in production on CPU.
+trained ones) and a 37-entry FAQ index; `[model]` from config.toml (every override printed and saved).
 """
 
 from __future__ import annotations
@@ -11,14 +11,17 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import common  # noqa: F401  (sys.path)
 import numpy as np
 import torch
 
 from common import base_folder, peak_rss_mb, save
-from training.encoder import Encoder
-from training.faq import FaqIndex, RouterWeights, new_faq_model
+from settings import load_settings
+from training.encoder import Encoder, choose_trunk_dtype
+from training.faq import FaqIndex, new_faq_model
+from training.router import RouterWeights
 from training.features import FeatureCache
 from training.runtime import ModelRuntime, ServingModel
 from training.sentiment import TrainArgs, new_sentiment_model
@@ -45,12 +48,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (production serves with 1)")
     parser.add_argument("--n", type=int, default=300, help="single-message requests to time")
-    parser.add_argument("--top-layers", type=int, default=2)
-    parser.add_argument("--fp32", action="store_true")
+    parser.add_argument("--config", type=Path, default=common.REPO / "config.toml")
+    parser.add_argument("--top-layers", type=int, default=None, help="override: model.top_layers")
+    parser.add_argument("--trunk-dtype", default=None, help="override: model.trunk_dtype")
     parser.add_argument("--base", default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    encoder = Encoder(base_folder(args.base), args.top_layers, quantize=not args.fp32)
+    model = load_settings(args.config).model
+    overrides = {k: v for k, v in (("top_layers", args.top_layers), ("trunk_dtype", args.trunk_dtype)) if v is not None}
+    if overrides:
+        print(f"overrides of the product configuration: {overrides}", flush=True)
+    trunk_dtype = choose_trunk_dtype(args.trunk_dtype or model.trunk_dtype, "cpu")
+    top_layers = args.top_layers or model.top_layers
+    encoder = Encoder(base_folder(args.base), top_layers, model.max_length, trunk_dtype)
     runtime = ModelRuntime(build(encoder, 1), answer_threshold=0.55)
     for m in MESSAGES * 3:
         runtime.decide(m)
@@ -74,7 +84,7 @@ def main() -> None:
         runtime.swap(new)
         swaps.append((built, (time.perf_counter() - t) * 1000))
     save("latency", {
-        "threads": args.threads, "int8": not args.fp32, "top_layers": args.top_layers,
+        "threads": args.threads, "trunk_dtype": trunk_dtype, "top_layers": top_layers, "overrides": overrides,
         "single_p50_ms": round(statistics.median(single), 2),
         "single_p99_ms": round(float(np.percentile(single, 99)), 2),
         "batch32_messages_per_second": round(batch_rate, 1),

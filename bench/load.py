@@ -36,7 +36,7 @@ from latency import MESSAGES, build
 from settings import settings_from_dict
 from storage.seed import load_demo
 from storage.store import Store
-from training.encoder import Encoder
+from training.serving import load_encoder
 from training.runtime import ModelRuntime
 
 STAFF_CHAT = -1001
@@ -50,7 +50,7 @@ def serve_bot(workdir: str, base: str, mirror: bool, base_url: str, base_file_ur
         "roles": {"staff_ids": [9], "staff_chat_id": STAFF_CHAT if mirror else 0},
         "thresholds": {"answer_confidence": 0.0},
     }, Path(workdir), env={"TELEGRAM_BOT_TOKEN": token})
-    encoder = Encoder(Path(base), settings.model.top_layers, quantize=True)
+    encoder = load_encoder(settings)
 
     def runtime_factory(_settings):
         return ModelRuntime(build(encoder, 1), answer_threshold=0.0)

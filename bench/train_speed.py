@@ -20,7 +20,7 @@ from pathlib import Path
 import common  # noqa: F401
 import torch
 
-from accuracy import read_tsv
+from common import read_tsv
 from common import base_folder, peak_rss_mb, save
 from settings import settings_from_dict
 from storage.store import Store

@@ -244,6 +244,7 @@ async def send_report(bot: Bot, services: Services) -> None:
             log.warning("could not send the report to owner %s: %s", owner_id, error)
         except Exception as error:  # noqa: BLE001 - one broken report must not stop the job
             log.exception("building the weekly report failed")
+            problem = f"{type(error).__name__}: {error}"
             await tell_owners(bot, services, lambda lang: owner_text(settings, lang, "report_unavailable",
-                                                                     problem=f"{type(error).__name__}: {error}"))
+                                                                     problem=problem))
             return

@@ -29,7 +29,7 @@ from storage.store import Store
 
 log = logging.getLogger(__name__)
 
-_METRIC_ORDER = ("accuracy", "macro_f1", "top3_accuracy", "topk_accuracy", "router_accuracy")
+_METRIC_ORDER = ("accuracy", "macro_f1", "top3", "router_accuracy")
 _MAX_DECISIONS = 20_000
 
 
@@ -37,12 +37,35 @@ def _pct(value: float | None) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.0%}"
 
 
-def format_metrics(metrics: Mapping[str, Any], limit: int = 3) -> str:
-    """" (accuracy 91%, macro_f1 88%)" from an adapter's metrics (top-level numbers only)."""
-    numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    keys = [k for k in _METRIC_ORDER if k in numbers] + sorted(k for k in numbers if k not in _METRIC_ORDER)
-    shown = [f"{k} {numbers[k]:.0%}" if 0 <= numbers[k] <= 1 else f"{k} {numbers[k]:g}" for k in keys[:limit]]
-    return f" ({', '.join(shown)})" if shown else ""
+def format_estimate(metrics: Mapping[str, Any], language: str) -> str:
+    """"91.4% [88.0–93.9%], n=360, 5-fold CV" from an adapter's metrics ("–" without an accuracy)."""
+    accuracy = _number(metrics.get("accuracy"))
+    if accuracy is None:
+        return "–"
+    low, high, n = _number(metrics.get("low")), _number(metrics.get("high")), metrics.get("n")
+    words = _ESTIMATE_WORDS.get(language, _ESTIMATE_WORDS["en"])
+    parts = [f"{accuracy:.1%}" + (f" [{low:.1%}–{high:.1%}]" if low is not None and high is not None else "")]
+    if isinstance(n, int):
+        parts.append(f"n={n}")
+    if metrics.get("method") == "cv":
+        parts.append(words["cv"].format(folds=metrics.get("folds")))
+    elif metrics.get("method") == "holdout":
+        parts.append(words["holdout"])
+    return words["sep"].join(parts)
+
+
+_ESTIMATE_WORDS = {"zh": {"cv": "{folds} 折交叉验证（全部已标注数据）", "holdout": "留出测试集", "sep": "，"},
+                   "en": {"cv": "{folds}-fold CV over all labelled data", "holdout": "held-out test split", "sep": ", "}}
+
+
+def format_metrics(metrics: Mapping[str, Any], language: str = "en") -> str:
+    """" (accuracy 91.4% [88.0–93.9%], n=360, 5-fold CV; macro_f1 90%)" from an adapter's metrics."""
+    if _number(metrics.get("accuracy")) is None:
+        return ""
+    shown = [f"accuracy {format_estimate(metrics, language)}"]
+    shown += [f"{k} {metrics[k]:.0%}" for k in _METRIC_ORDER[1:]
+              if _number(metrics.get(k)) is not None and 0 <= metrics[k] <= 1][:2]
+    return f" ({'; '.join(shown)})"
 
 
 def model_lines(settings: Settings, store: Store, language: str) -> list[str]:
@@ -55,7 +78,13 @@ def model_lines(settings: Settings, store: Store, language: str) -> list[str]:
             lines.append(owner_text(settings, language, "status_base", task=name))
         else:
             lines.append(owner_text(settings, language, "status_adapter", task=name, version=record.version,
-                                    metrics=format_metrics(record.metrics)))
+                                    metrics=format_metrics(record.metrics, language)))
+        history = store.adapters.history(task)
+        latest = history[-1] if history else None
+        if latest is not None and latest.status == "rejected" and (record is None or latest.id > record.id):
+            lines.append(owner_text(settings, language, "status_refused", version=latest.version,
+                                    estimate=format_estimate(latest.metrics, language),
+                                    reasons="; ".join(latest.reasons)))
     return lines
 
 
@@ -146,8 +175,8 @@ _TEXTS: dict[str, dict[str, str]] = {
         "trend_title": "每周准确率（每次训练后正在使用的模型）：",
         "trend_line": "• {task}：{points}",
         "trend_none": "• 还没有训练记录",
-        "latest_title": "最近一次训练（{when}），同一测试集上比较：",
-        "latest_task": "• {task}：基础 {base} · 原模型 {active} · 新候选 {candidate}（{n} 条）→ {outcome}",
+        "latest_title": "最近一次训练（{when}）：",
+        "latest_task": "• {task}：基础 {base} · 原模型 {active} · 新候选 {candidate} → {outcome}",
         "why": "   原因：{reasons}",
         "promoted": "已启用 {version}",
         "refused": "未启用 {version}",
@@ -171,8 +200,8 @@ _TEXTS: dict[str, dict[str, str]] = {
         "trend_title": "Accuracy by week (the model in use after each retrain):",
         "trend_line": "• {task}: {points}",
         "trend_none": "• no retraining yet",
-        "latest_title": "Latest retrain ({when}), all on the same test split:",
-        "latest_task": "• {task}: base {base} · active {active} · candidate {candidate} (n={n}) → {outcome}",
+        "latest_title": "Latest retrain ({when}):",
+        "latest_task": "• {task}: base {base} · active {active} · candidate {candidate} → {outcome}",
         "why": "   why: {reasons}",
         "promoted": "promoted {version}",
         "refused": "refused {version}",
@@ -212,6 +241,7 @@ class TaskPoint:
     base: float | None
     n: int | None
     reasons: tuple[str, ...]
+    estimate: Mapping[str, Any] = field(default_factory=dict)  # the candidate's accuracy, n, interval, method
     confused: tuple[tuple[str, str, int], ...] = ()
     mistakes: tuple[tuple[str, str, str], ...] = ()
 
@@ -266,6 +296,7 @@ def _task_point(task: str, outcome: Mapping[str, Any]) -> TaskPoint:
         candidate=_accuracy(metrics), active=_accuracy(outcome.get("active_metrics")),
         base=_accuracy(outcome.get("base_metrics")), n=n if isinstance(n, int) else None,
         reasons=tuple(str(r) for r in outcome.get("reasons") or ()),
+        estimate={k: metrics[k] for k in ("accuracy", "n", "low", "high", "method", "folds") if k in metrics},
         confused=tuple((str(c[0]), str(c[1]), int(c[2])) for c in shown.get("confused") or () if len(c) == 3),
         mistakes=tuple((str(m[0]), str(m[1]), str(m[2])) for m in shown.get("mistakes") or () if len(m) == 3))
 
@@ -313,8 +344,8 @@ def _learning_lines(settings: Settings, language: str, history: list[tuple[str, 
         for task, point in latest.tasks.items():
             outcome = say("promoted" if point.promoted else "refused", version=point.version)
             lines.append(say("latest_task", task=task_name(task), base=_pct(point.base), active=_pct(point.active),
-                             candidate=_pct(point.candidate), n=point.n if point.n is not None else "?",
-                             outcome=outcome))
+                             candidate=format_estimate(point.estimate, language) if point.estimate
+                             else _pct(point.candidate), outcome=outcome))
             if not point.promoted and point.reasons:
                 lines.append(say("why", reasons="; ".join(point.reasons)))
         confused = [(task, point) for task, point in latest.tasks.items() if point.confused]

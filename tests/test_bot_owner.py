@@ -91,7 +91,7 @@ def test_rollback_restores_the_previous_adapter(bot: BotHarness, monkeypatch: py
     publish_promoted(bot, "sentiment", ("sentiment-old", "sentiment-new"))
     serving = bot.services.runtime.serving
     monkeypatch.setattr(bot_services, "_active_serving", lambda settings, encoder: serving)  # fake folders
-    assert "sentiment model: sentiment-new (accuracy 90%)" in bot.command(BOSS, "status")["text"]
+    assert "sentiment model: sentiment-new (accuracy 90.0%)" in bot.command(BOSS, "status")["text"]
     text = bot.command(BOSS, "rollback", "sentiment")["text"]
     assert text.splitlines() == ["• sentiment model: rolled back to sentiment-old", "Serving: base"]
     with bot.store() as store:

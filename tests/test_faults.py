@@ -36,7 +36,7 @@ from training.sentiment import TrainArgs
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SHOP = REPO / "data" / "demo"
 FAST = TrainArgs(epochs=1, progress=False)
-GATE_OPEN = {"sentiment_accuracy": 0.0, "faq_accuracy": 0.0, "max_regression": 1.0, "min_new_examples": 0}
+GATE_OPEN = {"sentiment_accuracy": 0.0, "faq_accuracy": 0.0, "max_regression": 1.0, "max_interval": 1.0, "min_new_examples": 0}
 
 
 class StubRuntime:

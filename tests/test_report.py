@@ -14,7 +14,7 @@ import pytest
 
 import bot.report_chart as report_chart
 from bot.cli import main
-from bot.report import build_weekly_report, weekly_history
+from bot.report import build_status_text, build_weekly_report, weekly_history
 from bot.report_chart import render_chart
 from storage.clock import to_timestamp
 from storage.store import Store
@@ -26,7 +26,8 @@ def outcome(task: str, version: str, candidate: float, active: float | None, bas
             promoted: bool, reasons: list[str], mistakes: list[list[str]] = ()) -> dict[str, Any]:
     """One task's part of a run result, shaped as training.pipeline writes it (asdict(TaskOutcome))."""
     def metrics(accuracy: float) -> dict:
-        return {"accuracy": accuracy, "n": 40, "confused": [["negative", "positive", 3], ["neutral", "positive", 1]],
+        return {"accuracy": accuracy, "n": 360, "low": accuracy - 0.04, "high": accuracy + 0.03, "method": "cv",
+                "folds": 5, "confused": [["negative", "positive", 3], ["neutral", "positive", 1]],
                 "mistakes": list(mistakes)}
 
     return {"task": task, "version": version, "promoted": promoted, "reasons": reasons,
@@ -77,8 +78,9 @@ def test_report_covers_accuracy_trend_comparison_confusions_and_gate_reasons(his
     assert "Staff checks: 1 confirmed, 1 corrected (sentiment 1" in text  # corrections this week by kind
     trend = next(line for line in text.splitlines() if line.startswith("• sentiment model:") and "→" in line)
     assert re.fullmatch(r"• sentiment model: \S+ 80% → \S+ 86% → \S+ 86%", trend)  # refused: the active one stays
-    assert "• sentiment model: base – · active 86% · candidate 84% (n=40) → refused s-3" in text
-    assert "• FAQ model: base 55% · active 78% · candidate 74% (n=40) → refused f-3" in text
+    assert ("• sentiment model: base – · active 86% · candidate 84.0% [80.0%–87.0%], n=360, "
+            "5-fold CV over all labelled data → refused s-3") in text  # the estimate with its n and interval
+    assert "• FAQ model: base 55% · active 78% · candidate 74.0% [70.0%–77.0%], n=360, 5-fold CV" in text
     assert "why: accuracy 0.840 < threshold 0.900; regresses 0.020 against active s-2" in text
     assert "negative→positive ×3" in text  # the most frequent confusion
     assert "“珍珠太硬了，再也不来了” true: negative, bot: positive" in text
@@ -123,3 +125,17 @@ def test_shopbot_report_prints_and_saves_text_and_png(tmp_path: Path, history, c
     assert files == [".png", ".txt"]
     saved = store.reports.latest()
     assert saved.chart_path.read_bytes().startswith(b"\x89PNG") and saved.text == out.rstrip("\n")
+
+
+def test_status_shows_a_refused_first_candidate_with_its_n_and_interval(make_settings) -> None:
+    settings = make_settings()
+    metrics = {"accuracy": 0.872, "n": 360, "low": 0.834, "high": 0.903, "method": "cv", "folds": 5}
+    with Store(settings.paths.database) as store:
+        store.adapters.add_candidate("s-1", "sentiment", "sentiment/s-1", metrics, "0" * 64, "bundled")
+        store.adapters.set_status("s-1", "rejected", ["accuracy 0.872 [0.834, 0.903] (n=360) < threshold 0.900"])
+        text = build_status_text(settings, store, "base", retraining=False, language="en")
+        zh = build_status_text(settings, store, "base", retraining=False, language="zh")
+    assert "• sentiment model: base model (no trained version yet)" in text
+    assert ("latest candidate s-1 refused: accuracy 87.2% [83.4%–90.3%], n=360, 5-fold CV over all labelled data. "
+            "Why: accuracy 0.872 [0.834, 0.903] (n=360) < threshold 0.900") in text
+    assert "最近的候选 s-1 未启用：准确率 87.2% [83.4%–90.3%]，n=360，5 折交叉验证" in zh

@@ -11,7 +11,8 @@ import torch
 
 from training.device import DeviceError, SKIP_QUANTISATION, choose_device, quantisation_config
 from training.encoder import EmbeddingModel, Encoder, SentimentModel
-from training.faq import FaqIndex, RouterWeights
+from training.faq import FaqIndex
+from training.router import RouterWeights
 from training.features import FeatureCache
 from training.memory import CorrectionMemory
 from training.runtime import ModelRuntime, ServingModel

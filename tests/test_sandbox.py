@@ -167,7 +167,7 @@ def test_up_without_a_token_seeds_trains_once_and_serves_the_page(
         runner.join(60)
     assert result == [0] and trained == ["cli"]
     text = out.getvalue()
-    assert "loaded the demo shop" in text and "about 1-3 minutes" in text and "Training refused" in text
+    assert "loaded the demo shop" in text and "5-fold cross-validation" in text and "Training refused" in text
     again = io.StringIO()
     prepare(settings, out=again)  # tried once already: not every start trains again
     assert trained == ["cli"] and "no adapter has passed the quality gate yet" in again.getvalue()

@@ -27,7 +27,7 @@ FAST = TrainArgs(epochs=1, min_steps=0, batch_size=16, progress=False)
 def shop(make_settings, tiny_base):
     """Settings on the tiny model + a file store loaded with the demo shop (enough data for every split)."""
     settings = make_settings(model={"base": str(tiny_base), "top_layers": 1},
-                             thresholds={"sentiment_accuracy": 0.0, "faq_accuracy": 0.0, "max_regression": 1.0})
+                             thresholds={"sentiment_accuracy": 0.0, "faq_accuracy": 0.0, "max_regression": 1.0, "max_interval": 1.0})
     with Store(settings.paths.database) as store:
         load_demo(store, DEMO_SHOP)
     return settings
@@ -35,7 +35,7 @@ def shop(make_settings, tiny_base):
 
 @pytest.fixture(scope="module")
 def encoder(tiny_base):
-    return Encoder(tiny_base, top_layers=1, quantize=True)
+    return Encoder(tiny_base, top_layers=1, trunk_dtype="int8")
 
 
 def test_snapshot_is_stable_and_corrections_override_seed(fresh_store):

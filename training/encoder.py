@@ -17,6 +17,23 @@ import torch
 from torch import nn
 
 QUERY_PREFIX = "query: "
+TRUNK_DTYPES = ("float32", "bfloat16", "int8")  # how the frozen trunk computes (int8: dynamic quantisation, CPU)
+
+
+def choose_trunk_dtype(preference: str, device: str) -> str:
+    """The trunk's dtype for model.trunk_dtype = auto | float32 | bfloat16 | int8 on `device`.
+
+    auto: bfloat16 where the CPU has native bf16 (AVX512-BF16 / AMX: same features as float32 to
+    cosine 0.99998, half the time measured here) and on CUDA; float32 elsewhere. int8 is measured
+    5-6 points less accurate on reviews (cosine 0.972 to float32) and is never chosen by auto.
+    """
+    if preference != "auto":
+        return preference
+    if device == "cuda":
+        return "bfloat16"
+    native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or \
+        getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    return "bfloat16" if native else "float32"
 
 
 @dataclass(frozen=True)
@@ -30,9 +47,11 @@ class TrunkOutput:
 class Encoder:
     """Tokenizer + the frozen trunk of the base model + the pristine top layers to copy per task."""
 
-    def __init__(self, folder: Path, top_layers: int, max_length: int = 128, quantize: bool = False):
+    def __init__(self, folder: Path, top_layers: int, max_length: int = 128, trunk_dtype: str = "float32"):
         from transformers import AutoModel, AutoTokenizer
 
+        if trunk_dtype not in TRUNK_DTYPES:
+            raise ValueError(f"trunk_dtype must be one of {', '.join(TRUNK_DTYPES)}, got {trunk_dtype!r}")
         self.folder = Path(folder)
         self.max_length = max_length
         self.tokenizer = AutoTokenizer.from_pretrained(self.folder)
@@ -47,10 +66,18 @@ class Encoder:
         self.pristine_top = nn.ModuleList(model.encoder.layer[n_layers - top_layers :])
         for p in model.parameters():
             p.requires_grad_(False)
-        if quantize:
+        self.trunk_dtype = trunk_dtype
+        self._compute_dtype = torch.bfloat16 if trunk_dtype == "bfloat16" else torch.float32
+        if trunk_dtype == "int8":
             self.trunk_layers = torch.ao.quantization.quantize_dynamic(self.trunk_layers, {nn.Linear}, dtype=torch.qint8)
+        elif trunk_dtype == "bfloat16":
+            self.trunk_layers = self.trunk_layers.to(torch.bfloat16)
         self.config = model.config
-        self.quantized = quantize
+
+    @property
+    def quantized(self) -> bool:
+        """Whether the trunk is int8 (then serving quantises the merged tops too)."""
+        return self.trunk_dtype == "int8"
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """Tokenise with e5's "query: " prefix, padded to the longest text in the batch."""
@@ -65,10 +92,11 @@ class Encoder:
         batch = self.tokenize(texts)
         mask = batch["attention_mask"]
         x = self.embeddings(input_ids=batch["input_ids"], token_type_ids=torch.zeros_like(batch["input_ids"]))
+        x = x.to(self._compute_dtype)
         ext = extended_mask(mask, x.dtype)
         for layer in self.trunk_layers:
             x = _layer_out(layer(x, attention_mask=ext))
-        return TrunkOutput(x, mask)
+        return TrunkOutput(x.float(), mask)
 
     def new_top(self) -> "TopLayers":
         """A fresh, trainable copy of the top layers (to be wrapped with LoRA)."""

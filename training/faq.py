@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from training.early_stopping import EarlyStopping
 from training.encoder import EmbeddingModel, Encoder
 from training.features import FeatureCache, length_batches, pad_batch
+from training.router import RouterWeights
 from training.sentiment import TrainArgs, TrainResult, epochs_for, lora_config
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class FaqTrainer:
             by_key[key].append(i)
         feats = self.cache.get_many([t for t, _ in pool], progress=args.progress)
         params = [p for p in model.parameters() if p.requires_grad]
-        batches_per_epoch = math.ceil(len(pool) / args.batch_size)
+        batches_per_epoch = pair_batch_count(by_key, args.batch_size)
         epochs = epochs_for(len(pool), args)
         optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=0.01)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -162,84 +163,59 @@ class FaqTrainer:
 
 def _pair_batches(pool: list[tuple[str, str]], by_key: dict[str, list[int]], batch_size: int,
                   rng: random.Random) -> list[tuple[list[int], list[int]]]:
-    """Each text once as an anchor, paired with another text of its entry; one text per entry per batch."""
-    order = [i for i in range(len(pool)) if len(by_key[pool[i][1]]) > 1]
-    rng.shuffle(order)
-    batches, current, seen = [], ([], []), set()
-    leftovers = []
-    for i in order:
-        key = pool[i][1]
-        if key in seen:
-            leftovers.append(i)
-            continue
-        positive = rng.choice([j for j in by_key[key] if j != i])
-        current[0].append(i)
-        current[1].append(positive)
-        seen.add(key)
-        if len(current[0]) == batch_size:
-            batches.append(current)
-            current, seen = ([], []), set()
-            order_rest = leftovers
-            leftovers = []
-            for j in order_rest:  # retry deferred anchors in the next batch
-                k = pool[j][1]
-                if k in seen or len(current[0]) == batch_size:
-                    leftovers.append(j)
-                    continue
-                current[0].append(j)
-                current[1].append(rng.choice([x for x in by_key[k] if x != j]))
-                seen.add(k)
-    if len(current[0]) > 1:
-        batches.append(current)
+    """One epoch of (anchors, positives) batches for the in-batch-negatives loss.
+
+    Every text of an entry with at least two texts is an anchor exactly once, paired with another
+    text of its entry. A batch holds at most `batch_size` anchors, all of different entries (so
+    every other positive in the batch is a true negative). The anchors are dealt round-robin into
+    B = max(ceil(n / batch_size), largest entry) batches, entry by entry in a shuffled order, so an
+    entry never lands twice in a batch and batch sizes differ by at most one. A batch left with a
+    single anchor (its loss is exactly 0: no negative) is dropped; that happens only when it
+    cannot be avoided: an entry holding more than half of all anchors, or an odd count with
+    batch_size 2. The shuffle differs per epoch, so a different anchor is the one left out.
+    Deterministic for a given rng state.
+    """
+    if batch_size < 2:
+        raise ValueError(f"batch_size must be at least 2 for in-batch negatives, got {batch_size}")
+    groups = [list(by_key[key]) for key in sorted(by_key) if len(by_key[key]) > 1]
+    if not groups:
+        return []
+    rng.shuffle(groups)
+    for group in groups:
+        rng.shuffle(group)
+    order = [i for group in groups for i in group]
+    count = max(math.ceil(len(order) / batch_size), max(len(g) for g in groups))
+    batches = []
+    for b in range(count):
+        anchors = order[b::count]  # a run of <= count anchors of one entry lands in distinct batches
+        if len(anchors) > 1:
+            positives = [rng.choice([j for j in by_key[pool[i][1]] if j != i]) for i in anchors]
+            batches.append((anchors, positives))
+    rng.shuffle(batches)
     return batches
 
 
-def save_faq(model: PeftModel, folder: Path, router: "RouterWeights | None" = None) -> None:
+def pair_batch_count(by_key: dict[str, list[int]], batch_size: int) -> int:
+    """How many batches `_pair_batches` makes per epoch (the same every epoch)."""
+    sizes = [len(v) for v in by_key.values() if len(v) > 1]
+    if not sizes:
+        return 0
+    count = max(math.ceil(sum(sizes) / batch_size), max(sizes))
+    return min(count, sum(sizes) - count)  # batches with two or more anchors
+
+
+def save_faq(model: PeftModel, folder: Path, router: RouterWeights | None = None) -> None:
     """Write the LoRA weights (peft save_pretrained) and the question/review router."""
     model.save_pretrained(str(folder))
     if router is not None:
-        (folder / "router.json").write_text(json.dumps({"weight": router.weight.tolist(), "bias": router.bias}))
+        (folder / "router.json").write_text(json.dumps(router.to_json()))
 
 
-def load_faq(encoder: Encoder, folder: Path) -> tuple[nn.Module, "RouterWeights | None"]:
+def load_faq(encoder: Encoder, folder: Path) -> tuple[nn.Module, RouterWeights | None]:
     """Rebuild an FAQ adapter on a fresh copy of the top layers, LoRA merged in; plus its router if saved."""
     model = PeftModel.from_pretrained(EmbeddingModel(encoder.new_top()), str(folder)).merge_and_unload()
     router_file = folder / "router.json"
     router = None
     if router_file.exists():
-        data = json.loads(router_file.read_text())
-        router = RouterWeights(np.asarray(data["weight"], dtype=np.float32), float(data["bias"]))
+        router = RouterWeights.from_json(json.loads(router_file.read_text()))
     return model.eval(), router
-
-
-@dataclass(frozen=True)
-class RouterWeights:
-    """Logistic regression over the FAQ embedding: p(the message is a question rather than a review)."""
-
-    weight: np.ndarray  # (hidden,)
-    bias: float
-
-    def probability(self, vectors: np.ndarray) -> np.ndarray:
-        """p(question) per row."""
-        return 1.0 / (1.0 + np.exp(-(vectors @ self.weight + self.bias)))
-
-
-def train_router(vectors: np.ndarray, is_question: np.ndarray, epochs: int = 300, seed: int = 13) -> RouterWeights:
-    """Fit the router on FAQ embeddings of questions (1) and reviews (0), classes balanced."""
-    torch.manual_seed(seed)
-    x = torch.from_numpy(vectors).float()
-    y = torch.from_numpy(is_question.astype(np.float32))
-    pos = float(y.sum())
-    weight = torch.where(y > 0, (len(y) - pos) / max(pos, 1.0), 1.0)
-    linear = nn.Linear(x.shape[1], 1)
-    optimizer = torch.optim.LBFGS(linear.parameters(), max_iter=epochs)
-
-    def closure():
-        optimizer.zero_grad()
-        loss = nn.functional.binary_cross_entropy_with_logits(linear(x).squeeze(-1), y, weight=weight)
-        loss = loss + 1e-3 * linear.weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    optimizer.step(closure)
-    return RouterWeights(linear.weight.detach().numpy()[0].copy(), float(linear.bias.detach()[0]))

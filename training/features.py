@@ -28,7 +28,7 @@ class FeatureCache:
     def __init__(self, encoder: Encoder, folder: Path | None = None, batch_size: int = 32):
         self.encoder = encoder
         self.batch_size = batch_size
-        identity = f"{encoder.folder.resolve()}|top={encoder.top_layers}|len={encoder.max_length}|q={encoder.quantized}"
+        identity = f"{encoder.folder.resolve()}|top={encoder.top_layers}|len={encoder.max_length}|dtype={encoder.trunk_dtype}"
         self.folder = Path(folder) / hashlib.sha1(identity.encode()).hexdigest()[:16] if folder else None
         self._memory: dict[str, torch.Tensor] = {}
         self.computed = 0
@@ -43,6 +43,11 @@ class FeatureCache:
         if missing:
             self._compute(list(missing.items()), progress)
         return [self._memory[k] for k in keys]
+
+    def put(self, texts: Sequence[str], features: Sequence[torch.Tensor]) -> None:
+        """Hold precomputed trunk features for texts (in memory only)."""
+        for text, feature in zip(texts, features):
+            self._memory[self._key(text)] = feature
 
     def _compute(self, items: list[tuple[str, str]], progress: bool) -> None:
         items.sort(key=lambda kv: len(kv[1]))

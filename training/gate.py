@@ -39,28 +39,56 @@ def _pair(first: float, second: float) -> tuple[str, str]:
     return shown
 
 
-def _check_threshold(accuracy: float, threshold: float) -> tuple[bool, str]:
+def _interval(metrics: Mapping[str, object]) -> str:
+    """" [0.880, 0.939] (n=360)" when the metrics carry an interval, else ""."""
+    low, high, n = (_number(metrics.get(k)) for k in ("low", "high", "n"))
+    if low is None or high is None:
+        return f" (n={int(n)})" if n is not None else ""
+    return f" [{low:.3f}, {high:.3f}]" + (f" (n={int(n)})" if n is not None else "")
+
+
+def _check_threshold(accuracy: float, threshold: float, candidate: Mapping[str, object]) -> tuple[bool, str]:
     shown, limit = _pair(accuracy, threshold)
     if accuracy >= threshold - TOLERANCE:
-        return True, f"{METRIC} {shown} ≥ threshold {limit}"
-    return False, f"{METRIC} {shown} < threshold {limit}"
+        return True, f"{METRIC} {shown}{_interval(candidate)} ≥ threshold {limit}"
+    return False, f"{METRIC} {shown}{_interval(candidate)} < threshold {limit}"
 
 
-def _check_active(accuracy: float, active: Mapping[str, float] | None, max_regression: float,
+def _check_precision(candidate: Mapping[str, object], max_interval: float) -> tuple[bool, str]:
+    low, high, n = (_number(candidate.get(k)) for k in ("low", "high", "n"))
+    if low is None or high is None:
+        return False, "the estimate has no 95% interval; cannot tell how sure it is"
+    half = (high - low) / 2
+    counted = f" from n={int(n)}" if n is not None else ""
+    if half <= max_interval + TOLERANCE:
+        return True, f"95% interval ±{half:.3f}{counted} is within ±{max_interval:.3f}"
+    return False, (f"95% interval ±{half:.3f}{counted} is wider than ±{max_interval:.3f}: "
+                   f"too few labelled examples to trust the estimate")
+
+
+def _check_active(comparison: Mapping[str, object] | None, max_regression: float,
                   active_version: str | None) -> tuple[bool, str]:
-    if active is None:
+    if comparison is None:
         return True, "no active adapter to compare against"
     name = f"active {active_version}" if active_version else "the active adapter"
-    active_accuracy = _number(active.get(METRIC))
-    if active_accuracy is None:
-        return False, f"{METRIC} of {name} is {_describe(active.get(METRIC))}; cannot compare on the test split"
-    drop = active_accuracy - accuracy
-    change = "({} → {})".format(*_pair(active_accuracy, accuracy))
+    n = _number(comparison.get("n"))
+    if n is not None and n == 0:
+        return True, f"no labelled examples that neither {name} nor the candidate was trained on: nothing to compare"
+    candidate, active = _number(comparison.get("candidate")), _number(comparison.get("active"))
+    if candidate is None or active is None:
+        which, value = ("candidate", comparison.get("candidate")) if candidate is None else (name, comparison.get("active"))
+        return False, f"{METRIC} of {which} is {_describe(value)}; cannot compare"
+    drop = active - candidate
+    change = "({} → {})".format(*_pair(active, candidate)) + (f" on n={int(n)}" if n is not None else "")
     if drop <= 0:
         return True, f"does not regress against {name} {change}"
     shown, allowed = _pair(drop, max_regression)
     if drop <= max_regression + TOLERANCE:
         return True, f"regresses {shown} against {name} {change}, within the allowed {allowed}"
+    high, low = _number(comparison.get("high")), _number(comparison.get("low"))
+    if high is not None and low is not None and high >= 0:
+        return True, (f"regresses {shown} against {name} {change}, more than the allowed {allowed}, but the "
+                      f"95% interval of the difference [{low:+.3f}, {high:+.3f}] includes 0: not a measurable regression")
     return False, f"regresses {shown} against {name} {change}, more than the allowed {allowed}"
 
 
@@ -82,15 +110,19 @@ def _check_regression_set(candidate_regression: float | None,
     return passed, f"regression set (past staff corrections): candidate {shown} {relation} active {reference}"
 
 
-def gate(candidate: Mapping[str, float], threshold: float, max_regression: float,
-         active: Mapping[str, float] | None = None,
+def gate(candidate: Mapping[str, object], threshold: float, max_regression: float,
+         comparison: Mapping[str, object] | None = None,
          candidate_regression: float | None = None, active_regression: float | None = None,
-         active_version: str | None = None) -> GateResult:
-    """Promote iff accuracy ≥ threshold, no test-split drop beyond max_regression, no regression-set drop.
+         active_version: str | None = None, max_interval: float | None = None) -> GateResult:
+    """Promote iff accuracy ≥ threshold, its interval is tight enough, no regression against the active, none on past corrections.
 
-    `candidate` and `active` are metrics measured on the same held-out test split. The regression
-    numbers are accuracies on the fixed set of past staff corrections; pass None (not NaN) for both
-    when that set is empty. Missing or NaN metrics refuse.
+    `candidate` is the candidate's estimate ("accuracy", and "n", "low", "high" for its 95%
+    interval). `max_interval` (None: not checked) is the widest half-interval trusted.
+    `comparison` is candidate vs active on the same examples that neither was trained on:
+    "candidate", "active", "n" and, optionally, "low"/"high" of the paired difference's 95%
+    interval; a drop beyond `max_regression` refuses unless that interval includes 0. The
+    regression numbers are accuracies on the past staff corrections; pass None (not NaN) for both
+    when there are none. Missing or NaN metrics refuse.
     """
     if _number(threshold) is None or _number(max_regression) is None or max_regression < 0:
         raise ValueError(f"threshold and max_regression must be finite, max_regression ≥ 0; "
@@ -99,7 +131,9 @@ def gate(candidate: Mapping[str, float], threshold: float, max_regression: float
     if accuracy is None:
         checks = [(False, f"candidate {METRIC} is {_describe(candidate.get(METRIC))}; refusing")]
     else:
-        checks = [_check_threshold(accuracy, threshold),
-                  _check_active(accuracy, active, max_regression, active_version)]
+        checks = [_check_threshold(accuracy, threshold, candidate)]
+        if max_interval is not None:
+            checks.append(_check_precision(candidate, max_interval))
+        checks.append(_check_active(comparison, max_regression, active_version))
     checks.append(_check_regression_set(candidate_regression, active_regression))
     return GateResult(promote=all(passed for passed, _ in checks), reasons=tuple(reason for _, reason in checks))

@@ -8,10 +8,12 @@ gate decision promotes one.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -20,14 +22,17 @@ import torch
 
 from settings import Settings
 from storage.store import Store
-from training.assess import faq_index_for, router_accuracy, score_faq, score_sentiment
-from training.faq import FaqTrainer, embed, load_faq, new_faq_model, save_faq, train_router
+from storage.text import normalise_text
+from training.estimate import Comparison, Estimate, holdout_is_enough, stratified_folds
+from training.faq import embed
+from training.router import augment_questions, train_router
 from training.features import FeatureCache
 from training.gate import gate
 from training.registry import AdapterRegistry, CorruptAdapterError
-from training.sentiment import LABELS, SentimentTrainer, TrainArgs, load_sentiment, save_sentiment
+from training.sentiment import TrainArgs
 from training.serving import load_encoder
-from training.snapshot import Snapshot, take_snapshot
+from training.snapshot import Row, Snapshot, take_snapshot
+from training.tasks import FaqSpec, TaskSpec, read_trained_on, task_specs, write_trained_on
 
 log = logging.getLogger(__name__)
 TASKS = ("sentiment", "faq")
@@ -46,6 +51,7 @@ class TaskOutcome:
     active_metrics: dict[str, Any] | None
     base_metrics: dict[str, Any] | None
     train_seconds: float
+    comparison: dict[str, Any] | None = None  # candidate vs active on rows neither was fitted on
 
 
 def retrain(settings: Settings, trigger: str = "cli", run_id: int | None = None,
@@ -90,125 +96,202 @@ def _train_all(settings: Settings, store: Store, snapshot: Snapshot, args: Train
     cache = FeatureCache(encoder, settings.paths.model_cache / "features")
     registry = AdapterRegistry(settings.paths.adapters, store)
     outcomes = []
-    for task in TASKS:
+    for task, spec in task_specs(cache, args).items():
         if not snapshot.pairs(task, "train"):
             log.warning("no %s training examples: skipping that task", task)
             continue
-        outcomes.append(_train_task(task, settings, snapshot, cache, registry, args))
+        outcomes.append(_train_task(spec, settings, snapshot, registry, args))
     return outcomes
 
 
-def _train_task(task: str, settings: Settings, snapshot: Snapshot, cache: FeatureCache,
-                registry: AdapterRegistry, args: TrainArgs) -> TaskOutcome:
-    """Train one candidate, score it beside the active and the base on the same split, gate, publish."""
-    encoder = cache.encoder
-    train, validation, test = (snapshot.pairs(task, s) for s in ("train", "validation", "test"))
-    languages = snapshot.languages(task, "test")
+def row_key(text: str) -> str:
+    """The identity of a labelled text across snapshots (the snapshot merges by normalised text)."""
+    return hashlib.sha1(normalise_text(text).encode("utf-8")).hexdigest()[:16]
+
+
+def _pairs(rows: Sequence[Row]) -> list[tuple[str, str]]:
+    return [(r.text, r.label) for r in rows]
+
+
+def cross_validate(spec: TaskSpec, rows: Sequence[Row], anchors: Sequence[tuple[str, str]], folds: int,
+                   fit: Callable[..., Any] | None = None, seed: int = 13) -> list[list[str]]:
+    """Out-of-fold ranked labels for every row: k models, each predicting the fold it never saw.
+
+    Folds are stratified by label. Within a fold's training rows, those of the validation split
+    are held out for early stopping, as in the final fit. `fit` replaces `spec.fit` (e.g. the
+    untrained base model, to score it the same way).
+    """
+    fit = fit or spec.fit
+    fold_of = stratified_folds([r.label for r in rows], folds, seed)
+    ranked: list[list[str]] = [[] for _ in rows]
+    for fold in range(folds):
+        held = [i for i, f in enumerate(fold_of) if f == fold]
+        rest = [r for r, f in zip(rows, fold_of) if f != fold]
+        if not held or not rest:
+            continue
+        train = _pairs([r for r in rest if r.split != "validation"])
+        validation = _pairs([r for r in rest if r.split == "validation"])
+        model = fit(train, validation, anchors)
+        for i, labels in zip(held, spec.ranked(model, [rows[i].text for i in held], list(anchors) + train)):
+            ranked[i] = labels
+        log.info("%s cross-validation fold %d/%d done", spec.name, fold + 1, folds)
+    return ranked
+
+
+def _train_task(spec: TaskSpec, settings: Settings, snapshot: Snapshot, registry: AdapterRegistry,
+                args: TrainArgs) -> TaskOutcome:
+    """Train one candidate, estimate it (held-out split or k-fold CV), compare it with the active on unseen rows, gate, publish."""
+    started = time.perf_counter()
+    thresholds = settings.thresholds
+    task, anchors = spec.name, list(snapshot.faq_anchors)
+    rows = snapshot.rows[task]
+    threshold = spec.threshold(thresholds)
+    train_rows = [r for r in rows if r.split == "train"]
+    fit_rows = [r for r in rows if r.split != "validation"]
+    validation = _pairs([r for r in rows if r.split == "validation"])
+    test_rows = [r for r in rows if r.split == "test"]
+    if holdout_is_enough(len(test_rows), threshold, thresholds.max_interval):
+        method, folds, fit_rows, evaluated = "holdout", 0, train_rows, test_rows
+        model = spec.fit(_pairs(fit_rows), validation, anchors)
+        ranked = spec.ranked(model, [r.text for r in evaluated], anchors + _pairs(fit_rows))
+        base = spec.base()
+        base_ranked = spec.ranked(base, [r.text for r in evaluated], anchors + _pairs(fit_rows)) if base else None
+    else:  # too few test rows to trust: score the recipe on every row, then ship it trained on all of them
+        method, folds, evaluated = "cv", thresholds.cv_folds, list(rows)
+        ranked = cross_validate(spec, evaluated, anchors, folds)
+        base = spec.base()
+        base_ranked = cross_validate(spec, evaluated, anchors, folds, fit=lambda *_: base) if base else None
+        model = spec.fit(_pairs(fit_rows), validation, anchors)
+    seen = {row_key(r.text) for r in fit_rows} | {row_key(t) for t, _ in validation}
+    estimate = Estimate.of([bool(labels) and labels[0] == r.label for labels, r in zip(ranked, evaluated)], method, folds)
+    metrics = _report(spec, evaluated, ranked) | estimate.as_dict()
+    base_metrics = _report(spec, evaluated, base_ranked) if base_ranked is not None else None
+    active = _active_model(spec, registry)
+    comparison = _compare(spec, active, rows, evaluated, ranked, anchors) if active else None
     regression = snapshot.regression_set(task)
-    active = _active_model(task, registry, encoder)
-    if task == "sentiment":
-        trainer = SentimentTrainer(encoder, cache, args, LABELS)
-        result = trainer.train(train, validation)
-        metrics = score_sentiment(result.model, cache, test, languages)
-        active_metrics = score_sentiment(active[1], cache, test, languages) if active else None
-        base_metrics = None  # the base model has no sentiment head
-        cand_reg = score_sentiment(result.model, cache, regression)["accuracy"] if regression else None
-        act_reg = score_sentiment(active[1], cache, regression)["accuracy"] if regression and active else None
-        threshold = settings.thresholds.sentiment_accuracy
-    else:
-        trainer = FaqTrainer(encoder, cache, args)
-        result = trainer.train(train, validation, snapshot.faq_anchors)
-        metrics = _score_faq_all(result.model, cache, snapshot, test, languages)
-        active_metrics = _score_faq_all(active[1], cache, snapshot, test, languages) if active else None
-        base = new_faq_model(encoder, args)  # LoRA starts as the identity: this is the base model
-        base_metrics = _score_faq_all(base, cache, snapshot, test, languages)
-        cand_reg = _score_faq_all(result.model, cache, snapshot, regression)["accuracy"] if regression else None
-        act_reg = _score_faq_all(active[1], cache, snapshot, regression)["accuracy"] if regression and active else None
-        threshold = settings.thresholds.faq_accuracy
-    decision = gate(metrics, threshold, settings.thresholds.max_regression,
-                    active=active_metrics, candidate_regression=cand_reg,
-                    active_regression=act_reg if active else None,
-                    active_version=active[0] if active else None)
-    version = _publish(task, result.model, registry, snapshot, metrics, settings, args, cache, train)
+    index = anchors + _pairs(train_rows)
+    cand_reg = _hits(spec, model, regression, index) if regression else None
+    act_reg = _hits(spec, active[1], regression, index) if regression and active else None
+    decision = gate(metrics, threshold, thresholds.max_regression,
+                    comparison=comparison.as_dict() if comparison else None,
+                    candidate_regression=cand_reg, active_regression=act_reg,
+                    active_version=active[0] if active else None, max_interval=thresholds.max_interval)
+    version = _publish(spec, model, registry, snapshot, metrics, settings, args, seen, len(fit_rows))
     if decision.promote:
         registry.promote(version, list(decision.reasons))
     else:
         registry.reject(version, list(decision.reasons))
     log.info("%s candidate %s %s: %s", task, version, "promoted" if decision.promote else "refused",
              "; ".join(decision.reasons))
+    active_metrics = ({"accuracy": comparison.active, "n": comparison.n} if comparison else None)
     return TaskOutcome(task, version, decision.promote, list(decision.reasons), metrics,
-                       active[0] if active else None, active_metrics, base_metrics, round(result.seconds, 1))
+                       active[0] if active else None, active_metrics, base_metrics,
+                       round(time.perf_counter() - started, 1), comparison.as_dict() if comparison else None)
 
 
-def _score_faq_all(model, cache: FeatureCache, snapshot: Snapshot, pairs, languages=None) -> dict[str, Any]:
-    return score_faq(model, cache, faq_index_for(snapshot, model, cache), pairs, languages)
+def _report(spec: TaskSpec, rows: Sequence[Row], ranked: Sequence[Sequence[str]]) -> dict[str, Any]:
+    return spec.report([r.text for r in rows], [r.label for r in rows], ranked, [r.language for r in rows])
 
 
-def _active_model(task: str, registry: AdapterRegistry, encoder) -> tuple[str, Any] | None:
-    """(version, merged model) of the active adapter, or None (none yet, or its folder is corrupt)."""
+def _hits(spec: TaskSpec, model: Any, pairs: Sequence[tuple[str, str]], index: Sequence[tuple[str, str]]) -> float:
+    """Top-1 accuracy of a model on pairs."""
+    ranked = spec.ranked(model, [t for t, _ in pairs], index)
+    return sum(bool(r) and r[0] == y for r, (_, y) in zip(ranked, pairs)) / max(len(pairs), 1)
+
+
+def _compare(spec: TaskSpec, active: tuple[str, Any, frozenset[str] | None], rows: Sequence[Row],
+             evaluated: Sequence[Row], ranked: Sequence[Sequence[str]],
+             anchors: list[tuple[str, str]]) -> Comparison:
+    """Candidate vs active on the evaluated rows the active was never fitted on (paired)."""
+    _version, model, trained_on = active
+    if trained_on is None:  # an adapter from before this was recorded: it was fitted on train + validation
+        unseen = [i for i, r in enumerate(evaluated) if r.split == "test"]
+    else:
+        unseen = [i for i, r in enumerate(evaluated) if row_key(r.text) not in trained_on]
+    paired = [evaluated[i] for i in unseen]
+    keys = {row_key(r.text) for r in paired}
+    index = anchors + _pairs([r for r in rows if row_key(r.text) not in keys])
+    active_ranked = spec.ranked(model, [r.text for r in paired], index)
+    return Comparison.of([bool(ranked[i]) and ranked[i][0] == evaluated[i].label for i in unseen],
+                         [bool(a) and a[0] == r.label for a, r in zip(active_ranked, paired)])
+
+
+def _active_model(spec: TaskSpec, registry: AdapterRegistry) -> tuple[str, Any, frozenset[str] | None] | None:
+    """(version, merged model, keys it was fitted on) of the active adapter, or None (none yet, or corrupt)."""
     try:
-        found = registry.active_verified(task)
+        found = registry.active_verified(spec.name)
     except CorruptAdapterError as exc:
-        log.error("active %s adapter unusable: %s", task, exc)
+        log.error("active %s adapter unusable: %s", spec.name, exc)
         return None
     if found is None:
         return None
     record, path = found
-    model = load_sentiment(encoder, path)[0] if task == "sentiment" else load_faq(encoder, path)[0]
-    return record.version, model
+    return record.version, spec.load(path), read_trained_on(path)
 
 
-def _publish(task: str, model, registry: AdapterRegistry, snapshot: Snapshot, metrics: dict,
-             settings: Settings, args: TrainArgs, cache: FeatureCache, train) -> str:
+def _publish(spec: TaskSpec, model: Any, registry: AdapterRegistry, snapshot: Snapshot, metrics: dict,
+             settings: Settings, args: TrainArgs, seen: set[str], n_fit: int) -> str:
     """Save the candidate into a staging folder and publish it atomically under a new version."""
-    staging = registry.staging_dir(task)
-    if task == "sentiment":
-        save_sentiment(model, staging, LABELS)
+    staging = registry.staging_dir(spec.name)
+    if isinstance(spec, FaqSpec):
+        spec.save(model, staging, _fit_router(model, spec.cache, snapshot, metrics))
     else:
-        save_faq(model, staging, _fit_router(model, cache, snapshot, metrics))
+        spec.save(model, staging)
+    write_trained_on(staging, sorted(seen))
     manifest = {
-        "task": task, "metrics": metrics, "snapshot_id": snapshot.id,
+        "task": spec.name, "metrics": metrics, "snapshot_id": snapshot.id,
         "base_model": str(settings.model.base), "top_layers": settings.model.top_layers,
         "max_length": settings.model.max_length, "train_args": asdict(args) | {"max_train_seconds": None},
-        "train_examples": len(train),
+        "train_examples": n_fit,
     }
-    return registry.publish(task, staging, manifest).version
+    return registry.publish(spec.name, staging, manifest).version
 
 
 def _fit_router(model, cache: FeatureCache, snapshot: Snapshot, metrics: dict):
-    """Question-vs-review router on the FAQ embedding: questions = FAQ texts, reviews = sentiment texts."""
+    """Question-vs-review router on the FAQ embedding and the question cues.
+
+    Questions = FAQ texts plus asked-style variants of them (training.faq.augment_questions),
+    reviews = sentiment texts. metrics["router_accuracy"] is on the test splits of both tasks.
+    """
     questions = [t for t, _ in snapshot.pairs("faq", "train")] + [q for q, _ in snapshot.faq_anchors]
     reviews = [t for t, _ in snapshot.pairs("sentiment", "train")]
     if not questions or not reviews:
         return None
-    vectors = embed(model, cache, questions + reviews)
+    questions = list(dict.fromkeys(questions))
+    questions += augment_questions(questions)
+    texts = questions + reviews
     labels = np.array([1] * len(questions) + [0] * len(reviews))
-    router = train_router(vectors, labels)
+    router = train_router(embed(model, cache, texts), labels, texts=texts)
     test_q = [t for t, _ in snapshot.pairs("faq", "test")]
     test_r = [t for t, _ in snapshot.pairs("sentiment", "test")]
     if test_q and test_r:
-        metrics["router_accuracy"] = router_accuracy(router, embed(model, cache, test_q + test_r),
-                                                     np.array([1] * len(test_q) + [0] * len(test_r)))
+        test = test_q + test_r
+        routed = router.probability(embed(model, cache, test), test) >= 0.5
+        metrics["router_accuracy"] = float((routed == np.array([True] * len(test_q) + [False] * len(test_r))).mean())
     return router
 
 
 def evaluate_active(settings: Settings) -> dict[str, Any]:
-    """Score the active adapters (and the base model for FAQ) on the current snapshot's test split."""
+    """Score the active adapters (and the base model for FAQ) on the current snapshot's test split, with intervals."""
     with Store(settings.paths.database) as store:
         snapshot = take_snapshot(store)
         encoder = load_encoder(settings)
         cache = FeatureCache(encoder, settings.paths.model_cache / "features")
         registry = AdapterRegistry(settings.paths.adapters, store)
         report: dict[str, Any] = {"snapshot_id": snapshot.id, "counts": snapshot.counts}
-        for task in TASKS:
-            test, languages = snapshot.pairs(task, "test"), snapshot.languages(task, "test")
-            active = _active_model(task, registry, encoder)
+        for task, spec in task_specs(cache, TrainArgs(progress=False)).items():
+            test = [r for r in snapshot.rows[task] if r.split == "test"]
+            index = list(snapshot.faq_anchors) + snapshot.pairs(task, "train")
+            active = _active_model(spec, registry)
             entry: dict[str, Any] = {"active_version": active[0] if active else None}
-            if task == "sentiment":
-                entry["active"] = score_sentiment(active[1], cache, test, languages) if active else None
-            else:
-                entry["active"] = _score_faq_all(active[1], cache, snapshot, test, languages) if active else None
-                entry["base"] = _score_faq_all(new_faq_model(encoder, TrainArgs()), cache, snapshot, test, languages)
+            models = {"active": active[1] if active else None, "base": spec.base()}
+            for name, model in models.items():
+                if model is None or not test:
+                    continue
+                ranked = spec.ranked(model, [r.text for r in test], index)
+                hits = [bool(labels) and labels[0] == r.label for labels, r in zip(ranked, test)]
+                entry[name] = _report(spec, test, ranked) | Estimate.of(hits, "holdout").as_dict()
+            entry.setdefault("active", None)
             report[task] = entry
         return report
 

@@ -9,7 +9,6 @@ and no request ever sees a mixture (in-place `set_adapter` during a forward pass
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,18 +19,18 @@ from torch import nn
 
 from training.decision import Decision
 from training.encoder import Encoder
-from training.faq import FaqIndex, RouterWeights
+from training.faq import FaqIndex
+from training.router import RouterWeights, cue_score
 from training.features import FeatureCache, length_batches, pad_batch
 from training.memory import CorrectionMemory
+from training.recipe import CharNgramModel, blend
 
 log = logging.getLogger(__name__)
 
-_QUESTION_HINT = re.compile(r"[?？]|吗|呢|嘛|怎么|几点|多少|哪|什么|能不能|可以|有没有|是否|\b(how|what|when|where|which|who|why|do|does|can|could|is|are|will|should)\b", re.I)
-
 
 def heuristic_question_probability(text: str) -> float:
-    """Fallback router before any FAQ adapter exists: question words and marks."""
-    return 0.8 if _QUESTION_HINT.search(text) else 0.2
+    """Fallback router before any FAQ adapter exists: the router's own cues, question cues minus review cues."""
+    return 0.8 if cue_score(text) > 0 else 0.2
 
 
 @dataclass(frozen=True)
@@ -46,6 +45,8 @@ class ServingModel:
     router: RouterWeights | None = None
     versions: dict[str, str] = field(default_factory=dict)
     cache: FeatureCache | None = None  # trunk features of known texts (the FAQ index), shared across swaps
+    sentiment_char: CharNgramModel | None = None  # character n-grams blended into the sentiment probabilities
+    char_weight: float = 0.0
 
     @property
     def version(self) -> str:
@@ -81,8 +82,10 @@ class ServingModel:
                         answer_threshold: float) -> tuple[list[Decision], np.ndarray]:
         """Decisions (model only, no memory) and FAQ embeddings for texts whose trunk features are given."""
         vectors, probs = self.heads(features)
+        if probs is not None and self.sentiment_char is not None:
+            probs = blend(probs, self.sentiment_char.predict_proba(texts), self.char_weight)
         if self.router is not None:
-            p_question = self.router.probability(vectors)
+            p_question = self.router.probability(vectors, texts)
         else:
             p_question = np.array([heuristic_question_probability(t) for t in texts])
         hits = self.index.search(vectors, k=3)

@@ -40,6 +40,8 @@ class TrainArgs:
     seed: int = 13
     progress: bool = True
     max_train_seconds: float = math.inf
+    adapter: str = "lora"  # "lora" (LoRA on the top layers) | "full" (every weight of the top layers trained)
+    class_balance: bool = True  # weight the loss by inverse class frequency
 
 
 @dataclass
@@ -70,6 +72,10 @@ def new_sentiment_model(encoder: Encoder, args: TrainArgs, labels: tuple[str, ..
     """A freshly initialised LoRA-wrapped sentiment model (same seed -> same weights)."""
     torch.manual_seed(args.seed)
     base = SentimentModel(encoder.new_top(), encoder.hidden_size, len(labels))
+    if args.adapter == "full":
+        for p in base.parameters():
+            p.requires_grad_(True)
+        return base
     return get_peft_model(base, lora_config(args, modules_to_save=["classifier"]))
 
 
@@ -92,7 +98,7 @@ class SentimentTrainer:
         targets = torch.tensor([self.index[label] for _, label in train])
         counts = torch.bincount(targets, minlength=len(self.labels)).float()
         weights = (counts.sum() / (len(self.labels) * counts.clamp(min=1)))  # balance rare classes
-        loss_fn = nn.CrossEntropyLoss(weight=weights)
+        loss_fn = nn.CrossEntropyLoss(weight=weights if args.class_balance else None)
         params = [p for p in model.parameters() if p.requires_grad]
         epochs = epochs_for(len(train), args)
         steps = epochs * math.ceil(len(train) / args.batch_size)
@@ -100,7 +106,7 @@ class SentimentTrainer:
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.learning_rate, total_steps=max(steps, 1),
                                                         pct_start=0.1, anneal_strategy="linear")
         result = TrainResult(model)
-        stopper = EarlyStopping(args.patience, keep=("lora_", "classifier"))
+        stopper = EarlyStopping(args.patience, keep=("lora_", "classifier") if args.adapter == "lora" else ("",))
         lengths = [f.shape[0] for f in feats]
         for epoch in range(epochs):
             model.train()

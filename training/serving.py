@@ -11,23 +11,27 @@ from settings import Settings
 from storage.store import Store
 from training.base_model import resolve_base_model
 from training.device import choose_device
-from training.encoder import EmbeddingModel, Encoder
+from training.encoder import EmbeddingModel, Encoder, choose_trunk_dtype
 from training.faq import FaqIndex, load_faq
 from training.features import FeatureCache
 from training.memory import CorrectionMemory
 from training.registry import AdapterRegistry, CorruptAdapterError
 from training.runtime import ModelRuntime, ServingModel
-from training.sentiment import load_sentiment
+from training.recipe import load_blend
+from training.sentiment import LABELS, load_sentiment
 from training.snapshot import CORRECTION_SOURCES
 
 log = logging.getLogger(__name__)
 
 
 def load_encoder(settings: Settings) -> Encoder:
-    """The base model split into trunk and top, as configured (int8 trunk on CPU)."""
+    """The base model split into trunk and top, as configured (`model.trunk_dtype`; int8 only on CPU)."""
     folder = resolve_base_model(settings.model.base, settings.paths.model_cache)
     device = choose_device(settings.model.device)
-    return Encoder(folder, settings.model.top_layers, settings.model.max_length, quantize=device == "cpu")
+    trunk_dtype = choose_trunk_dtype(settings.model.trunk_dtype, device)
+    if trunk_dtype == "int8" and device != "cpu":
+        trunk_dtype = "float32"  # dynamic int8 quantisation is a CPU path
+    return Encoder(folder, settings.model.top_layers, settings.model.max_length, trunk_dtype)
 
 
 def faq_index_items(store: Store) -> list[tuple[str, str]]:
@@ -44,13 +48,15 @@ def build_serving(encoder: Encoder, store: Store, sentiment_dir: Path | None, fa
         faq_model, router = load_faq(encoder, faq_dir)
     else:
         faq_model, router = EmbeddingModel(encoder.new_top()).eval(), None
-    sentiment_model, labels = load_sentiment(encoder, sentiment_dir) if sentiment_dir is not None else (None, ("negative", "neutral", "positive"))
+    sentiment_model, labels = load_sentiment(encoder, sentiment_dir) if sentiment_dir is not None else (None, LABELS)
+    char, char_weight = load_blend(sentiment_dir) if sentiment_dir is not None else (None, 0.0)
     if encoder.quantized:
         faq_model = torch.ao.quantization.quantize_dynamic(faq_model, {torch.nn.Linear}, dtype=torch.qint8)
         if sentiment_model is not None:
             sentiment_model = torch.ao.quantization.quantize_dynamic(sentiment_model, {torch.nn.Linear}, dtype=torch.qint8)
     partial = ServingModel(encoder, faq_model, FaqIndex((), (), torch.zeros(0, encoder.hidden_size).numpy()),
-                           sentiment_model, labels, router, dict(versions), cache or FeatureCache(encoder))
+                           sentiment_model, labels, router, dict(versions), cache or FeatureCache(encoder),
+                           char, char_weight)
     return rebuild_index(partial, store)
 
 

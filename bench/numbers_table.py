@@ -1,0 +1,103 @@
+"""Print the README's numbers and ablation tables (Markdown) from the JSON the benchmarks saved in bench/results/.
+
+    python bench/numbers_table.py
+
+Nothing is typed in by hand: a row whose result file is missing says so.
+"""
+
+from __future__ import annotations
+
+import json
+
+from common import RESULTS
+
+TARGETS = {"zh-reviews-sentiment": "≥ 90% (goal 93%)", "en-product-reviews-sentiment": "≥ 78% (goal 80%)",
+           "en-intents-clinc150": "≥ 90%", "zh-intents-phonebot": "≥ 75%"}
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _pct(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def _ci(interval) -> str:
+    return f"[{_pct(interval[0])}, {_pct(interval[1])}]" if interval and None not in interval else ""
+
+
+def accuracy_rows() -> list[str]:
+    rows = ["| benchmark (product configuration) | n train / test | result, 95% interval | train s | target |",
+            "|---|---|---|---|---|"]
+    for name, label in (("accuracy-zh-reviews-sentiment-sentiment", "zh-reviews-sentiment"),
+                        ("accuracy-en-product-reviews-sentiment-sentiment", "en-product-reviews-sentiment, 3-class"),
+                        ("accuracy-en-intents-clinc150-faq-5shot", "en-intents-clinc150, 5 shots"),
+                        ("accuracy-zh-intents-phonebot-faq", "zh-intents-phonebot")):
+        r = _load(name)
+        if r is None:
+            rows.append(f"| {label} | – | not run | – | |")
+            continue
+        extra = f", top-3 {_pct(r['top3'])}" if r.get("top3") is not None else f", macro-F1 {r['macro_f1']:.3f}"
+        over = f" (overrides: {r['overrides']})" if r.get("overrides") else ""
+        rows.append(f"| {label}{over} | {r['n_train']} / {r['n_test']} | **{_pct(r['accuracy'])}** {_ci(r.get('interval'))}"
+                    f"{extra} | {r['train_seconds']} | {TARGETS.get(r['dataset'], '')} |")
+    return rows
+
+
+def product_rows() -> list[str]:
+    rows = []
+    demo = _load("demo_first_train")
+    if demo:
+        for task, t in demo["tasks"].items():
+            how = "5-fold CV over all labelled data" if t["method"] == "cv" else "held-out test split"
+            rows.append(f"| demo shop, first `shopbot train`: {task} | {t['n']} ({how}) | **{_pct(t['accuracy'])}** "
+                        f"{_ci(t['interval'])} → {'promoted' if t['promoted'] else 'refused'} | {t['seconds']} | "
+                        f"{'≥ 90%' if task == 'sentiment' else '≥ 85%'} |")
+    routing = _load("routing")
+    if routing:
+        for which, label in (("served", "as served"), ("faq_candidate", "the FAQ candidate's learned router")):
+            o = routing[which]["overall"]
+            rows.append(f"| routing {label}: new customer messages (`bench/data/routing_messages.tsv`) | "
+                        f"{o['questions']} questions / {o['reviews']} reviews | questions taken for reviews "
+                        f"**{_pct(o['questions_as_reviews'])}** ({o['questions_as_reviews_n']}), reviews taken for "
+                        f"questions {_pct(o['reviews_as_questions'])} ({o['reviews_as_questions_n']}) | – | ≤ 2% |")
+    speed = _load("train_speed")
+    if speed:
+        rows.append(f"| weekly retrain, {speed['examples']} examples, both tasks | cold / warm cache | "
+                    f"**{speed['cold_seconds']} s** / {speed['warm_seconds']} s | – | ≤ 300 s |")
+    latency = _load("latency")
+    if latency:
+        rows.append(f"| `decide()` one message, {latency['threads']} thread, trunk {latency.get('trunk_dtype')} | – | "
+                    f"p50 **{latency['single_p50_ms']} ms**, p99 {latency['single_p99_ms']} ms; batch of 32: "
+                    f"{latency['batch32_messages_per_second']} msg/s | – | p50 ≤ 15 ms |")
+    if not rows:
+        return []
+    return ["| product benchmark | n | result | s | target |", "|---|---|---|---|---|", *rows]
+
+
+def ablation_rows(dataset: str) -> list[str]:
+    r = _load(f"ablation-{dataset}")
+    if r is None:
+        return [f"(ablation-{dataset}: not run)"]
+    lines = [f"**{dataset}**: train {r['n_train']} (+{r['n_validation']} validation), test {r['n_test']}, seed 13. "
+             "Δ = paired bootstrap 95% interval of the difference to the old shipped row.", "",
+             "| row | accuracy [95% interval] | Δ vs old shipped | train s | what |", "|---|---|---|---|---|"]
+    for name, row in sorted(r["rows"].items(), key=lambda kv: -kv[1]["accuracy"]):
+        delta = row.get("vs_shipped")
+        shown = f"[{100 * delta[0]:+.1f}, {100 * delta[1]:+.1f}]" if delta else "–"
+        lines.append(f"| {name} | {_pct(row['accuracy'])} {_ci(row['interval'])} | {shown} | {row['train_seconds']} | "
+                     f"{row['what']} |")
+    return lines
+
+
+def main() -> None:
+    print("\n".join(accuracy_rows()), end="\n\n")
+    print("\n".join(product_rows()), end="\n\n")
+    for dataset in ("zh-reviews-sentiment", "en-product-reviews-sentiment"):
+        print("\n".join(ablation_rows(dataset)), end="\n\n")
+
+
+if __name__ == "__main__":
+    main()

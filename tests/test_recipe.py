@@ -1,0 +1,90 @@
+"""The sentiment recipe's second view: the character n-gram model, its blend weight, its round trip into serving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.encoder import Encoder
+from training.features import FeatureCache
+from training.recipe import CharNgramModel, blend, choose_weight, load_blend, save_blend
+from training.sentiment import LABELS, TrainArgs
+from training.tasks import SentimentSpec
+
+REVIEWS = [("珍珠太硬了", "negative"), ("难喝，踩雷了", "negative"), ("waited forever, cold tea", "negative"),
+           ("too sweet and watery", "negative"), ("还行吧，一般般", "neutral"), ("it was ok, nothing special", "neutral"),
+           ("普普通通", "neutral"), ("fine I guess", "neutral"), ("超好喝！下次还来", "positive"),
+           ("the brown sugar boba is amazing", "positive"), ("奶盖很香，推荐", "positive"), ("love it, great staff", "positive")]
+
+
+def test_char_ngram_model_round_trips_without_pickle(tmp_path: Path) -> None:
+    model = CharNgramModel.fit([t for t, _ in REVIEWS], [y for _, y in REVIEWS], LABELS)
+    probs = model.predict_proba(["珍珠太硬", "amazing boba"])
+    assert probs.shape == (2, 3) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
+    model.save(tmp_path)
+    assert {p.name for p in tmp_path.iterdir()} == {"char_ngram.json", "char_ngram.npz"}
+    again = CharNgramModel.load(tmp_path)
+    assert np.allclose(again.predict_proba(["珍珠太硬", "amazing boba"]), probs, atol=1e-6)
+    assert again.predict_proba([]).shape == (0, 3)
+
+
+def test_a_label_missing_from_training_gets_zero_probability() -> None:
+    two = [(t, y) for t, y in REVIEWS if y != "neutral"]
+    probs = CharNgramModel.fit([t for t, _ in two], [y for _, y in two], LABELS).predict_proba(["还行"])
+    assert probs[0, LABELS.index("neutral")] == 0.0 and probs.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_the_blend_weight_follows_the_validation_data() -> None:
+    targets = np.array([0, 1, 2, 0, 1, 2])
+    network = np.full((6, 3), 1 / 3)  # an encoder head that knows nothing
+    knowing = np.eye(3)[targets] * 0.9 + 0.1 / 3
+    assert choose_weight(network, knowing, targets) == 0.5  # the n-gram model knows: take as much as allowed
+    assert choose_weight(knowing, np.full((6, 3), 1 / 3), targets) == 0.0  # it knows nothing: none of it
+    assert choose_weight(network, knowing, np.array([], dtype=int)) == 0.0
+    assert np.allclose(blend(network, knowing, 0.5), 0.5 * network + 0.5 * knowing)
+    assert blend(network, None, 0.3) is network
+
+
+def test_no_weight_saves_no_model_and_old_folders_load_without_one(tmp_path: Path) -> None:
+    model = CharNgramModel.fit([t for t, _ in REVIEWS], [y for _, y in REVIEWS], LABELS)
+    save_blend(tmp_path, model, 0.0)
+    assert not (tmp_path / "char_ngram.json").exists()
+    assert load_blend(tmp_path) == (None, 0.0)
+    assert load_blend(tmp_path / "missing") == (None, 0.0)  # an adapter saved before the blend existed
+
+
+def test_sentiment_spec_round_trip_predicts_the_same(tiny_base: Path, tmp_path: Path) -> None:
+    encoder = Encoder(tiny_base, top_layers=1)
+    spec = SentimentSpec(FeatureCache(encoder), TrainArgs(epochs=1, min_steps=0, progress=False))
+    model = spec.fit(REVIEWS * 2, REVIEWS)
+    assert model.char is not None and 0.0 <= model.char_weight <= 0.5
+    texts = ["珍珠太硬了", "love the staff", "一般般"]
+    before = spec.probabilities(model, texts)
+    spec.save(model, tmp_path)
+    loaded = spec.load(tmp_path)
+    assert loaded.char_weight == model.char_weight
+    assert np.allclose(spec.probabilities(loaded, texts), before, atol=1e-5)
+    assert spec.ranked(loaded, texts) == spec.ranked(model, texts)
+
+
+def test_serving_blends_the_n_gram_model_as_training_scored_it(tiny_base: Path, tmp_path: Path, fresh_store) -> None:
+    from training.serving import build_serving
+
+    encoder = Encoder(tiny_base, top_layers=1)
+    cache = FeatureCache(encoder)
+    spec = SentimentSpec(cache, TrainArgs(epochs=1, min_steps=0, progress=False))
+    model = spec.fit(REVIEWS * 2, REVIEWS)
+    model.char_weight = 0.5  # make the blend matter whatever validation chose
+    spec.save(model, tmp_path)
+    serving = build_serving(encoder, fresh_store, tmp_path, None, {"sentiment": "s-1"}, cache)
+    assert serving.sentiment_char is not None and serving.char_weight == 0.5
+    texts = ["珍珠太硬了", "love the staff", "一般般"]
+    decisions, _ = serving.decide_features(texts, serving.trunk_features(texts), answer_threshold=1.0)
+    expected = spec.probabilities(spec.load(tmp_path), texts)
+    assert sum(d.task == "review" for d in decisions) >= 2  # the cue router sends these to the review path
+    for decision, row in zip(decisions, expected):
+        if decision.task == "review":
+            served = dict(decision.alternatives)
+            assert all(served[label] == pytest.approx(float(p), abs=1e-4) for label, p in zip(LABELS, row))

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from storage.seed import load_demo
 from storage.store import Store
 from training.estimate import Comparison, Estimate, half_width, holdout_is_enough, stratified_folds, wilson_interval
-from training.pipeline import retrain, row_key
+from training.measure import row_key
+from training.pipeline import retrain
 from training.registry import AdapterRegistry
 from training.sentiment import TrainArgs
 from training.snapshot import take_snapshot
@@ -123,3 +124,28 @@ def test_a_large_enough_test_split_is_used_as_it_is(make_settings, tiny_base) ->
         test_size = take_snapshot(store).counts["sentiment"]["test"]
     metrics = retrain(settings, args=FAST)["tasks"]["sentiment"]["metrics"]
     assert metrics["method"] == "holdout" and metrics["n"] == test_size
+
+
+def test_cross_validation_predicts_every_row_once_by_a_model_that_never_saw_it() -> None:
+    from training.measure import cross_validate
+    from training.snapshot import Row
+
+    rows = [Row(f"text {i}", ("negative", "neutral", "positive")[i % 3], "en",
+                ("train", "validation", "test", "train", "train")[i % 5], "seed") for i in range(40)]
+    fitted: list[set[str]] = []
+
+    class Spec:
+        name = "fake"
+
+        def fit(self, train, validation, anchors):
+            assert not {t for t, _ in train} & {t for t, _ in validation}  # validation rows early-stop only
+            fitted.append({t for t, _ in train} | {t for t, _ in validation})
+            return len(fitted) - 1
+
+        def ranked(self, model, texts, index):
+            assert not set(texts) & fitted[model]  # never predicts a row its model was fitted on
+            return [[dict((r.text, r.label) for r in rows)[t]] for t in texts]
+
+    ranked = cross_validate(Spec(), rows, (), folds=5)  # type: ignore[arg-type]
+    assert len(fitted) == 5 and all(labels == [r.label] for labels, r in zip(ranked, rows))
+    assert all(len(seen) == 32 for seen in fitted)  # each fold model saw the other 4/5 of the rows

@@ -8,12 +8,10 @@ gate decision promotes one.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import multiprocessing
 import time
 import traceback
-from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -22,8 +20,8 @@ import torch
 
 from settings import Settings
 from storage.store import Store
-from storage.text import normalise_text
-from training.estimate import Comparison, Estimate, holdout_is_enough, stratified_folds
+from training.estimate import Estimate, holdout_is_enough
+from training.measure import compare_unseen, cross_validate, pairs_of, report_on, row_key, top1_accuracy
 from training.faq import embed
 from training.router import augment_questions, train_router
 from training.features import FeatureCache
@@ -31,7 +29,7 @@ from training.gate import gate
 from training.registry import AdapterRegistry, CorruptAdapterError
 from training.sentiment import TrainArgs
 from training.serving import load_encoder
-from training.snapshot import Row, Snapshot, take_snapshot
+from training.snapshot import Snapshot, take_snapshot
 from training.tasks import FaqSpec, TaskSpec, read_trained_on, task_specs, write_trained_on
 
 log = logging.getLogger(__name__)
@@ -104,40 +102,6 @@ def _train_all(settings: Settings, store: Store, snapshot: Snapshot, args: Train
     return outcomes
 
 
-def row_key(text: str) -> str:
-    """The identity of a labelled text across snapshots (the snapshot merges by normalised text)."""
-    return hashlib.sha1(normalise_text(text).encode("utf-8")).hexdigest()[:16]
-
-
-def _pairs(rows: Sequence[Row]) -> list[tuple[str, str]]:
-    return [(r.text, r.label) for r in rows]
-
-
-def cross_validate(spec: TaskSpec, rows: Sequence[Row], anchors: Sequence[tuple[str, str]], folds: int,
-                   fit: Callable[..., Any] | None = None, seed: int = 13) -> list[list[str]]:
-    """Out-of-fold ranked labels for every row: k models, each predicting the fold it never saw.
-
-    Folds are stratified by label. Within a fold's training rows, those of the validation split
-    are held out for early stopping, as in the final fit. `fit` replaces `spec.fit` (e.g. the
-    untrained base model, to score it the same way).
-    """
-    fit = fit or spec.fit
-    fold_of = stratified_folds([r.label for r in rows], folds, seed)
-    ranked: list[list[str]] = [[] for _ in rows]
-    for fold in range(folds):
-        held = [i for i, f in enumerate(fold_of) if f == fold]
-        rest = [r for r, f in zip(rows, fold_of) if f != fold]
-        if not held or not rest:
-            continue
-        train = _pairs([r for r in rest if r.split != "validation"])
-        validation = _pairs([r for r in rest if r.split == "validation"])
-        model = fit(train, validation, anchors)
-        for i, labels in zip(held, spec.ranked(model, [rows[i].text for i in held], list(anchors) + train)):
-            ranked[i] = labels
-        log.info("%s cross-validation fold %d/%d done", spec.name, fold + 1, folds)
-    return ranked
-
-
 def _train_task(spec: TaskSpec, settings: Settings, snapshot: Snapshot, registry: AdapterRegistry,
                 args: TrainArgs) -> TaskOutcome:
     """Train one candidate, estimate it (held-out split or k-fold CV), compare it with the active on unseen rows, gate, publish."""
@@ -148,30 +112,30 @@ def _train_task(spec: TaskSpec, settings: Settings, snapshot: Snapshot, registry
     threshold = spec.threshold(thresholds)
     train_rows = [r for r in rows if r.split == "train"]
     fit_rows = [r for r in rows if r.split != "validation"]
-    validation = _pairs([r for r in rows if r.split == "validation"])
+    validation = pairs_of([r for r in rows if r.split == "validation"])
     test_rows = [r for r in rows if r.split == "test"]
+    base = spec.base()  # the untrained model (FAQ), scored the same way; None where there is none
     if holdout_is_enough(len(test_rows), threshold, thresholds.max_interval):
         method, folds, fit_rows, evaluated = "holdout", 0, train_rows, test_rows
-        model = spec.fit(_pairs(fit_rows), validation, anchors)
-        ranked = spec.ranked(model, [r.text for r in evaluated], anchors + _pairs(fit_rows))
-        base = spec.base()
-        base_ranked = spec.ranked(base, [r.text for r in evaluated], anchors + _pairs(fit_rows)) if base else None
+        model = spec.fit(pairs_of(fit_rows), validation, anchors)
+        texts, index = [r.text for r in evaluated], anchors + pairs_of(fit_rows)
+        ranked = spec.ranked(model, texts, index)
+        base_ranked = spec.ranked(base, texts, index) if base is not None else None
     else:  # too few test rows to trust: score the recipe on every row, then ship it trained on all of them
         method, folds, evaluated = "cv", thresholds.cv_folds, list(rows)
         ranked = cross_validate(spec, evaluated, anchors, folds)
-        base = spec.base()
-        base_ranked = cross_validate(spec, evaluated, anchors, folds, fit=lambda *_: base) if base else None
-        model = spec.fit(_pairs(fit_rows), validation, anchors)
+        base_ranked = cross_validate(spec, evaluated, anchors, folds, fit=lambda *_: base) if base is not None else None
+        model = spec.fit(pairs_of(fit_rows), validation, anchors)
     seen = {row_key(r.text) for r in fit_rows} | {row_key(t) for t, _ in validation}
     estimate = Estimate.of([bool(labels) and labels[0] == r.label for labels, r in zip(ranked, evaluated)], method, folds)
-    metrics = _report(spec, evaluated, ranked) | estimate.as_dict()
-    base_metrics = _report(spec, evaluated, base_ranked) if base_ranked is not None else None
+    metrics = report_on(spec, evaluated, ranked) | estimate.as_dict()
+    base_metrics = report_on(spec, evaluated, base_ranked) if base_ranked is not None else None
     active = _active_model(spec, registry)
-    comparison = _compare(spec, active, rows, evaluated, ranked, anchors) if active else None
+    comparison = compare_unseen(spec, active, rows, evaluated, ranked, anchors) if active else None
     regression = snapshot.regression_set(task)
-    index = anchors + _pairs(train_rows)
-    cand_reg = _hits(spec, model, regression, index) if regression else None
-    act_reg = _hits(spec, active[1], regression, index) if regression and active else None
+    known = anchors + pairs_of(train_rows)
+    cand_reg = top1_accuracy(spec, model, regression, known) if regression else None
+    act_reg = top1_accuracy(spec, active[1], regression, known) if regression and active else None
     decision = gate(metrics, threshold, thresholds.max_regression,
                     comparison=comparison.as_dict() if comparison else None,
                     candidate_regression=cand_reg, active_regression=act_reg,
@@ -187,33 +151,6 @@ def _train_task(spec: TaskSpec, settings: Settings, snapshot: Snapshot, registry
     return TaskOutcome(task, version, decision.promote, list(decision.reasons), metrics,
                        active[0] if active else None, active_metrics, base_metrics,
                        round(time.perf_counter() - started, 1), comparison.as_dict() if comparison else None)
-
-
-def _report(spec: TaskSpec, rows: Sequence[Row], ranked: Sequence[Sequence[str]]) -> dict[str, Any]:
-    return spec.report([r.text for r in rows], [r.label for r in rows], ranked, [r.language for r in rows])
-
-
-def _hits(spec: TaskSpec, model: Any, pairs: Sequence[tuple[str, str]], index: Sequence[tuple[str, str]]) -> float:
-    """Top-1 accuracy of a model on pairs."""
-    ranked = spec.ranked(model, [t for t, _ in pairs], index)
-    return sum(bool(r) and r[0] == y for r, (_, y) in zip(ranked, pairs)) / max(len(pairs), 1)
-
-
-def _compare(spec: TaskSpec, active: tuple[str, Any, frozenset[str] | None], rows: Sequence[Row],
-             evaluated: Sequence[Row], ranked: Sequence[Sequence[str]],
-             anchors: list[tuple[str, str]]) -> Comparison:
-    """Candidate vs active on the evaluated rows the active was never fitted on (paired)."""
-    _version, model, trained_on = active
-    if trained_on is None:  # an adapter from before this was recorded: it was fitted on train + validation
-        unseen = [i for i, r in enumerate(evaluated) if r.split == "test"]
-    else:
-        unseen = [i for i, r in enumerate(evaluated) if row_key(r.text) not in trained_on]
-    paired = [evaluated[i] for i in unseen]
-    keys = {row_key(r.text) for r in paired}
-    index = anchors + _pairs([r for r in rows if row_key(r.text) not in keys])
-    active_ranked = spec.ranked(model, [r.text for r in paired], index)
-    return Comparison.of([bool(ranked[i]) and ranked[i][0] == evaluated[i].label for i in unseen],
-                         [bool(a) and a[0] == r.label for a, r in zip(active_ranked, paired)])
 
 
 def _active_model(spec: TaskSpec, registry: AdapterRegistry) -> tuple[str, Any, frozenset[str] | None] | None:
@@ -250,7 +187,7 @@ def _publish(spec: TaskSpec, model: Any, registry: AdapterRegistry, snapshot: Sn
 def _fit_router(model, cache: FeatureCache, snapshot: Snapshot, metrics: dict):
     """Question-vs-review router on the FAQ embedding and the question cues.
 
-    Questions = FAQ texts plus asked-style variants of them (training.faq.augment_questions),
+    Questions = FAQ texts plus asked-style variants of them (training.router.augment_questions),
     reviews = sentiment texts. metrics["router_accuracy"] is on the test splits of both tasks.
     """
     questions = [t for t, _ in snapshot.pairs("faq", "train")] + [q for q, _ in snapshot.faq_anchors]
@@ -290,7 +227,7 @@ def evaluate_active(settings: Settings) -> dict[str, Any]:
                     continue
                 ranked = spec.ranked(model, [r.text for r in test], index)
                 hits = [bool(labels) and labels[0] == r.label for labels, r in zip(ranked, test)]
-                entry[name] = _report(spec, test, ranked) | Estimate.of(hits, "holdout").as_dict()
+                entry[name] = report_on(spec, test, ranked) | Estimate.of(hits, "holdout").as_dict()
             entry.setdefault("active", None)
             report[task] = entry
         return report

@@ -9,6 +9,7 @@ and the seconds it took.
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from training.pipeline import retrain
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         settings = product_settings(Path(tmp))
         torch.set_num_threads(settings.model.train_threads)

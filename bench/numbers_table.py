@@ -72,6 +72,16 @@ def product_rows() -> list[str]:
         rows.append(f"| `decide()` one message, {latency['threads']} thread, trunk {latency.get('trunk_dtype')} | – | "
                     f"p50 **{latency['single_p50_ms']} ms**, p99 {latency['single_p99_ms']} ms; batch of 32: "
                     f"{latency['batch32_messages_per_second']} msg/s | – | p50 ≤ 15 ms |")
+    curves = _load("learning_curve") or []
+    for run in curves:
+        config = run.get("config", {})
+        staff = "also ✅" if config.get("confirm_rate") else "correct mistakes only"
+        weeks = " → ".join(_pct(a) for a in run["accuracy_by_week"])
+        promoted = "".join("✓" if p else "✗" for p in run.get("promoted_by_week", []))
+        rows.append(f"| learning curve, {run['dataset']} ({run['task']}), staff {staff}, {config.get('per_week')} "
+                    f"msgs/week | fixed test n={config.get('test_n')} | {weeks}; promoted {promoted}; forgetting "
+                    f"{100 * run['forgetting']:.1f} pt | {run['seconds']} | "
+                    f"{'≥ 90%' if run['task'] == 'sentiment' else '≥ 85%'}, forgetting ≤ 1 pt |")
     if not rows:
         return []
     return ["| product benchmark | n | result | s | target |", "|---|---|---|---|---|", *rows]

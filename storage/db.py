@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,6 +53,24 @@ def apply_migrations(db: Database) -> None:
         migrations.apply(db)  # re-reads what is pending now that we hold the lock
 
 
+def _enable_wal(db: Database) -> None:
+    """Switch the file to WAL, retrying while another opener holds the lock.
+
+    Changing the journal mode needs an exclusive lock. Two processes opening a new file at once
+    both read "delete" and then both ask for the lock; SQLite answers one of them "database is
+    locked" at once (deadlock avoidance: the busy timeout is not used). Seen under CPU load.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            db.enable_wal()
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def open_database(path: Path | str) -> Database:
     """Open (creating if needed) a database file, or ":memory:", and migrate it."""
     memory = str(path) == ":memory:"
@@ -62,7 +81,7 @@ def open_database(path: Path | str) -> Database:
     db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     db.execute("PRAGMA foreign_keys = ON")
     if not memory:
-        db.enable_wal()
+        _enable_wal(db)
         # WAL + NORMAL never corrupts; a power cut may lose only the last commits. ~6x faster writes.
         db.execute("PRAGMA synchronous = NORMAL")
     apply_migrations(db)

@@ -128,7 +128,7 @@ class Bench:
     def shipped_args(self) -> TrainArgs:
         return TrainArgs(progress=False)
 
-    def trained(self, top_layers: int | None = None, quantize: bool = True, **changes) -> tuple[np.ndarray, float]:  # noqa: E501
+    def trained(self, top_layers: int | None = None, quantize: bool = True, **changes) -> tuple[np.ndarray, float]:
         """Test probabilities and training seconds of the shipped trainer with `changes`."""
         top = top_layers or self.settings.model.top_layers
         cache = self.cache(top, quantize)

@@ -60,7 +60,6 @@ def test_estimate_and_paired_comparison() -> None:
     estimate = Estimate.of([True] * 9 + [False], "cv", folds=5)
     assert (estimate.accuracy, estimate.n, estimate.method, estimate.folds) == (0.9, 10, "cv", 5)
     assert estimate.low < 0.9 < estimate.high and estimate.as_dict()["n"] == 10
-    assert "n=10, 5-fold CV" in estimate.describe()
     same = Comparison.of([True, False, True, True], [True, False, True, True])
     assert (same.candidate, same.active, same.n, same.low, same.high) == (0.75, 0.75, 4, 0.0, 0.0)
     worse = Comparison.of([False] * 50 + [True] * 50, [True] * 100)

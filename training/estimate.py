@@ -60,19 +60,9 @@ class Estimate:
         low, high = wilson_interval(hits, n)
         return cls(hits / n if n else float("nan"), n, low, high, method, folds)
 
-    @property
-    def half_width(self) -> float:
-        """± points of the 95% interval, as a fraction."""
-        return (self.high - self.low) / 2
-
     def as_dict(self) -> dict:
         """JSON-ready, rounded."""
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
-
-    def describe(self) -> str:
-        """e.g. "0.914 [0.880, 0.939], n=360, 5-fold CV"."""
-        how = f"{self.folds}-fold CV over all labelled examples" if self.method == "cv" else "held-out test split"
-        return f"{self.accuracy:.3f} [{self.low:.3f}, {self.high:.3f}], n={self.n}, {how}"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+def _vectorizer(**options):  # noqa: ANN003, ANN202 (sklearn keyword options)
+    """The one TF-IDF configuration, for fitting and for loading: character 1-3-grams within words."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True, dtype=np.float32, **options)
+
+
 @dataclass
 class CharNgramModel:
     """TF-IDF over character 1-3-grams (within word boundaries, sublinear tf) + multinomial logistic regression."""
@@ -26,11 +33,9 @@ class CharNgramModel:
     def fit(cls, texts: Sequence[str], labels: Sequence[str], label_order: tuple[str, ...],
             c: float = 10.0) -> "CharNgramModel":
         """Fit on (text, label) pairs; classes balanced so a rare class is not ignored."""
-        from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
-        vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True,
-                                     min_df=2 if len(texts) >= 1000 else 1, max_features=100_000, dtype=np.float32)
+        vectorizer = _vectorizer(min_df=2 if len(texts) >= 1000 else 1, max_features=100_000)
         x = vectorizer.fit_transform(list(texts))
         y = np.array([label_order.index(label) for label in labels])
         classifier = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(x, y)
@@ -55,13 +60,11 @@ class CharNgramModel:
     @classmethod
     def load(cls, folder: Path) -> "CharNgramModel":
         """The model `save` wrote."""
-        from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
         meta = json.loads((folder / "char_ngram.json").read_text())
         arrays = np.load(folder / "char_ngram.npz")
-        vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True,
-                                     vocabulary=meta["vocabulary"], dtype=np.float32)
+        vectorizer = _vectorizer(vocabulary=meta["vocabulary"])
         vectorizer.idf_ = arrays["idf"]
         classifier = LogisticRegression()
         classifier.classes_ = np.array(meta["classes"])

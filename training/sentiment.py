@@ -40,7 +40,7 @@ class TrainArgs:
     seed: int = 13
     progress: bool = True
     max_train_seconds: float = math.inf
-    adapter: str = "lora"  # "lora" (LoRA on the top layers) | "full" (every weight of the top layers trained)
+    adapter: str = "lora"  # "lora" | "full" (every weight of the top layers; an ablation row: save_sentiment stores LoRA only)
     class_balance: bool = True  # weight the loss by inverse class frequency
 
 

@@ -183,8 +183,8 @@ def webhook_options(settings: Settings) -> dict[str, Any] | None:
 @asynccontextmanager
 async def running(application: Application, poll_interval: float = 0.0, timeout: int = 1,
                   webhook: dict[str, Any] | None = None) -> AsyncIterator[Application]:
-    """Run the application inside an existing event loop, as run_polling would (or run_webhook,
-    given `webhook_options`), until exit."""
+    """Run the application inside an existing event loop until exit, as run_polling (or, given
+    `webhook_options(settings)`, run_webhook) would."""
     await application.initialize()
     try:
         if application.post_init is not None:

@@ -181,6 +181,7 @@ def test_a_post_without_the_right_secret_is_refused_and_changes_nothing(hooked: 
                                      | ({"X-Telegram-Bot-Api-Secret-Token": header} if header else {}))
     with pytest.raises(urllib.error.HTTPError) as refused:
         LOCAL.open(request, timeout=10)
+    refused.value.close()
     assert refused.value.code == 403
     before = len(hooked.emulator.messages(ALICE.id))
     reply = hooked.say(ALICE, "Is there parking nearby?")  # the same chat: handled after a forged one would be

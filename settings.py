@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import os
 import re
 import tomllib
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 KNOWN_LANGUAGES = ("zh", "en")
@@ -21,9 +23,13 @@ TRUNK_DTYPES = ("auto", "float32", "bfloat16", "int8")
 DEVICES = ("auto", "cpu", "cuda")
 TELEGRAM_MODES = ("polling", "webhook")
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
+WEBHOOK_SECRET_ENV = "TELEGRAM_WEBHOOK_SECRET"
+TELEGRAM_API_URL = "https://api.telegram.org/bot"
+TELEGRAM_FILE_URL = "https://api.telegram.org/file/bot"
 CONFIG_ENV = "SHOPBOT_CONFIG"
 
 _HH_MM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
+_SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # Telegram's rule for setWebhook's secret_token
 
 
 class ConfigError(ValueError):
@@ -232,19 +238,36 @@ class PrivacySettings(_Section):
 
 @dataclass(frozen=True)
 class TelegramSettings(_Section):
-    """How the bot receives updates."""
+    """Which Bot API server the bot talks to, and how it receives updates."""
 
     SECTION: ClassVar[str] = "telegram"
     mode: str = "polling"
     webhook_url: str = ""
     webhook_port: int = 8443
+    webhook_listen: str = "0.0.0.0"
+    api_url: str = TELEGRAM_API_URL
+    file_url: str = TELEGRAM_FILE_URL
 
     def _validate(self) -> None:
         self._one_of("mode", TELEGRAM_MODES)
-        if self.mode == "webhook" and not self.webhook_url.startswith("https://"):
-            problem = f'must be an https:// URL when telegram.mode = "webhook", got {self.webhook_url!r}'
+        for name in ("api_url", "file_url"):
+            parts = urlsplit(getattr(self, name))
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+                problem = f"must be an http:// or https:// URL without ?query, got {getattr(self, name)!r}"
+                _fail(self._key(name), problem)
+        # Telegram takes only https webhooks; a self-hosted server (--local) also delivers to http ones.
+        schemes = ("https",) if self.api_url == TELEGRAM_API_URL else ("https", "http")
+        hook = urlsplit(self.webhook_url)
+        if self.mode == "webhook" and (hook.scheme not in schemes or not hook.hostname):
+            problem = (f'must be an https:// URL when telegram.mode = "webhook" (http:// only with a self-hosted '
+                       f"telegram.api_url), got {self.webhook_url!r}")
             _fail(self._key("webhook_url"), problem)
         self._between("webhook_port", 1, 65535)
+        try:
+            ipaddress.ip_address(self.webhook_listen)
+        except ValueError:
+            _fail(self._key("webhook_listen"), f"must be an IP address (0.0.0.0: all interfaces), got "
+                                               f"{self.webhook_listen!r}")
 
 
 _SECTIONS: dict[str, type[_Section]] = {
@@ -261,7 +284,7 @@ _SECTIONS: dict[str, type[_Section]] = {
 
 @dataclass(frozen=True)
 class Settings:
-    """All configuration sections plus the bot token (from the environment only)."""
+    """All configuration sections plus the bot token and webhook secret (from the environment only)."""
 
     shop: ShopSettings = field(default_factory=ShopSettings)
     roles: RolesSettings = field(default_factory=RolesSettings)
@@ -272,11 +295,20 @@ class Settings:
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     token: str | None = field(default=None, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for name, cls in _SECTIONS.items():
             if not isinstance(getattr(self, name), cls):
                 raise ConfigError(f"{name}: must be a {cls.__name__}, got {getattr(self, name)!r}")
+        if self.webhook_secret is not None and not _SECRET_TOKEN.fullmatch(self.webhook_secret):
+            raise ConfigError(f"{WEBHOOK_SECRET_ENV}: must be 1-256 characters A-Z, a-z, 0-9, _ or - "
+                              f"(got {len(self.webhook_secret)} characters, not all of them allowed)")
+
+    def with_bot_api(self, api_url: str, file_url: str, token: str) -> Settings:
+        """These settings talking to another Bot API server (self-hosted, or the emulator) with `token`."""
+        telegram = dataclasses.replace(self.telegram, api_url=api_url, file_url=file_url)
+        return dataclasses.replace(self, telegram=telegram, token=token)
 
     def is_owner(self, user_id: int) -> bool:
         """Whether this Telegram user is an owner."""
@@ -313,6 +345,9 @@ def _build_section(name: str, cls: type[_Section], values: Any, base_dir: Path) 
     for key in values:
         if key == "token":
             _reject_token(f"{name}.token")
+        if name == "telegram" and key in ("webhook_secret", "secret_token"):
+            _fail(f"{name}.{key}", f"the webhook secret must not be stored in the config file; set the "
+                                   f"{WEBHOOK_SECRET_ENV} environment variable (unset: a new one at every start)")
         if key not in known:
             _fail(f"{name}.{key}", "unknown key" + _suggest(key, known, name + ".{}"))
     section = cls(**values)
@@ -336,7 +371,7 @@ def settings_from_dict(data: Mapping[str, Any], base_dir: Path | str, env: Mappi
     base_dir = Path(base_dir).resolve()
     sections = {name: _build_section(name, cls, data.get(name, {}), base_dir) for name, cls in _SECTIONS.items()}
     token = env.get(TOKEN_ENV) or None
-    return Settings(**sections, token=token)  # type: ignore[arg-type]
+    return Settings(**sections, token=token, webhook_secret=env.get(WEBHOOK_SECRET_ENV) or None)  # type: ignore[arg-type]
 
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] = os.environ) -> Settings:

@@ -49,14 +49,14 @@ def serve_bot(workdir: str, base: str, mirror: bool, base_url: str, base_file_ur
         "model": {"base": base},
         "roles": {"staff_ids": [9], "staff_chat_id": STAFF_CHAT if mirror else 0},
         "thresholds": {"answer_confidence": 0.0},
+        "telegram": {"api_url": base_url, "file_url": base_file_url},
     }, Path(workdir), env={"TELEGRAM_BOT_TOKEN": token})
     encoder = load_encoder(settings)
 
     def runtime_factory(_settings):
         return ModelRuntime(build(encoder, 1), answer_threshold=0.0)
 
-    app = build_application(settings, base_url=base_url, base_file_url=base_file_url,
-                            runtime_factory=runtime_factory, flood_limits=False)
+    app = build_application(settings, runtime_factory=runtime_factory, flood_limits=False)
 
     async def serve() -> None:
         async with running(app):

@@ -91,16 +91,14 @@ class SoakEmulator(BotAPIEmulator):
 # ---------------------------------------------------------------------- the bot process
 def serve(config: Path, base_url: str, token: str) -> None:
     """Child mode: the real bot (build_application, real model) polling the emulator until SIGTERM."""
-    import dataclasses
     import logging
 
     from bot.app import build_application, running
     from settings import load_settings
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = dataclasses.replace(load_settings(config), token=token)
-    app = build_application(settings, base_url=base_url, base_file_url=base_url.replace("/bot", "/file/bot"),
-                            flood_limits=False)
+    settings = load_settings(config).with_bot_api(base_url, base_url.replace("/bot", "/file/bot"), token)
+    app = build_application(settings, flood_limits=False)
 
     async def main() -> None:
         stop = asyncio.Event()

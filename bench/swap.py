@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import dataclasses
 import json
 import math
 import random
@@ -114,10 +113,8 @@ class RunningBot:
 
     def __init__(self, settings: Settings, runtime: ModelRuntime) -> None:
         self.emulator = BotAPIEmulator().start()
-        self.settings = dataclasses.replace(settings, token=self.emulator.token)
-        self.app = build_application(self.settings, base_url=self.emulator.base_url,
-                                     base_file_url=self.emulator.base_file_url,
-                                     runtime_factory=lambda _settings: runtime, flood_limits=False)
+        self.settings = settings.with_bot_api(self.emulator.base_url, self.emulator.base_file_url, self.emulator.token)
+        self.app = build_application(self.settings, runtime_factory=lambda _settings: runtime, flood_limits=False)
         self._ready = threading.Event()
         self.thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
         self.thread.start()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
 from telegram.error import BadRequest, NetworkError, TelegramError, TimedOut
@@ -119,15 +121,14 @@ def _add_handlers(application: Application, settings: Settings, answer_timeout_s
     application.add_error_handler(errors.on_error)
 
 
-def build_application(settings: Settings, *, base_url: str | None = None, base_file_url: str | None = None,
-                      runtime_factory: RuntimeFactory | None = None, answer_timeout_s: float = 300.0,
-                      flood_limits: bool = True) -> Application:
+def build_application(settings: Settings, *, runtime_factory: RuntimeFactory | None = None,
+                      answer_timeout_s: float = 300.0, flood_limits: bool = True) -> Application:
     """The complete bot: handlers, error handler, rate limiter, services opened in post_init.
 
-    base_url/base_file_url point it at another Bot API server (the emulator in tests and in
-    `shopbot chat`); runtime_factory(settings) replaces the model loader (tests);
-    flood_limits=False drops Telegram's 30/s and 20/min-per-group pacing (the emulator has no
-    such limits) but keeps the retries.
+    It talks to the Bot API server of `settings.telegram` (api_url, file_url: Telegram's, a
+    self-hosted one, or the emulator in tests and in `shopbot chat`); runtime_factory(settings)
+    replaces the model loader (tests); flood_limits=False drops Telegram's 30/s and
+    20/min-per-group pacing (the emulator has no such limits) but keeps the retries.
     """
     if not settings.token:
         raise ValueError(f"no bot token: set {TOKEN_ENV} (or use `shopbot chat` to try the bot without Telegram)")
@@ -152,31 +153,49 @@ def build_application(settings: Settings, *, base_url: str | None = None, base_f
 
     builder = (Application.builder()
                .token(settings.token)
+               .base_url(settings.telegram.api_url)
+               .base_file_url(settings.telegram.file_url)
                .context_types(context_types())
                .rate_limiter(_rate_limiter(flood_limits))
                .concurrent_updates(ChatOrderedUpdateProcessor(MAX_CONCURRENT_UPDATES))
                .post_init(post_init)
                .post_shutdown(post_shutdown))
-    if base_url is not None:
-        builder = builder.base_url(base_url)
-    if base_file_url is not None:
-        builder = builder.base_file_url(base_file_url)
     application = builder.build()
     _add_handlers(application, settings, answer_timeout_s)
     return application
 
 
+def webhook_options(settings: Settings) -> dict[str, Any] | None:
+    """The webhook server's arguments (run_webhook / Updater.start_webhook); None in polling mode.
+
+    The secret token (checked on every request) is $TELEGRAM_WEBHOOK_SECRET, else a new random
+    one: setWebhook tells Telegram the new one at every start.
+    """
+    telegram = settings.telegram
+    if telegram.mode != "webhook":
+        return None
+    return {"listen": telegram.webhook_listen, "port": telegram.webhook_port,
+            "url_path": urlsplit(telegram.webhook_url).path.lstrip("/"), "webhook_url": telegram.webhook_url,
+            "secret_token": settings.webhook_secret or secrets.token_urlsafe(32),
+            "allowed_updates": Update.ALL_TYPES}
+
+
 @asynccontextmanager
-async def running(application: Application, poll_interval: float = 0.0, timeout: int = 1) -> AsyncIterator[Application]:
-    """Run the application (polling) inside an existing event loop, as run_polling would, until exit."""
+async def running(application: Application, poll_interval: float = 0.0, timeout: int = 1,
+                  webhook: dict[str, Any] | None = None) -> AsyncIterator[Application]:
+    """Run the application inside an existing event loop until exit, as run_polling (or, given
+    `webhook_options(settings)`, run_webhook) would."""
     await application.initialize()
     try:
         if application.post_init is not None:
             await application.post_init(application)
         await application.start()
         try:
-            await application.updater.start_polling(poll_interval=poll_interval, timeout=timeout,
-                                                    allowed_updates=Update.ALL_TYPES)
+            if webhook is not None:
+                await application.updater.start_webhook(**webhook)
+            else:
+                await application.updater.start_polling(poll_interval=poll_interval, timeout=timeout,
+                                                        allowed_updates=Update.ALL_TYPES)
             try:
                 yield application
             finally:

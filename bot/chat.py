@@ -34,11 +34,12 @@ You are a customer: type a message (or /start, /help, /forget, /sticker, /photo,
   /?  this help      /quit  leave"""
 
 
-def sandbox_settings(settings: Settings, token: str) -> Settings:
-    """The configured settings plus the sandbox's staff, owner and staff chat."""
+def sandbox_settings(settings: Settings, emulator: BotAPIEmulator) -> Settings:
+    """The configured settings on the emulator, plus the sandbox's staff, owner and staff chat."""
     roles = RolesSettings(owner_ids=(*settings.roles.owner_ids, OWNER.id),
                           staff_ids=(*settings.roles.staff_ids, STAFF.id), staff_chat_id=STAFF_CHAT)
-    return dataclasses.replace(settings, roles=roles, token=token)
+    on_emulator = settings.with_bot_api(emulator.base_url, emulator.base_file_url, emulator.token)
+    return dataclasses.replace(on_emulator, roles=roles)
 
 
 class TerminalChat:
@@ -64,9 +65,8 @@ class TerminalChat:
         from bot.app import build_application, running
 
         self.emulator.start()
-        settings = sandbox_settings(self.settings, self.emulator.token)
-        app = build_application(settings, base_url=self.emulator.base_url, base_file_url=self.emulator.base_file_url,
-                                runtime_factory=self.runtime_factory, flood_limits=False)
+        settings = sandbox_settings(self.settings, self.emulator)
+        app = build_application(settings, runtime_factory=self.runtime_factory, flood_limits=False)
 
         async def main() -> None:
             self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()

@@ -56,21 +56,11 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     from telegram import Update
 
-    from bot.app import build_application
+    from bot.app import build_application, webhook_options
 
     application = build_application(settings)
-    if settings.telegram.mode == "webhook":
-        try:
-            import tornado  # noqa: F401 - PTB's webhook server
-        except ImportError:
-            print('shopbot run: telegram.mode = "webhook" needs python-telegram-bot[webhooks] (tornado); '
-                  'install it or use mode = "polling"', file=sys.stderr)
-            return 2
-        from urllib.parse import urlsplit
-
-        application.run_webhook(listen="0.0.0.0", port=settings.telegram.webhook_port,
-                                url_path=urlsplit(settings.telegram.webhook_url).path.lstrip("/"),
-                                webhook_url=settings.telegram.webhook_url, allowed_updates=Update.ALL_TYPES)
+    if (webhook := webhook_options(settings)) is not None:
+        application.run_webhook(**webhook)
     else:
         application.run_polling(allowed_updates=Update.ALL_TYPES)
     return 0

@@ -15,15 +15,21 @@ inspect the bot with ``messages``/``calls``/``wait_for`` and break it with ``fai
   ``raw_text``, ``reply_markup`` (any kind, or None), ``file_bytes`` (uploads), ``history`` (earlier
   ``{"text", "reply_markup"}`` versions) and ``deleted``.
 * Unknown chat ids are accepted: negative ones are supergroups titled "Staff", others private.
+* After ``setWebhook`` each update is POSTed to the webhook (with its ``secret_token`` header), one at
+  a time, retried until answered 2xx, as Telegram does; the URL must be on 127.0.0.1, ::1 or localhost.
+  ``deliveries()``/``wait_for_delivery`` show the attempts; ``deleteWebhook`` returns to polling.
 """
 
 from __future__ import annotations
 
 import copy
 import html
+import http.client
+import ipaddress
 import itertools
 import json
 import re
+import ssl
 import sys
 import threading
 import time
@@ -35,7 +41,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 Found = TypeVar("Found")
 _TEXT_PARAMS = frozenset("text caption parse_mode callback_query_id url action photo document "
-                         "language_code title description emoji".split())
+                         "language_code title description emoji secret_token".split())
 _BOOKKEEPING_KEYS = frozenset("chat_id from_bot method raw_text file_bytes history deleted".split())
 _HTML_TAGS = frozenset("b strong i em u ins s strike del span tg-spoiler a code pre blockquote "
                        "tg-emoji".split())
@@ -83,6 +89,7 @@ class BotAPIEmulator:
     """Fake Telegram Bot API server: inject updates, record and answer the bot's calls."""
 
     long_poll_cap: float = 1.0  # getUpdates blocks at most this long, so bot shutdown stays quick
+    webhook_retry_s: float = 0.2  # pause before posting an update again after a failed delivery
 
     def __init__(self, token: str = "123456:TEST", host: str = "127.0.0.1", port: int = 0,
                  bot_username: str = "shop_test_bot"):
@@ -99,7 +106,10 @@ class BotAPIEmulator:
         self._messages: dict[tuple[int, int], dict] = {}  # (chat_id, message_id) -> stored message
         self._chat_messages: dict[int, list[dict]] = {}  # chat_id -> the same dicts, oldest first
         self._commands: dict[str, list] = {}
-        self._webhook_url = ""
+        self._webhook_url = self._webhook_secret = ""
+        self._webhook_error: tuple[int, str] | None = None  # (unix time, description) of the last failure
+        self._deliveries: list[dict] = []
+        self._deliverer: threading.Thread | None = None
         self._failures: dict[str, list[BotAPIError]] = {}
         self._delays: dict[str, list[float]] = {}
         self._server: _Server | None = None
@@ -118,6 +128,9 @@ class BotAPIEmulator:
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         name=f"BotAPIEmulator:{self.port}", daemon=True)
         self._thread.start()
+        self._deliverer = threading.Thread(target=self._deliver_updates, name=f"BotAPIEmulator:{self.port}:webhook",
+                                           daemon=True)
+        self._deliverer.start()
         return self
 
     def stop(self) -> None:
@@ -130,6 +143,9 @@ class BotAPIEmulator:
             self._server.server_close()  # joins the request threads (block_on_close)
             self._thread.join()
             self._server = self._thread = None
+        if self._deliverer is not None:
+            self._deliverer.join()
+            self._deliverer = None
 
     def __enter__(self) -> BotAPIEmulator:
         return self.start()
@@ -235,6 +251,40 @@ class BotAPIEmulator:
         """Count updates the bot has not confirmed yet (Telegram's ``pending_update_count``)."""
         with self._cond:
             return len(self._updates)
+
+    # ------------------------------------------------------------------ webhook deliveries
+    def deliveries(self) -> list[dict]:
+        """Every webhook delivery attempt, oldest first: ``{"update_id", "url", "status", "ok"}``."""
+        with self._cond:
+            return copy.deepcopy(self._deliveries)
+
+    def wait_for_delivery(self, update_id: int, ok: bool = True, timeout: float = 10) -> dict:
+        """Return the first delivery attempt of ``update_id`` that succeeded (or, ``ok=False``, failed)."""
+        def find() -> dict | None:
+            return next((dict(d) for d in self._deliveries if d["update_id"] == update_id and d["ok"] == ok), None)
+        return self._wait(find, timeout, lambda: f"no {'successful' if ok else 'failed'} delivery of update "
+                                                 f"{update_id}; deliveries: {self._deliveries[-5:]}")
+
+    def _deliver_updates(self) -> None:
+        """While a webhook is set, POST the oldest pending update to it until it is accepted (own thread)."""
+        while True:
+            with self._cond:
+                while not self._stopping.is_set() and not (self._webhook_url and self._updates):
+                    self._cond.wait()
+                if self._stopping.is_set():
+                    return
+                update, url, secret = copy.deepcopy(self._updates[0]), self._webhook_url, self._webhook_secret
+            status, reason = _post_update(url, secret, update)
+            ok = 200 <= status < 300
+            with self._cond:
+                self._deliveries.append({"update_id": update["update_id"], "url": url, "status": status, "ok": ok})
+                if ok:
+                    self._updates = [u for u in self._updates if u["update_id"] != update["update_id"]]
+                else:
+                    self._webhook_error = (int(time.time()), reason)
+                self._cond.notify_all()
+            if not ok:
+                self._stopping.wait(self.webhook_retry_s)
 
     # ------------------------------------------------------------------ bot side
     @property
@@ -346,18 +396,26 @@ class BotAPIEmulator:
     _api_close = _api_sendChatAction = _api_setChatMenuButton = _api_logOut
 
     def _api_setWebhook(self, p: dict) -> bool:
-        self._webhook_url = p["url"]
-        return True
-
-    def _api_deleteWebhook(self, p: dict) -> bool:
-        self._webhook_url = ""
+        url, secret = str(p.get("url") or ""), str(p.get("secret_token") or "")
+        if url and not _is_loopback_url(url):
+            raise _bad_request("bad webhook: this emulator delivers only to http(s) URLs on 127.0.0.1, ::1 or "
+                               "localhost")
+        if secret and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+            raise _bad_request("secret token contains unallowed characters")
+        self._webhook_url, self._webhook_secret, self._webhook_error = url, secret, None
         if p.get("drop_pending_updates"):
             self._updates.clear()
         return True
 
+    def _api_deleteWebhook(self, p: dict) -> bool:
+        return self._api_setWebhook({"drop_pending_updates": p.get("drop_pending_updates")})
+
     def _api_getWebhookInfo(self, p: dict) -> dict:
-        return {"url": self._webhook_url, "has_custom_certificate": False,
+        info = {"url": self._webhook_url, "has_custom_certificate": False,
                 "pending_update_count": len(self._updates)}
+        if self._webhook_error is not None:
+            info |= {"last_error_date": self._webhook_error[0], "last_error_message": self._webhook_error[1]}
+        return info
 
     def _api_getUpdates(self, p: dict) -> list[dict]:
         if self._webhook_url:
@@ -540,6 +598,38 @@ def _as_api_message(stored: dict, nested: bool = True) -> dict:
     if not nested:
         message.pop("reply_to_message", None)
     return copy.deepcopy(message)
+
+
+def _is_loopback_url(url: str) -> bool:
+    """Whether ``url`` is http(s) on a loopback address: the only webhooks this emulator posts to."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    try:
+        return parts.hostname == "localhost" or ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:  # another host name
+        return False
+
+
+def _post_update(url: str, secret: str, update: dict) -> tuple[int, str]:
+    """POST one update to a loopback webhook as Telegram does; return (HTTP status or 0, description)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":  # a loopback server's self-signed certificate
+        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+            parts.hostname, parts.port, timeout=5, context=ssl._create_unverified_context())
+    else:
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+    headers = {"Content-Type": "application/json"} | ({"X-Telegram-Bot-Api-Secret-Token": secret} if secret else {})
+    try:
+        connection.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+                           json.dumps(update).encode(), headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status, f"Wrong response from the webhook: {response.status} {response.reason}"
+    except OSError as error:  # refused, reset, timed out (the webhook server is not up yet, or gone)
+        return 0, f"Connection failed: {error}"
+    finally:
+        connection.close()
 
 
 def _commands_key(p: dict) -> str:

@@ -8,7 +8,6 @@ the test thread and read the database through their own `Store`.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bot.app import build_application, running
+from bot.app import build_application, running, webhook_options
 from bot.emulator import BotAPIEmulator, FakeUser
 from bot.services import load_runtime_for
 from settings import Settings, settings_from_dict
@@ -74,11 +73,16 @@ def load_real_runtime(settings: Settings) -> Any:
 
 
 class BotHarness:
-    """The real application polling an emulator, in a background thread."""
+    """The real application polling an emulator (or on its webhook, in webhook mode), in a background thread.
+
+    It talks to the emulator through settings.telegram.api_url; pass a running `emulator` when the
+    settings already point at it (it is then the caller's to stop).
+    """
 
     def __init__(self, settings: Settings, runtime_factory: Callable[[Settings], Any] | None = None,
-                 answer_timeout_s: float = 300.0, seed: bool = True) -> None:
-        self.emulator = BotAPIEmulator()
+                 answer_timeout_s: float = 300.0, seed: bool = True, emulator: BotAPIEmulator | None = None) -> None:
+        self.emulator = emulator or BotAPIEmulator()
+        self._own_emulator = emulator is None
         self.settings = settings
         self.runtime_factory = runtime_factory or load_real_runtime
         self.answer_timeout_s = answer_timeout_s
@@ -90,15 +94,15 @@ class BotHarness:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> BotHarness:
-        """Seed the database, start the emulator and the bot; wait until it polls."""
+        """Seed the database, start the emulator and the bot; wait until it polls (or its webhook is set)."""
         if self.seed:
             with Store(self.settings.paths.database) as store:
                 load_demo(store, MINI_SHOP)
-        self.emulator.start()
-        self.settings = dataclasses.replace(self.settings, token=self.emulator.token)
-        self.app = build_application(self.settings, base_url=self.emulator.base_url,
-                                     base_file_url=self.emulator.base_file_url,
-                                     runtime_factory=self.runtime_factory,
+        if self._own_emulator:
+            self.emulator.start()
+        self.settings = self.settings.with_bot_api(self.emulator.base_url, self.emulator.base_file_url,
+                                                   self.emulator.token)
+        self.app = build_application(self.settings, runtime_factory=self.runtime_factory,
                                      answer_timeout_s=self.answer_timeout_s, flood_limits=False)
 
         async def record(update: object, context: Any) -> None:
@@ -111,16 +115,18 @@ class BotHarness:
         if not self._ready.wait(120):
             raise TimeoutError("bot did not start in 120 s")
         if self._startup_error is not None:
-            self.emulator.stop()
+            if self._own_emulator:
+                self.emulator.stop()
             raise self._startup_error
-        self.emulator.wait_for(lambda method, _: method == "getUpdates", timeout=30)
+        receiving = "getUpdates" if self.settings.telegram.mode == "polling" else "setWebhook"
+        self.emulator.wait_for(lambda method, _: method == receiving, timeout=30)
         return self
 
     async def _main(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         try:
-            async with running(self.app):
+            async with running(self.app, webhook=webhook_options(self.settings)):
                 self._ready.set()
                 await self._stop.wait()
         except BaseException as error:  # noqa: BLE001 - reported by start()
@@ -132,7 +138,8 @@ class BotHarness:
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self._stop.set)
             self._thread.join(60)
-        self.emulator.stop()
+        if self._own_emulator:
+            self.emulator.stop()
 
     def __enter__(self) -> BotHarness:
         return self.start()

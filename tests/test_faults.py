@@ -257,7 +257,7 @@ def test_a_reply_that_times_out_is_still_delivered_stored_and_mirrored(stub_bot:
 
 # ---------------------------------------------------------------------- the bot process killed
 BOT_PROCESS = textwrap.dedent("""
-    import asyncio, dataclasses, sys
+    import asyncio, sys
     from pathlib import Path
     from types import SimpleNamespace
     from bot.app import build_application, running
@@ -272,9 +272,8 @@ BOT_PROCESS = textwrap.dedent("""
             pass
 
     async def main():
-        settings = dataclasses.replace(bot_settings(Path(sys.argv[1])), token=sys.argv[2])
-        app = build_application(settings, base_url=sys.argv[3], base_file_url=sys.argv[4],
-                                runtime_factory=lambda s: StubRuntime(), flood_limits=False)
+        settings = bot_settings(Path(sys.argv[1])).with_bot_api(sys.argv[3], sys.argv[4], token=sys.argv[2])
+        app = build_application(settings, runtime_factory=lambda s: StubRuntime(), flood_limits=False)
         async with running(app):
             print("polling", flush=True)
             await asyncio.Event().wait()

@@ -47,7 +47,7 @@ def embed(model: nn.Module, cache: FeatureCache, texts: Sequence[str], batch_siz
     out = torch.zeros(len(texts), feats[0].shape[1] if feats else 0)
     for idx in length_batches([f.shape[0] for f in feats], batch_size, shuffle=False):
         hidden, mask = pad_batch([feats[i] for i in idx])
-        out[idx] = model(hidden, mask)
+        out[idx] = model(hidden, mask).cpu()
     return out.numpy()
 
 
@@ -134,7 +134,7 @@ class FaqTrainer:
                 a = model(*pad_batch([feats[i] for i in anchors_idx]))
                 p = model(*pad_batch([feats[i] for i in positives_idx]))
                 logits = SCALE * a @ p.T
-                target = torch.arange(len(anchors_idx))
+                target = torch.arange(len(anchors_idx), device=logits.device)
                 loss = (nn.functional.cross_entropy(logits, target) + nn.functional.cross_entropy(logits.T, target)) / 2
                 loss.backward()
                 optimizer.step()
@@ -212,8 +212,9 @@ def save_faq(model: PeftModel, folder: Path, router: RouterWeights | None = None
 
 
 def load_faq(encoder: Encoder, folder: Path) -> tuple[nn.Module, RouterWeights | None]:
-    """Rebuild an FAQ adapter on a fresh copy of the top layers, LoRA merged in; plus its router if saved."""
-    model = PeftModel.from_pretrained(EmbeddingModel(encoder.new_top()), str(folder)).merge_and_unload()
+    """Rebuild an FAQ adapter on a fresh copy of the top layers (on the encoder's device), LoRA merged in; plus its router."""
+    model = PeftModel.from_pretrained(EmbeddingModel(encoder.new_top()), str(folder),
+                                      torch_device=str(encoder.device)).merge_and_unload()
     router_file = folder / "router.json"
     router = None
     if router_file.exists():

@@ -22,6 +22,7 @@ from peft import PeftModel, get_peft_model
 from torch import nn
 from tqdm.auto import tqdm
 
+from training.base_model import write_sentence_transformers_config
 from training.early_stopping import EarlyStopping
 from training.encoder import EmbeddingModel, Encoder
 from training.features import FeatureCache, length_batches, pad_batch
@@ -220,3 +221,23 @@ def load_faq(encoder: Encoder, folder: Path) -> tuple[nn.Module, RouterWeights |
     if router_file.exists():
         router = RouterWeights.from_json(json.loads(router_file.read_text()))
     return model.eval(), router
+
+
+def export_sentence_transformer(encoder: Encoder, faq_model: nn.Module, out: Path) -> Path:
+    """Write the FAQ encoder as a folder that `SentenceTransformer(out)` loads and embeds with as the shop does.
+
+    The base's embeddings and trunk at full precision, the top layers taken from `faq_model` (an FAQ
+    adapter with its LoRA merged in, as `load_faq` returns it), the tokenizer, and the
+    sentence-transformers modules: mean pooling, normalisation and e5's "query: " prompt.
+    """
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(encoder.folder, add_pooling_layer=False)
+    first = len(model.encoder.layer) - encoder.top_layers
+    for i, layer in enumerate(faq_model.top.layers):
+        model.encoder.layer[first + i].load_state_dict({k: v.float().cpu() for k, v in layer.state_dict().items()})
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    encoder.tokenizer.save_pretrained(out)
+    write_sentence_transformers_config(out, encoder.hidden_size, encoder.max_length)
+    return out

@@ -12,7 +12,7 @@ from storage.store import Store
 from training.base_model import resolve_base_model
 from training.device import choose_device, quantisation_config
 from training.encoder import EmbeddingModel, Encoder, choose_trunk_dtype
-from training.faq import FaqIndex, load_faq
+from training.faq import FaqIndex, export_sentence_transformer, load_faq
 from training.features import FeatureCache
 from training.memory import CorrectionMemory
 from training.registry import AdapterRegistry, CorruptAdapterError
@@ -96,6 +96,16 @@ def load_active(encoder: Encoder, settings: Settings, store: Store) -> ServingMo
     # then only runs the small FAQ top over the index, not the whole model.
     cache = FeatureCache(encoder, settings.paths.model_cache / "features")
     return build_serving(encoder, store, folders["sentiment"], folders["faq"], versions, cache)
+
+
+def export_faq_encoder(settings: Settings, out: Path) -> str:
+    """Write the active FAQ encoder (the base before any adapter) for sentence-transformers; returns its version."""
+    encoder = load_encoder(settings)
+    with Store(settings.paths.database) as store:
+        found = AdapterRegistry(settings.paths.adapters, store).active_verified("faq")
+    faq_model = load_faq(encoder, found[1])[0] if found else EmbeddingModel(encoder.new_top())
+    export_sentence_transformer(encoder, faq_model, out)
+    return found[0].version if found else "base"
 
 
 def load_memory(store: Store) -> CorrectionMemory:

@@ -28,8 +28,9 @@ def choose_trunk_dtype(preference: str, device: str) -> str:
     """The trunk's dtype for model.trunk_dtype = auto | float32 | bfloat16 | int8 on `device`.
 
     auto: bfloat16 where the CPU has native bf16 (AVX512-BF16 / AMX: same features as float32 to
-    cosine 0.99998, half the time measured here) and on a CUDA GPU with bf16; float32 elsewhere. int8 is measured
-    5-6 points less accurate on reviews (cosine 0.972 to float32) and is never chosen by auto.
+    cosine 0.99998, half the time measured here) and on a CUDA GPU with bf16; float32 elsewhere.
+    int8 is measured 5-6 points less accurate on reviews (cosine 0.972 to float32) and is never
+    chosen by auto.
     """
     if preference != "auto":
         return preference
@@ -49,7 +50,7 @@ class TrunkOutput:
 
 
 class Encoder:
-    """Tokenizer + the frozen trunk of the base model + the pristine top layers to copy per task."""
+    """Tokenizer + the frozen trunk of the base model + the pristine top layers to copy per task, on `device`."""
 
     def __init__(self, folder: Path, top_layers: int, max_length: int = 128, trunk_dtype: str = "float32",
                  device: str = "cpu"):

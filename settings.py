@@ -163,6 +163,9 @@ class ModelSettings(_Section):
         if self.top_layers < 1:
             _fail(self._key("top_layers"), f"must be at least 1, got {self.top_layers!r}")
         self._one_of("trunk_dtype", TRUNK_DTYPES)
+        if self.load_in_4bit and self.trunk_dtype != "auto":
+            _fail(self._key("load_in_4bit"), 'the 4-bit trunk has NF4 weights computing in bfloat16; '
+                  f'leave model.trunk_dtype = "auto", got {self.trunk_dtype!r}')
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,13 @@
 """A weekly retrain of both tasks on 5,000 labelled examples, through the production `retrain()` path.
 
-    python bench/train_speed.py --datasets ../shared/datasets [--threads 1]
+    python bench/train_speed.py --datasets ../shared/datasets [--threads 1] [--device cuda [--load-in-4bit]]
 
 Examples: 3,500 reviews (half zh-reviews-sentiment, half en-product-reviews-sentiment) and 1,500
 FAQ phrasings (10 per CLINC150 intent), loaded into a fresh shop database. Run 1 is cold (no
 trunk features cached); run 2 is the next week's retrain with 50 new staff corrections, with the
 trunk-feature cache of run 1, as in production. Both include snapshot, training, evaluation of
-candidate/active/base on the test split, gate and publish.
+candidate/active/base on the test split, gate and publish. --device / --load-in-4bit override
+model.device / model.load_in_4bit (printed, and saved as "overrides" in train_speed-<device>.json).
 """
 
 from __future__ import annotations
@@ -51,11 +52,17 @@ def main() -> None:
     parser.add_argument("--reviews", type=int, default=3500)
     parser.add_argument("--faq-per-intent", type=int, default=10)
     parser.add_argument("--base", default=None)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="model.device (default: config's auto)")
+    parser.add_argument("--load-in-4bit", action="store_true", help="model.load_in_4bit (CUDA, bitsandbytes)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     base = base_folder(args.base)
+    overrides = ({"device": args.device} if args.device else {}) | ({"load_in_4bit": True} if args.load_in_4bit else {})
+    if overrides:
+        print(f"overrides of [model]: {overrides}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        settings = settings_from_dict({"model": {"base": str(base)}, "thresholds": {"min_new_examples": 1}}, Path(tmp), env={})
+        settings = settings_from_dict({"model": {"base": str(base)} | overrides, "thresholds": {"min_new_examples": 1}},
+                                      Path(tmp), env={})
         with Store(settings.paths.database) as store:
             n = load(store, args.datasets, args.reviews, args.faq_per_intent)
         runs = []
@@ -69,14 +76,17 @@ def main() -> None:
             seconds = time.perf_counter() - t
             runs.append({
                 "week": week, "cache": "cold" if week == 1 else "warm", "seconds": round(seconds, 1),
-                "status": result["status"],
+                "status": result["status"], **({"reasons": result["reasons"]} if result["status"] == "failed" else {}),
                 "tasks": {task: {"train_seconds": o["train_seconds"], "accuracy": round(o["metrics"]["accuracy"], 4)}
                           for task, o in result.get("tasks", {}).items()},
             })
             print(runs[-1], flush=True)
-    save("train_speed", {"examples": n, "threads": args.threads, "runs": runs,
-                         "cold_seconds": runs[0]["seconds"], "warm_seconds": runs[1]["seconds"],
-                         "target_seconds": 300, "peak_rss_mb": round(peak_rss_mb(), 1)})
+    name = "train_speed" + (f"-{args.device}" if args.device else "") + ("-4bit" if args.load_in_4bit else "")
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    gpu_mb = round(torch.cuda.max_memory_allocated() / 2**20, 1) if gpu else None
+    save(name, {"examples": n, "threads": args.threads, "overrides": overrides, "gpu": gpu, "torch": torch.__version__,
+                "runs": runs, "cold_seconds": runs[0]["seconds"], "warm_seconds": runs[1]["seconds"],
+                "target_seconds": 300, "peak_rss_mb": round(peak_rss_mb(), 1), "peak_gpu_mb": gpu_mb})
 
 
 if __name__ == "__main__":

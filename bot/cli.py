@@ -184,6 +184,15 @@ def cmd_health(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_encoder(settings: Settings, args: argparse.Namespace) -> int:
+    """Write the shop's FAQ encoder (active adapter merged in) as a folder that SentenceTransformer(OUT) loads."""
+    from training.serving import export_faq_encoder
+
+    version = export_faq_encoder(settings, args.out)
+    print(f"faq encoder {version} written to {args.out}: SentenceTransformer({str(args.out)!r}).encode(texts)")
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: a global --config and one subcommand."""
@@ -215,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=8080, help="the sandbox web page's port on 127.0.0.1 (default 8080)")
     up.add_argument("--no-train", action="store_true", help="sandbox: don't train the first adapters at start")
     add("health", cmd_health, "exit 0 if the database and the active adapters are intact (healthcheck)")
+    export_encoder = add("export-encoder", cmd_export_encoder, "write the FAQ encoder as a sentence-transformers folder")
+    export_encoder.add_argument("out", type=Path, help="output folder (created)")
     return parser
 
 

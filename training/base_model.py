@@ -272,14 +272,19 @@ def write_tokenizer_config(out: Path, max_length: int) -> None:
     (out / "special_tokens_map.json").write_text(json.dumps(specials, indent=2))
 
 
-def write_sentence_transformers_config(out: Path, hidden: int) -> None:
-    """Write modules.json + mean pooling + normalise, with e5's "query: " prompt, for sentence-transformers."""
+def write_sentence_transformers_config(out: Path, hidden: int, max_length: int = 128) -> None:
+    """Write modules.json + mean pooling + normalise, with e5's "query: " prompt, for sentence-transformers.
+
+    The BertModel is loaded without a pooler (mean pooling needs none, and none is saved).
+    """
     (out / "modules.json").write_text(json.dumps([
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
         {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
     ], indent=2))
-    (out / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 128, "do_lower_case": False}))
+    (out / "sentence_bert_config.json").write_text(json.dumps({
+        "max_seq_length": max_length, "do_lower_case": False, "model_kwargs": {"add_pooling_layer": False},
+    }))
     (out / "config_sentence_transformers.json").write_text(json.dumps({
         "prompts": {"query": QUERY_PREFIX, "passage": "passage: "},
         "default_prompt_name": "query",
@@ -298,7 +303,7 @@ def sanity_margin(folder: Path) -> float:
     from transformers import AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModel.from_pretrained(folder).eval()
+    model = AutoModel.from_pretrained(folder, add_pooling_layer=False).eval()  # no pooler: none is saved or used
     batch = tokenizer([QUERY_PREFIX + s for s in SANITY], padding=True, return_tensors="pt")
     with torch.inference_mode():
         hidden = model(**batch).last_hidden_state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -24,12 +25,21 @@ def choose_device(preference: str, cuda_available: bool | None = None) -> str:
     return "cuda" if available else "cpu"
 
 
-def quantisation_config(load_in_4bit: bool, device: str) -> Any | None:
-    """A bitsandbytes 4-bit (NF4, QLoRA) config for the base on CUDA; None on CPU or when not asked for."""
+def top_layer_names(n_layers: int, top_layers: int) -> list[str]:
+    """Module names of the top `top_layers` encoder layers (the ones LoRA adapts) in a BertModel."""
+    return [f"encoder.layer.{i}" for i in range(n_layers - top_layers, n_layers)]
+
+
+def quantisation_config(load_in_4bit: bool, device: str, keep: Sequence[str] = ()) -> Any | None:
+    """A bitsandbytes 4-bit (NF4, QLoRA) config for the base on CUDA; None on CPU or when not asked for.
+
+    `keep` names modules left unquantised (the adapted top layers); the classifier head always is.
+    """
     if not load_in_4bit:
         return None
     if device != "cuda":
-        raise DeviceError("model.load_in_4bit needs CUDA (bitsandbytes 4-bit is a CUDA-only path here)")
+        raise DeviceError("model.load_in_4bit needs CUDA (bitsandbytes 4-bit is a CUDA-only path here); "
+                          f"the model would run on {device}")
     try:
         from transformers import BitsAndBytesConfig
         import bitsandbytes  # noqa: F401  (the optional `gpu` extra)
@@ -40,5 +50,5 @@ def quantisation_config(load_in_4bit: bool, device: str) -> Any | None:
         bnb_4bit_quant_type="nf4",
         bnb_4bit_compute_dtype=torch.bfloat16,
         bnb_4bit_use_double_quant=True,
-        llm_int8_skip_modules=SKIP_QUANTISATION,
+        llm_int8_skip_modules=SKIP_QUANTISATION + list(keep),
     )

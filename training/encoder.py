@@ -16,21 +16,26 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from training.device import quantisation_config, top_layer_names
+
 QUERY_PREFIX = "query: "
-TRUNK_DTYPES = ("float32", "bfloat16", "int8")  # how the frozen trunk computes (int8: dynamic quantisation, CPU)
+# How the frozen trunk computes: int8 = dynamic quantisation (CPU only); nf4 = 4-bit bitsandbytes weights
+# computing in bfloat16 (CUDA only, model.load_in_4bit).
+TRUNK_DTYPES = ("float32", "bfloat16", "int8", "nf4")
 
 
 def choose_trunk_dtype(preference: str, device: str) -> str:
     """The trunk's dtype for model.trunk_dtype = auto | float32 | bfloat16 | int8 on `device`.
 
     auto: bfloat16 where the CPU has native bf16 (AVX512-BF16 / AMX: same features as float32 to
-    cosine 0.99998, half the time measured here) and on CUDA; float32 elsewhere. int8 is measured
-    5-6 points less accurate on reviews (cosine 0.972 to float32) and is never chosen by auto.
+    cosine 0.99998, half the time measured here) and on a CUDA GPU with bf16; float32 elsewhere.
+    int8 is measured 5-6 points less accurate on reviews (cosine 0.972 to float32) and is never
+    chosen by auto.
     """
     if preference != "auto":
         return preference
     if device == "cuda":
-        return "bfloat16"
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
     native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or \
         getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
     return "bfloat16" if native else "float32"
@@ -45,20 +50,31 @@ class TrunkOutput:
 
 
 class Encoder:
-    """Tokenizer + the frozen trunk of the base model + the pristine top layers to copy per task."""
+    """Tokenizer + the frozen trunk of the base model + the pristine top layers to copy per task, on `device`."""
 
-    def __init__(self, folder: Path, top_layers: int, max_length: int = 128, trunk_dtype: str = "float32"):
-        from transformers import AutoModel, AutoTokenizer
+    def __init__(self, folder: Path, top_layers: int, max_length: int = 128, trunk_dtype: str = "float32",
+                 device: str = "cpu"):
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         if trunk_dtype not in TRUNK_DTYPES:
             raise ValueError(f"trunk_dtype must be one of {', '.join(TRUNK_DTYPES)}, got {trunk_dtype!r}")
+        self.device = torch.device(device)
+        if trunk_dtype == "int8" and self.device.type != "cpu":
+            raise ValueError("trunk_dtype int8 (dynamic quantisation) runs on the CPU only")
         self.folder = Path(folder)
         self.max_length = max_length
         self.tokenizer = AutoTokenizer.from_pretrained(self.folder)
-        model = AutoModel.from_pretrained(self.folder, add_pooling_layer=False).eval()
-        n_layers = len(model.encoder.layer)
+        n_layers = AutoConfig.from_pretrained(self.folder).num_hidden_layers
         if not 1 <= top_layers < n_layers:
             raise ValueError(f"model.top_layers must be between 1 and {n_layers - 1}, got {top_layers}")
+        if trunk_dtype == "nf4":  # QLoRA: the trunk's Linear weights in 4-bit on the GPU, the top layers as they are
+            config = quantisation_config(True, self.device.type, keep=top_layer_names(n_layers, top_layers))
+            model = AutoModel.from_pretrained(
+                self.folder, add_pooling_layer=False, quantization_config=config, dtype=torch.float32,
+                device_map={"": self.device.index if self.device.index is not None else torch.cuda.current_device()})
+        else:
+            model = AutoModel.from_pretrained(self.folder, add_pooling_layer=False)
+        model.eval()
         self.top_layers = top_layers
         self.hidden_size = model.config.hidden_size
         self.embeddings = model.embeddings
@@ -72,6 +88,9 @@ class Encoder:
             self.trunk_layers = torch.ao.quantization.quantize_dynamic(self.trunk_layers, {nn.Linear}, dtype=torch.qint8)
         elif trunk_dtype == "bfloat16":
             self.trunk_layers = self.trunk_layers.to(torch.bfloat16)
+        if trunk_dtype != "nf4":  # a 4-bit model is loaded onto its device
+            for part in (self.embeddings, self.trunk_layers, self.pristine_top):
+                part.to(self.device)
         self.config = model.config
 
     @property
@@ -88,15 +107,15 @@ class Encoder:
 
     @torch.no_grad()
     def trunk(self, texts: list[str]) -> TrunkOutput:
-        """Run embeddings + trunk layers on a batch of texts."""
-        batch = self.tokenize(texts)
+        """Run embeddings + trunk layers on a batch of texts, on the encoder's device; the output is on the CPU."""
+        batch = self.tokenize(texts).to(self.device)
         mask = batch["attention_mask"]
         x = self.embeddings(input_ids=batch["input_ids"], token_type_ids=torch.zeros_like(batch["input_ids"]))
         x = x.to(self._compute_dtype)
         ext = extended_mask(mask, x.dtype)
         for layer in self.trunk_layers:
             x = _layer_out(layer(x, attention_mask=ext))
-        return TrunkOutput(x.float(), mask)
+        return TrunkOutput(x.float().cpu(), mask.cpu())
 
     def new_top(self) -> "TopLayers":
         """A fresh, trainable copy of the top layers (to be wrapped with LoRA)."""
@@ -111,7 +130,9 @@ class TopLayers(nn.Module):
         self.layers = layers
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Pooled (batch, hidden) representation of trunk states."""
+        """Pooled (batch, hidden) representation of trunk states (moved to the layers' device, e.g. from the CPU cache)."""
+        device = next(self.layers.parameters()).device
+        hidden, mask = hidden.to(device), mask.to(device)
         ext = extended_mask(mask, hidden.dtype)
         x = hidden
         for layer in self.layers:

@@ -22,6 +22,7 @@ from peft import PeftModel, get_peft_model
 from torch import nn
 from tqdm.auto import tqdm
 
+from training.base_model import write_sentence_transformers_config
 from training.early_stopping import EarlyStopping
 from training.encoder import EmbeddingModel, Encoder
 from training.features import FeatureCache, length_batches, pad_batch
@@ -47,7 +48,7 @@ def embed(model: nn.Module, cache: FeatureCache, texts: Sequence[str], batch_siz
     out = torch.zeros(len(texts), feats[0].shape[1] if feats else 0)
     for idx in length_batches([f.shape[0] for f in feats], batch_size, shuffle=False):
         hidden, mask = pad_batch([feats[i] for i in idx])
-        out[idx] = model(hidden, mask)
+        out[idx] = model(hidden, mask).cpu()
     return out.numpy()
 
 
@@ -134,7 +135,7 @@ class FaqTrainer:
                 a = model(*pad_batch([feats[i] for i in anchors_idx]))
                 p = model(*pad_batch([feats[i] for i in positives_idx]))
                 logits = SCALE * a @ p.T
-                target = torch.arange(len(anchors_idx))
+                target = torch.arange(len(anchors_idx), device=logits.device)
                 loss = (nn.functional.cross_entropy(logits, target) + nn.functional.cross_entropy(logits.T, target)) / 2
                 loss.backward()
                 optimizer.step()
@@ -212,10 +213,31 @@ def save_faq(model: PeftModel, folder: Path, router: RouterWeights | None = None
 
 
 def load_faq(encoder: Encoder, folder: Path) -> tuple[nn.Module, RouterWeights | None]:
-    """Rebuild an FAQ adapter on a fresh copy of the top layers, LoRA merged in; plus its router if saved."""
-    model = PeftModel.from_pretrained(EmbeddingModel(encoder.new_top()), str(folder)).merge_and_unload()
+    """Rebuild an FAQ adapter on a fresh copy of the top layers (on the encoder's device), LoRA merged in; plus its router."""
+    model = PeftModel.from_pretrained(EmbeddingModel(encoder.new_top()), str(folder),
+                                      torch_device=str(encoder.device)).merge_and_unload()
     router_file = folder / "router.json"
     router = None
     if router_file.exists():
         router = RouterWeights.from_json(json.loads(router_file.read_text()))
     return model.eval(), router
+
+
+def export_sentence_transformer(encoder: Encoder, faq_model: nn.Module, out: Path) -> Path:
+    """Write the FAQ encoder as a folder that `SentenceTransformer(out)` loads and embeds with as the shop does.
+
+    The base's embeddings and trunk at full precision, the top layers taken from `faq_model` (an FAQ
+    adapter with its LoRA merged in, as `load_faq` returns it), the tokenizer, and the
+    sentence-transformers modules: mean pooling, normalisation and e5's "query: " prompt.
+    """
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(encoder.folder, add_pooling_layer=False)
+    first = len(model.encoder.layer) - encoder.top_layers
+    for i, layer in enumerate(faq_model.top.layers):
+        model.encoder.layer[first + i].load_state_dict({k: v.float().cpu() for k, v in layer.state_dict().items()})
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    encoder.tokenizer.save_pretrained(out)
+    write_sentence_transformers_config(out, encoder.hidden_size, encoder.max_length)
+    return out

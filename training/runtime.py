@@ -61,9 +61,9 @@ class ServingModel:
         probs = np.zeros((n, len(self.labels)), dtype=np.float32) if self.sentiment_model is not None else None
         for idx in length_batches([f.shape[0] for f in features], batch_size, shuffle=False):
             hidden, mask = pad_batch([features[i] for i in idx])
-            vectors[idx] = self.faq_model(hidden, mask).numpy()
+            vectors[idx] = self.faq_model(hidden, mask).cpu().numpy()
             if probs is not None:
-                probs[idx] = self.sentiment_model(hidden, mask).softmax(-1).numpy()
+                probs[idx] = self.sentiment_model(hidden, mask).softmax(-1).cpu().numpy()
         return vectors, probs
 
     @torch.inference_mode()

@@ -71,7 +71,7 @@ def lora_config(args: TrainArgs, modules_to_save: list[str] | None = None) -> Lo
 def new_sentiment_model(encoder: Encoder, args: TrainArgs, labels: tuple[str, ...] = LABELS) -> PeftModel:
     """A freshly initialised LoRA-wrapped sentiment model (same seed -> same weights)."""
     torch.manual_seed(args.seed)
-    base = SentimentModel(encoder.new_top(), encoder.hidden_size, len(labels))
+    base = SentimentModel(encoder.new_top(), encoder.hidden_size, len(labels)).to(encoder.device)
     if args.adapter == "full":
         for p in base.parameters():
             p.requires_grad_(True)
@@ -98,7 +98,8 @@ class SentimentTrainer:
         targets = torch.tensor([self.index[label] for _, label in train])
         counts = torch.bincount(targets, minlength=len(self.labels)).float()
         weights = (counts.sum() / (len(self.labels) * counts.clamp(min=1)))  # balance rare classes
-        loss_fn = nn.CrossEntropyLoss(weight=weights if args.class_balance else None)
+        loss_fn = nn.CrossEntropyLoss(weight=weights.to(self.encoder.device) if args.class_balance else None)
+        targets = targets.to(self.encoder.device)
         params = [p for p in model.parameters() if p.requires_grad]
         epochs = epochs_for(len(train), args)
         steps = epochs * math.ceil(len(train) / args.batch_size)
@@ -141,7 +142,7 @@ class SentimentTrainer:
         out = torch.zeros(len(texts), len(self.labels))
         for idx in length_batches([f.shape[0] for f in feats], batch_size, shuffle=False):
             hidden, mask = pad_batch([feats[i] for i in idx])
-            out[idx] = model(hidden, mask).softmax(-1)
+            out[idx] = model(hidden, mask).softmax(-1).cpu()
         return out
 
     def predict(self, model: nn.Module, texts: list[str]) -> list[str]:
@@ -161,8 +162,8 @@ def save_sentiment(model: PeftModel, folder: Path, labels: tuple[str, ...] = LAB
 
 
 def load_sentiment(encoder: Encoder, folder: Path) -> tuple[nn.Module, tuple[str, ...]]:
-    """Rebuild a sentiment adapter on a fresh copy of the top layers, LoRA merged in, ready to serve."""
+    """Rebuild a sentiment adapter on a fresh copy of the top layers (on the encoder's device), LoRA merged in."""
     labels = tuple(json.loads((folder / "labels.json").read_text()))
-    base = SentimentModel(encoder.new_top(), encoder.hidden_size, len(labels))
-    model = PeftModel.from_pretrained(base, str(folder)).merge_and_unload()
+    base = SentimentModel(encoder.new_top(), encoder.hidden_size, len(labels)).to(encoder.device)
+    model = PeftModel.from_pretrained(base, str(folder), torch_device=str(encoder.device)).merge_and_unload()
     return model.eval(), labels

@@ -10,9 +10,9 @@ import torch
 from settings import Settings
 from storage.store import Store
 from training.base_model import resolve_base_model
-from training.device import choose_device
+from training.device import choose_device, quantisation_config
 from training.encoder import EmbeddingModel, Encoder, choose_trunk_dtype
-from training.faq import FaqIndex, load_faq
+from training.faq import FaqIndex, export_sentence_transformer, load_faq
 from training.features import FeatureCache
 from training.memory import CorrectionMemory
 from training.registry import AdapterRegistry, CorruptAdapterError
@@ -25,13 +25,22 @@ log = logging.getLogger(__name__)
 
 
 def load_encoder(settings: Settings) -> Encoder:
-    """The base model split into trunk and top, as configured (`model.trunk_dtype`; int8 only on CPU)."""
+    """The base model split into trunk and top, on the configured device (`model.device`, `model.trunk_dtype`).
+
+    On CUDA the trunk computes in bfloat16 (auto), or with 4-bit NF4 weights when `model.load_in_4bit`;
+    int8 is a CPU path and falls back to float32 there.
+    """
     folder = resolve_base_model(settings.model.base, settings.paths.model_cache)
     device = choose_device(settings.model.device)
-    trunk_dtype = choose_trunk_dtype(settings.model.trunk_dtype, device)
+    if settings.model.load_in_4bit:
+        quantisation_config(True, device)  # a clear error before loading anything: no CUDA, or no bitsandbytes
+        trunk_dtype = "nf4"
+    else:
+        trunk_dtype = choose_trunk_dtype(settings.model.trunk_dtype, device)
     if trunk_dtype == "int8" and device != "cpu":
-        trunk_dtype = "float32"  # dynamic int8 quantisation is a CPU path
-    return Encoder(folder, settings.model.top_layers, settings.model.max_length, trunk_dtype)
+        log.warning("model.trunk_dtype = int8 is a CPU path: the trunk runs in float32 on %s", device)
+        trunk_dtype = "float32"
+    return Encoder(folder, settings.model.top_layers, settings.model.max_length, trunk_dtype, device=device)
 
 
 def faq_index_items(store: Store) -> list[tuple[str, str]]:
@@ -87,6 +96,16 @@ def load_active(encoder: Encoder, settings: Settings, store: Store) -> ServingMo
     # then only runs the small FAQ top over the index, not the whole model.
     cache = FeatureCache(encoder, settings.paths.model_cache / "features")
     return build_serving(encoder, store, folders["sentiment"], folders["faq"], versions, cache)
+
+
+def export_faq_encoder(settings: Settings, out: Path) -> str:
+    """Write the active FAQ encoder (the base before any adapter) for sentence-transformers; returns its version."""
+    encoder = load_encoder(settings)
+    with Store(settings.paths.database) as store:
+        found = AdapterRegistry(settings.paths.adapters, store).active_verified("faq")
+    faq_model = load_faq(encoder, found[1])[0] if found else EmbeddingModel(encoder.new_top())
+    export_sentence_transformer(encoder, faq_model, out)
+    return found[0].version if found else "base"
 
 
 def load_memory(store: Store) -> CorrectionMemory:

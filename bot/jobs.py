@@ -16,7 +16,6 @@ the served model alone; the owners are told what happened and why, then get the 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, time, timedelta, timezone
@@ -168,10 +167,12 @@ async def run_weekly(bot: Bot, services: Services, trigger: str = "schedule",
     if wait_for is not None and not wait_for.done():
         await tell_owners(bot, services, lambda language: learning_text(services.settings, language, "weekly_busy"))
         await asyncio.wait([wait_for])
+    from training import pipeline  # deferred: it imports the whole training stack (torch), needed only here
+
     settings = services.settings
     started = datetime.now(timezone.utc)
     try:
-        run = run_in_child or importlib.import_module("training.pipeline").run_in_child
+        run = run_in_child or pipeline.run_in_child
         result = await in_daemon_thread(run, settings, trigger)
     except Exception as error:  # noqa: BLE001 - reported to the owners below
         log.exception("%s retrain could not run", trigger)

@@ -1,4 +1,4 @@
-"""The shopbot console script: init, export, run without a token, report, rollback, stubs, and `shopbot chat`."""
+"""The shopbot console script: init, export, run without a token, report, rollback, train, eval and `shopbot chat`."""
 
 from __future__ import annotations
 
@@ -89,3 +89,16 @@ def test_chat_plays_customer_staff_and_owner_through_the_real_handlers(
     assert "bot status" in out and "Serving: base" in out
     assert "  ! no such staff-chat message yet" in out  # nothing left to press: said, not crashed
     assert "never sent" not in out
+
+
+def test_train_then_eval(config: Path, capsys: pytest.CaptureFixture) -> None:
+    main(["--config", str(config), "init"])
+    capsys.readouterr()
+    assert main(["--config", str(config), "train"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["status"] in ("promoted", "refused") and set(trained["tasks"]) == {"sentiment", "faq"}
+    assert main(["--config", str(config), "eval"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert {"snapshot_id", "sentiment", "faq"} <= set(evaluated)
+    assert evaluated["sentiment"]["active_version"] == (trained["tasks"]["sentiment"]["version"]
+                                                        if trained["tasks"]["sentiment"]["promoted"] else None)

@@ -106,7 +106,7 @@ def schedule_jobs(application: Application, services: Services, now: datetime | 
     queue.run_repeating(watch_adapters, WATCH_INTERVAL_S, first=WATCH_INTERVAL_S, data={}, name=WATCH_JOB)
     now = now or datetime.now(timezone.utc)
     if closed := services.store.runs.close_interrupted():
-        log.warning("%d training run(s) were cut off by the last stop: recorded as failed", closed)
+        log.warning("%d training run(s) lost their process (cut off by a stop): recorded as failed", closed)
     if catchup_due(services.store, schedule, now):
         log.warning("the weekly retrain of %s was missed while the bot was down: catching up",
                     f"{last_slot(schedule, now):%Y-%m-%d %H:%M %Z}")

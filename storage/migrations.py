@@ -113,3 +113,12 @@ def m001_initial_schema(db: Database) -> None:
     ]
     for table, columns, unique in indexes:
         db.table(table).create_index(columns, unique=unique, if_not_exists=True)
+
+
+@migrations()
+def m002_training_run_owner(db: Database) -> None:
+    """Record which process owns a run (pid and start time), so start-up closes only runs whose process is gone."""
+    columns = db.table("training_runs").columns_dict
+    for column, kind in (("owner_pid", int), ("owner_started", str)):
+        if column not in columns:
+            db.table("training_runs").add_column(column, kind)

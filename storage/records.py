@@ -201,6 +201,8 @@ class TrainingRun:
     finished_at: str | None
     result: dict[str, Any] | None
     error: str | None
+    owner_pid: int | None = None  # the process training it (see storage.runs.owner_alive)
+    owner_started: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> TrainingRun:

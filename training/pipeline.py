@@ -59,7 +59,10 @@ def retrain(settings: Settings, trigger: str = "cli", run_id: int | None = None,
     torch.manual_seed(0)
     started = time.perf_counter()
     with Store(settings.paths.database) as store:
-        run_id = run_id if run_id is not None else store.runs.start(trigger)
+        if run_id is None:
+            run_id = store.runs.start(trigger)
+        else:
+            store.runs.claim(run_id)  # started by run_in_child in the parent: this process trains it
         try:
             snapshot = take_snapshot(store)
             last = _last_success(store)

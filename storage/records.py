@@ -166,7 +166,7 @@ class AdapterRecord:
     id: int
     version: str
     task: str
-    path: Path
+    path: Path  # relative to paths.adapters (AdapterRegistry.folder gives the folder)
     metrics: dict[str, Any]
     status: str
     checksum: str

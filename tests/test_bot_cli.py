@@ -10,7 +10,8 @@ import pytest
 
 import bot.services as bot_services
 from bot.cli import main
-from tests.botkit import MINI_SHOP, load_real_runtime
+from settings import load_settings
+from tests.botkit import MINI_SHOP, load_real_runtime, shared_encoder
 
 
 @pytest.fixture
@@ -102,3 +103,38 @@ def test_train_then_eval(config: Path, capsys: pytest.CaptureFixture) -> None:
     assert {"snapshot_id", "sentiment", "faq"} <= set(evaluated)
     assert evaluated["sentiment"]["active_version"] == (trained["tasks"]["sentiment"]["version"]
                                                         if trained["tasks"]["sentiment"]["promoted"] else None)
+
+
+def test_adapters_are_served_after_the_data_folder_is_moved(tmp_path: Path, tiny_base: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    from storage.store import Store
+    from training.serving import load_runtime
+
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    (shop / "config.toml").write_text(f"""
+[shop]
+demo_data = "{MINI_SHOP}"
+[model]
+base = "{tiny_base}"
+top_layers = 1
+[thresholds]
+sentiment_accuracy = 0.0
+faq_accuracy = 0.0
+max_interval = 1.0
+""", encoding="utf-8")  # paths.* are the defaults: var/... inside the shop folder
+    main(["--config", str(shop / "config.toml"), "init"])
+    capsys.readouterr()
+    assert main(["--config", str(shop / "config.toml"), "train"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    versions = {task: outcome["version"] for task, outcome in trained["tasks"].items() if outcome["promoted"]}
+    assert versions
+
+    moved = (shop.rename(tmp_path / "restored-elsewhere")) / "config.toml"  # a backup restored at another place
+    assert main(["--config", str(moved), "health"]) == 0
+    healthy = capsys.readouterr().out
+    assert all(version in healthy for version in versions.values()), healthy
+    settings = load_settings(moved, env={})
+    with Store(settings.paths.database) as store:
+        runtime = load_runtime(settings, store, shared_encoder(settings))
+    assert runtime.serving.versions == versions

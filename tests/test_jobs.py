@@ -22,7 +22,8 @@ from storage.clock import to_timestamp
 from storage.store import Store
 from tests.botkit import BOSS, BotHarness, bot_settings, publish_promoted
 
-SCHEDULE = {"weekday": "wednesday", "time": "21:30", "timezone": "America/New_York"}
+SCHEDULE = {"weekday": "wednesday", "time": "21:30", "timezone": "America/New_York",
+            "retrain_timeout_minutes": 0.05}  # 3 s: only test_a_hung_retrain_is_stopped_at_the_limit trains for real
 
 
 def test_ptb_day_numbers_start_on_sunday() -> None:
@@ -153,3 +154,26 @@ def test_missed_run_is_caught_up_once_after_a_restart(tmp_path: Path, tiny_base:
         time.sleep(1.0)
         assert harness.app.job_queue.get_jobs_by_name(jobs.CATCHUP_JOB) == ()
     assert triggers == ["catchup"]
+
+
+def hang(settings, trigger, run_id) -> None:  # noqa: ANN001 - the training child's target, stuck for good
+    time.sleep(3600)
+
+
+def test_a_hung_retrain_is_stopped_at_the_limit_recorded_and_told(bot: BotHarness,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+
+    import training.pipeline
+
+    monkeypatch.setattr(training.pipeline, "_child_main", hang)  # spawned by reference: the child runs hang()
+    started = bot.command(BOSS, "retrain")
+    assert started["text"].startswith("⏳")
+    done = bot.emulator.wait_for_message(BOSS.id, "Retrain finished", after=started["message_id"], timeout=60)
+    assert done["text"].splitlines() == ["Retrain finished: failed", "training was still running after 0.05 minutes "
+                                         "(schedule.retrain_timeout_minutes): stopped"]
+    with bot.store() as store:
+        run = store.runs.last()
+        assert run.status == "failed" and "schedule.retrain_timeout_minutes" in (run.error or "")
+    _wait(lambda: not bot.services.retraining)  # later retrains no longer wait for this one
+    assert not [p for p in multiprocessing.active_children() if p.name == "shopbot-train"]

@@ -103,7 +103,8 @@ def schedule_jobs(application: Application, services: Services, now: datetime | 
                     data="schedule", name=WEEKLY_JOB, job_kwargs=grace)
     queue.run_daily(retention, RETENTION_TIME.replace(tzinfo=zone), name=RETENTION_JOB, job_kwargs=grace)
     queue.run_once(retention, 1.0, name=f"{RETENTION_JOB}-startup")
-    queue.run_repeating(watch_adapters, WATCH_INTERVAL_S, first=WATCH_INTERVAL_S, data={}, name=WATCH_JOB)
+    queue.run_repeating(watch_adapters, WATCH_INTERVAL_S, first=WATCH_INTERVAL_S,  # a change before its first look counts
+                        data={"versions": active_versions(services.store)}, name=WATCH_JOB)
     now = now or datetime.now(timezone.utc)
     if closed := services.store.runs.close_interrupted():
         log.warning("%d training run(s) lost their process (cut off by a stop): recorded as failed", closed)
@@ -116,6 +117,11 @@ def schedule_jobs(application: Application, services: Services, now: datetime | 
 
 
 # ---------------------------------------------------------------------- job callbacks
+def active_versions(store: Store) -> dict[str, str]:
+    """{task: version} of the active adapters recorded in the database."""
+    return {task: record.version for task in TASKS if (record := store.adapters.active(task))}
+
+
 async def weekly_retrain(context: BotContext) -> None:
     """JobQueue callback: start the weekly (or catch-up) retrain in the background and return at once.
 
@@ -139,12 +145,18 @@ async def retention(context: BotContext) -> None:
 
 
 async def watch_adapters(context: BotContext) -> None:
-    """JobQueue callback: serve the active adapters when they changed outside the bot (`shopbot rollback`)."""
+    """JobQueue callback: serve the active adapters when they changed outside the bot (`shopbot rollback`).
+
+    While a retrain runs it only waits: the retrain swaps in what it promotes, and a change made
+    meanwhile (a rollback) is still a change when it looks again after a refused retrain.
+    """
     services = context.services
     seen: dict[str, Any] = context.job.data if context.job is not None and isinstance(context.job.data, dict) else {}
-    active = {task: record.version for task in TASKS if (record := services.store.adapters.active(task))}
-    if "versions" not in seen or services.retraining:
+    active = active_versions(services.store)
+    if "versions" not in seen:
         seen["versions"] = active
+        return
+    if services.retraining:
         return
     if active == seen["versions"]:
         return

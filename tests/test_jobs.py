@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -92,20 +94,63 @@ def test_retention_deletes_messages_older_than_the_configured_days(bot: BotHarne
     bot.wait_until(lambda store: texts(store) == ["from today"])
 
 
-def test_shopbot_rollback_is_served_by_the_running_bot(bot: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+def serve_versions_only(bot: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reloading serves the active versions on the current model (the fake adapter folders hold no weights)."""
     base = bot.services.runtime.serving
 
-    def active_serving(settings, encoder):  # noqa: ANN001, ANN202 - the fake folders hold no real weights
+    def active_serving(settings, encoder):  # noqa: ANN001, ANN202
         with Store(settings.paths.database) as store:
             versions = {t: r.version for t in ("sentiment", "faq") if (r := store.adapters.active(t))}
         return dataclasses.replace(base, versions=versions)
 
     monkeypatch.setattr(bot_services, "_active_serving", active_serving)
+
+
+def test_shopbot_rollback_is_served_by_the_running_bot(bot: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    serve_versions_only(bot, monkeypatch)
     publish_promoted(bot, "sentiment", ("sentiment-old", "sentiment-new"))
     served = lambda: bot.services.runtime.serving.versions.get("sentiment")  # noqa: E731
     _wait(lambda: served() == "sentiment-new")  # promoted outside the bot: picked up
     assert cmd_rollback(bot.settings, argparse.Namespace(task="sentiment")) == 0
     _wait(lambda: served() == "sentiment-old")
+
+
+def test_a_shopbot_rollback_during_a_refused_retrain_is_served_after_it(bot: BotHarness,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import training.pipeline
+
+    serve_versions_only(bot, monkeypatch)
+    publish_promoted(bot, "faq", ("faq-before", "faq-during"))
+    served = lambda: bot.services.runtime.serving.versions.get("faq")  # noqa: E731
+    bot.run(bot.services.reload_adapters())
+    assert served() == "faq-during"
+    (job,) = bot.app.job_queue.get_jobs_by_name(jobs.WATCH_JOB)
+    bot.run(_enable(job, False))  # the watcher is called by hand below, at the moments that matter
+    try:
+        context = SimpleNamespace(services=bot.services, job=SimpleNamespace(data={}))
+        bot.run(jobs.watch_adapters(context))  # its first look: remembers what is active
+        release = threading.Event()
+
+        def run_in_child(settings, trigger):  # noqa: ANN001, ANN202
+            assert release.wait(20)
+            return {"status": "refused", "reasons": ["faq: refused faq-new"]}
+
+        monkeypatch.setattr(training.pipeline, "run_in_child", run_in_child)
+        started = bot.command(BOSS, "retrain")
+        _wait(lambda: bot.services.retraining)
+        assert cmd_rollback(bot.settings, argparse.Namespace(task="faq")) == 0  # while the retrain runs
+        bot.run(jobs.watch_adapters(context))  # the watcher looks during the retrain
+        release.set()
+        bot.emulator.wait_for_message(BOSS.id, "Retrain finished: refused", after=started["message_id"])
+        _wait(lambda: not bot.services.retraining)
+        bot.run(jobs.watch_adapters(context))  # and after it
+        assert served() == "faq-before"
+    finally:
+        bot.run(_enable(job, True))
+
+
+async def _enable(job, enabled: bool) -> None:  # noqa: ANN001 - a PTB Job, paused or resumed on the bot's loop
+    job.enabled = enabled
 
 
 def _wait(condition, timeout: float = 10) -> None:  # noqa: ANN001

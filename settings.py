@@ -203,8 +203,8 @@ class ScheduleSettings(_Section):
         if not 0 < self.retrain_timeout_minutes <= 7 * 24 * 60:
             _fail(self._key("retrain_timeout_minutes"),
                   f"must be more than 0 and at most 10080 (a week), got {self.retrain_timeout_minutes!r}")
-        if self.keep_adapters < 0:
-            _fail(self._key("keep_adapters"), f"must be 0 or more, got {self.keep_adapters!r}")
+        if self.keep_adapters < 1:  # the newest may be a candidate that a `shopbot train` is gating
+            _fail(self._key("keep_adapters"), f"must be at least 1, got {self.keep_adapters!r}")
 
     @property
     def time_of_day(self) -> time:

@@ -10,7 +10,8 @@ Retraining runs `training.pipeline.run_in_child` in a daemon thread (the child p
 one torch thread), so the event loop keeps answering customers. Only a "promoted" result changes
 what is served, through `Services.reload_adapters` (a new serving model is built off to the side,
 then one reference is swapped). A refused, skipped or failed run (a killed child included) leaves
-the served model alone; the owners are told what happened and why, then get the weekly report.
+the served model alone; old adapter folders are pruned (`schedule.keep_adapters`), and the owners
+are told what happened and why, then get the weekly report.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from settings import WEEKDAYS, ScheduleSettings, Settings
 from storage.clock import to_timestamp
 from storage.records import NotFoundError
 from storage.store import Store
+from training.registry import AdapterRegistry
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +199,10 @@ async def run_weekly(bot: Bot, services: Services, trigger: str = "schedule",
         except Exception as error:  # noqa: BLE001 - the previous model keeps serving
             log.exception("promoted adapters could not be swapped in")
             problem = f"{type(error).__name__}: {error}"
+    try:
+        await asyncio.to_thread(prune_adapters, settings)
+    except Exception:  # noqa: BLE001 - old folders stay until next week; the owners still get their report
+        log.exception("pruning old adapter folders failed")
     if status in SUCCESS:
         _update_state(services.store, last_success=to_timestamp(started), last_status=status, last_trigger=trigger)
     else:
@@ -219,6 +225,12 @@ async def run_weekly(bot: Bot, services: Services, trigger: str = "schedule",
     await tell_owners(bot, services, summary)
     await send_report(bot, services)
     return result
+
+
+def prune_adapters(settings: Settings) -> list[str]:
+    """Delete old adapter folders, keeping per task the active, the previous and `schedule.keep_adapters` more."""
+    with Store(settings.paths.database) as store:  # this thread's own connection
+        return AdapterRegistry(settings.paths.adapters, store).prune(settings.schedule.keep_adapters)
 
 
 def owner_language(services: Services, owner_id: int) -> str:

@@ -222,3 +222,15 @@ def test_a_hung_retrain_is_stopped_at_the_limit_recorded_and_told(bot: BotHarnes
         assert run.status == "failed" and "schedule.retrain_timeout_minutes" in (run.error or "")
     _wait(lambda: not bot.services.retraining)  # later retrains no longer wait for this one
     assert not [p for p in multiprocessing.active_children() if p.name == "shopbot-train"]
+
+
+def test_the_weekly_retrain_prunes_old_adapters(bot: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    serve_versions_only(bot, monkeypatch)
+    weeks = tuple(f"sentiment-week{i}" for i in range(6))
+    publish_promoted(bot, "sentiment", weeks)  # week5 active, week4 the rollback target
+    refused = {"status": "refused", "reasons": ["sentiment: refused sentiment-week6"]}
+    bot.run(jobs.run_weekly(bot.app.bot, bot.services, "schedule", run_in_child=lambda settings, trigger: refused),
+            timeout=120)
+    folders = bot.settings.paths.adapters / "sentiment"
+    assert bot.settings.schedule.keep_adapters == 3
+    assert [week for week in weeks if (folders / week).is_dir()] == list(weeks[1:])  # active, previous, 3 more

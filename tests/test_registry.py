@@ -319,6 +319,15 @@ def test_prune_keeps_the_newest_the_active_and_the_rollback_target(registry: Ada
         registry.prune(keep=-1)
 
 
+def test_prune_keeps_that_many_besides_the_active_and_the_previous(registry: AdapterRegistry) -> None:
+    records = [publish(registry) for _ in range(5)]
+    for record in records[3:]:
+        registry.promote(record.version, [])  # records[4] active, records[3] the rollback target: the newest two
+    assert registry.prune(keep=1) == [records[1].version, records[0].version]
+    assert [registry.folder(record).is_dir() for record in records] == [False, False, True, True, True]
+    assert registry.prune(keep=0) == [records[2].version]
+
+
 def test_pruned_versions_fail_verification_and_are_skipped_quietly(registry: AdapterRegistry) -> None:
     records = [publish(registry) for _ in range(3)]
     for record in records:

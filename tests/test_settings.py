@@ -71,7 +71,7 @@ def test_empty_file_is_valid(tmp_path: Path) -> None:
         ({"schedule": {"timezone": "Mars/Olympus"}}, "schedule.timezone: unknown time zone"),
         ({"schedule": {"retrain_timeout_minutes": 0}}, "schedule.retrain_timeout_minutes: must be more than 0"),
         ({"schedule": {"retrain_timeout_minutes": 20000}}, "schedule.retrain_timeout_minutes: must be more than 0"),
-        ({"schedule": {"keep_adapters": -1}}, "schedule.keep_adapters: must be 0 or more"),
+        ({"schedule": {"keep_adapters": 0}}, "schedule.keep_adapters: must be at least 1"),
         ({"privacy": {"retention_days": 0}}, "privacy.retention_days: must be at least 1"),
         ({"telegram": {"mode": "carrier-pigeon"}}, "telegram.mode: must be one of polling, webhook"),
         ({"telegram": {"mode": "webhook"}}, "telegram.webhook_url: must be an https:// URL"),

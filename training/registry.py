@@ -255,16 +255,20 @@ class AdapterRegistry:
         return self.store.adapters.get(target.version)
 
     def prune(self, keep: int = 5) -> list[str]:
-        """Delete folders of non-active versions beyond the newest `keep` per task, sparing the rollback target."""
+        """Delete adapter folders per task, keeping the active one, the rollback target and the newest `keep` others.
+
+        With keep ≥ 1 a candidate just published (the newest other) is kept while its process gates it.
+        """
         if keep < 0:
             raise ValueError(f"keep must be ≥ 0, got {keep}")
         deleted: list[str] = []
         for task in EXAMPLE_TASKS:
             spared = {record.version for record in (self.active(task), self.rollback_target(task)) if record}
-            for record in self.store.adapters.history(task)[keep:]:
+            others = [record for record in self.store.adapters.history(task)
+                      if record.version not in spared and record.status != "active"
+                      and self.folder(record).is_dir()]
+            for record in others[keep:]:
                 folder = self.folder(record)
-                if record.version in spared or record.status == "active" or not folder.is_dir():
-                    continue
                 if not folder.resolve().is_relative_to(self.root):
                     log.warning("not pruning %s: %s is outside %s", record.version, folder, self.root)
                     continue

@@ -192,12 +192,14 @@ class ThresholdSettings(_Section):
 
 @dataclass(frozen=True)
 class ScheduleSettings(_Section):
-    """When the weekly retrain runs."""
+    """When the weekly retrain runs, how long any retrain may take, and how many old adapters it keeps."""
 
     SECTION: ClassVar[str] = "schedule"
     weekday: str = "sunday"
     time: str = "03:00"
     timezone: str = "Asia/Shanghai"
+    retrain_timeout_minutes: float = 180.0
+    keep_adapters: int = 3
 
     def _validate(self) -> None:
         self._one_of("weekday", WEEKDAYS)
@@ -207,6 +209,11 @@ class ScheduleSettings(_Section):
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             _fail(self._key("timezone"), f"unknown time zone {self.timezone!r} (use an IANA name like Asia/Shanghai)")
+        if not 0 < self.retrain_timeout_minutes <= 7 * 24 * 60:
+            _fail(self._key("retrain_timeout_minutes"),
+                  f"must be more than 0 and at most 10080 (a week), got {self.retrain_timeout_minutes!r}")
+        if self.keep_adapters < 1:  # the newest may be a candidate that a `shopbot train` is gating
+            _fail(self._key("keep_adapters"), f"must be at least 1, got {self.keep_adapters!r}")
 
     @property
     def time_of_day(self) -> time:

@@ -48,6 +48,7 @@ from settings import Settings, settings_from_dict
 from storage.store import Store
 from storage.text import detect_language
 from training.features import FeatureCache
+from training.registry import AdapterRegistry
 from training.runtime import ModelRuntime, ServingModel
 from training.sentiment import TrainArgs
 from training.serving import build_serving, load_active, load_encoder, rebuild_index
@@ -177,7 +178,7 @@ def candidate_accuracy(result: dict, store: Store, encoder, settings: Settings, 
     outcome = (result.get("tasks") or {}).get(task)
     if not outcome:
         return None
-    path = store.adapters.get(outcome["version"]).path
+    path = AdapterRegistry(settings.paths.adapters, store).folder(store.adapters.get(outcome["version"]))
     serving = build_serving(encoder, store, path if task == "sentiment" else None, path if task == "faq" else None,
                             {task: outcome["version"]})
     return accuracy(serving, cache, task, test)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from settings import CONFIG_ENV, TOKEN_ENV, ConfigError, Settings, load_settings
 
@@ -17,7 +15,7 @@ log = logging.getLogger("shopbot")
 Command = Callable[[Settings, argparse.Namespace], int]
 
 
-# ---------------------------------------------------------------------- implemented here
+# ---------------------------------------------------------------------- subcommands
 def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
     """Create/migrate the database and load the demo shop (idempotent)."""
     from storage.seed import load_demo
@@ -109,33 +107,20 @@ def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
     return status
 
 
-# ---------------------------------------------------------------------- stubs: owned by other work
-def _delegate(module: str, attribute: str, what: str) -> Callable[..., Any] | None:
-    """STUB helper: the function that does `what`, or None after saying it is not available yet."""
-    try:
-        return getattr(importlib.import_module(module), attribute)
-    except (ImportError, AttributeError) as error:
-        print(f"shopbot: {what} is not available in this build yet ({module}.{attribute}: {error})",
-              file=sys.stderr)
-        return None
-
-
 def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
-    """STUB (training work): retrain now in this process via training.pipeline.retrain."""
-    retrain = _delegate("training.pipeline", "retrain", "training")
-    if retrain is None:
-        return 3
+    """Retrain both models now, in this process (training.pipeline.retrain), and print the result."""
+    from training.pipeline import retrain  # deferred like every subcommand's imports: it loads torch
+
     result = retrain(settings, trigger="cli", force=True)
     print(json.dumps(result, ensure_ascii=False, indent=2, default=str))
     return 0 if result.get("status") in ("promoted", "refused", "skipped") else 1
 
 
 def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
-    """STUB (training work): evaluate the active adapters via training.pipeline.evaluate_active."""
-    evaluate = _delegate("training.pipeline", "evaluate_active", "evaluation")
-    if evaluate is None:
-        return 3
-    print(json.dumps(evaluate(settings), ensure_ascii=False, indent=2, default=str))
+    """Evaluate the active adapters on the current test split (training.pipeline.evaluate_active)."""
+    from training.pipeline import evaluate_active
+
+    print(json.dumps(evaluate_active(settings), ensure_ascii=False, indent=2, default=str))
     return 0
 
 

@@ -10,13 +10,13 @@ Retraining runs `training.pipeline.run_in_child` in a daemon thread (the child p
 one torch thread), so the event loop keeps answering customers. Only a "promoted" result changes
 what is served, through `Services.reload_adapters` (a new serving model is built off to the side,
 then one reference is swapped). A refused, skipped or failed run (a killed child included) leaves
-the served model alone; the owners are told what happened and why, then get the weekly report.
+the served model alone; old adapter folders are pruned (`schedule.keep_adapters`), and the owners
+are told what happened and why, then get the weekly report.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, time, timedelta, timezone
@@ -35,6 +35,7 @@ from settings import WEEKDAYS, ScheduleSettings, Settings
 from storage.clock import to_timestamp
 from storage.records import NotFoundError
 from storage.store import Store
+from training.registry import AdapterRegistry
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +105,11 @@ def schedule_jobs(application: Application, services: Services, now: datetime | 
                     data="schedule", name=WEEKLY_JOB, job_kwargs=grace)
     queue.run_daily(retention, RETENTION_TIME.replace(tzinfo=zone), name=RETENTION_JOB, job_kwargs=grace)
     queue.run_once(retention, 1.0, name=f"{RETENTION_JOB}-startup")
-    queue.run_repeating(watch_adapters, WATCH_INTERVAL_S, first=WATCH_INTERVAL_S, data={}, name=WATCH_JOB)
+    queue.run_repeating(watch_adapters, WATCH_INTERVAL_S, first=WATCH_INTERVAL_S,  # a change before its first look counts
+                        data={"versions": active_versions(services.store)}, name=WATCH_JOB)
     now = now or datetime.now(timezone.utc)
     if closed := services.store.runs.close_interrupted():
-        log.warning("%d training run(s) were cut off by the last stop: recorded as failed", closed)
+        log.warning("%d training run(s) lost their process (cut off by a stop): recorded as failed", closed)
     if catchup_due(services.store, schedule, now):
         log.warning("the weekly retrain of %s was missed while the bot was down: catching up",
                     f"{last_slot(schedule, now):%Y-%m-%d %H:%M %Z}")
@@ -117,6 +119,11 @@ def schedule_jobs(application: Application, services: Services, now: datetime | 
 
 
 # ---------------------------------------------------------------------- job callbacks
+def active_versions(store: Store) -> dict[str, str]:
+    """{task: version} of the active adapters recorded in the database."""
+    return {task: record.version for task in TASKS if (record := store.adapters.active(task))}
+
+
 async def weekly_retrain(context: BotContext) -> None:
     """JobQueue callback: start the weekly (or catch-up) retrain in the background and return at once.
 
@@ -140,12 +147,18 @@ async def retention(context: BotContext) -> None:
 
 
 async def watch_adapters(context: BotContext) -> None:
-    """JobQueue callback: serve the active adapters when they changed outside the bot (`shopbot rollback`)."""
+    """JobQueue callback: serve the active adapters when they changed outside the bot (`shopbot rollback`).
+
+    While a retrain runs it only waits: the retrain swaps in what it promotes, and a change made
+    meanwhile (a rollback) is still a change when it looks again after a refused retrain.
+    """
     services = context.services
     seen: dict[str, Any] = context.job.data if context.job is not None and isinstance(context.job.data, dict) else {}
-    active = {task: record.version for task in TASKS if (record := services.store.adapters.active(task))}
-    if "versions" not in seen or services.retraining:
+    active = active_versions(services.store)
+    if "versions" not in seen:
         seen["versions"] = active
+        return
+    if services.retraining:
         return
     if active == seen["versions"]:
         return
@@ -168,10 +181,12 @@ async def run_weekly(bot: Bot, services: Services, trigger: str = "schedule",
     if wait_for is not None and not wait_for.done():
         await tell_owners(bot, services, lambda language: learning_text(services.settings, language, "weekly_busy"))
         await asyncio.wait([wait_for])
+    from training import pipeline  # deferred: it imports the whole training stack (torch), needed only here
+
     settings = services.settings
     started = datetime.now(timezone.utc)
     try:
-        run = run_in_child or importlib.import_module("training.pipeline").run_in_child
+        run = run_in_child or pipeline.run_in_child
         result = await in_daemon_thread(run, settings, trigger)
     except Exception as error:  # noqa: BLE001 - reported to the owners below
         log.exception("%s retrain could not run", trigger)
@@ -184,6 +199,10 @@ async def run_weekly(bot: Bot, services: Services, trigger: str = "schedule",
         except Exception as error:  # noqa: BLE001 - the previous model keeps serving
             log.exception("promoted adapters could not be swapped in")
             problem = f"{type(error).__name__}: {error}"
+    try:
+        await asyncio.to_thread(prune_adapters, settings)
+    except Exception:  # noqa: BLE001 - old folders stay until next week; the owners still get their report
+        log.exception("pruning old adapter folders failed")
     if status in SUCCESS:
         _update_state(services.store, last_success=to_timestamp(started), last_status=status, last_trigger=trigger)
     else:
@@ -206,6 +225,12 @@ async def run_weekly(bot: Bot, services: Services, trigger: str = "schedule",
     await tell_owners(bot, services, summary)
     await send_report(bot, services)
     return result
+
+
+def prune_adapters(settings: Settings) -> list[str]:
+    """Delete old adapter folders, keeping per task the active, the previous and `schedule.keep_adapters` more."""
+    with Store(settings.paths.database) as store:  # this thread's own connection
+        return AdapterRegistry(settings.paths.adapters, store).prune(settings.schedule.keep_adapters)
 
 
 def owner_language(services: Services, owner_id: int) -> str:

@@ -27,7 +27,7 @@ class AdapterRepository:
 
     def add_candidate(self, version: str, task: str, path: Path | str, metrics: Mapping[str, Any], checksum: str,
                       base_model: str, snapshot_id: str | None = None) -> AdapterRecord:
-        """Register a freshly trained adapter as a candidate."""
+        """Register a freshly trained adapter as a candidate (`path`: its folder relative to paths.adapters)."""
         check_choice("task", task, EXAMPLE_TASKS)
         self.table.insert({
             "version": version, "task": task, "path": str(path), "metrics": json.dumps(dict(metrics)),

@@ -7,6 +7,8 @@ each must be transactional (no VACUUM) and foreign keys stay enforced while they
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 from sqlite_utils import Database, Migrations
 from sqlite_utils.db import ForeignKey
 
@@ -113,3 +115,25 @@ def m001_initial_schema(db: Database) -> None:
     ]
     for table, columns, unique in indexes:
         db.table(table).create_index(columns, unique=unique, if_not_exists=True)
+
+
+@migrations()
+def m002_training_run_owner(db: Database) -> None:
+    """Record which process owns a run (pid and start time), so start-up closes only runs whose process is gone."""
+    columns = db.table("training_runs").columns_dict
+    for column, kind in (("owner_pid", int), ("owner_started", str)):
+        if column not in columns:
+            db.table("training_runs").add_column(column, kind)
+
+
+@migrations()
+def m003_relative_adapter_paths(db: Database) -> None:
+    """Store adapter folders relative to paths.adapters ("<task>/<version>"), not as absolute paths.
+
+    Every folder was published at <paths.adapters>/<task>/<version>; a path that does not end so
+    is left as it is (still absolute).
+    """
+    for row in list(db.table("adapters").rows):
+        path = PurePath(row["path"])
+        if path.is_absolute() and path.parts[-2:] == (row["task"], row["version"]):
+            db.table("adapters").update(row["id"], {"path": f"{row['task']}/{row['version']}"})

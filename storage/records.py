@@ -166,7 +166,7 @@ class AdapterRecord:
     id: int
     version: str
     task: str
-    path: Path
+    path: Path  # relative to paths.adapters (AdapterRegistry.folder gives the folder)
     metrics: dict[str, Any]
     status: str
     checksum: str
@@ -201,6 +201,8 @@ class TrainingRun:
     finished_at: str | None
     result: dict[str, Any] | None
     error: str | None
+    owner_pid: int | None = None  # the process training it (see storage.runs.owner_alive)
+    owner_started: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> TrainingRun:

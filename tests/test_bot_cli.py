@@ -1,4 +1,4 @@
-"""The shopbot console script: init, export, run without a token, report, rollback, stubs, and `shopbot chat`."""
+"""The shopbot console script: init, export, run without a token, report, rollback, train, eval and `shopbot chat`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 
 import bot.services as bot_services
 from bot.cli import main
-from tests.botkit import MINI_SHOP, load_real_runtime
+from settings import load_settings
+from tests.botkit import MINI_SHOP, load_real_runtime, shared_encoder
 
 
 @pytest.fixture
@@ -89,3 +90,51 @@ def test_chat_plays_customer_staff_and_owner_through_the_real_handlers(
     assert "bot status" in out and "Serving: base" in out
     assert "  ! no such staff-chat message yet" in out  # nothing left to press: said, not crashed
     assert "never sent" not in out
+
+
+def test_train_then_eval(config: Path, capsys: pytest.CaptureFixture) -> None:
+    main(["--config", str(config), "init"])
+    capsys.readouterr()
+    assert main(["--config", str(config), "train"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["status"] in ("promoted", "refused") and set(trained["tasks"]) == {"sentiment", "faq"}
+    assert main(["--config", str(config), "eval"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert {"snapshot_id", "sentiment", "faq"} <= set(evaluated)
+    assert evaluated["sentiment"]["active_version"] == (trained["tasks"]["sentiment"]["version"]
+                                                        if trained["tasks"]["sentiment"]["promoted"] else None)
+
+
+def test_adapters_are_served_after_the_data_folder_is_moved(tmp_path: Path, tiny_base: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    from storage.store import Store
+    from training.serving import load_runtime
+
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    (shop / "config.toml").write_text(f"""
+[shop]
+demo_data = "{MINI_SHOP}"
+[model]
+base = "{tiny_base}"
+top_layers = 1
+[thresholds]
+sentiment_accuracy = 0.0
+faq_accuracy = 0.0
+max_interval = 1.0
+""", encoding="utf-8")  # paths.* are the defaults: var/... inside the shop folder
+    main(["--config", str(shop / "config.toml"), "init"])
+    capsys.readouterr()
+    assert main(["--config", str(shop / "config.toml"), "train"]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    versions = {task: outcome["version"] for task, outcome in trained["tasks"].items() if outcome["promoted"]}
+    assert versions
+
+    moved = (shop.rename(tmp_path / "restored-elsewhere")) / "config.toml"  # a backup restored at another place
+    assert main(["--config", str(moved), "health"]) == 0
+    healthy = capsys.readouterr().out
+    assert all(version in healthy for version in versions.values()), healthy
+    settings = load_settings(moved, env={})
+    with Store(settings.paths.database) as store:
+        runtime = load_runtime(settings, store, shared_encoder(settings))
+    assert runtime.serving.versions == versions

@@ -60,7 +60,7 @@ def active_versions(settings) -> dict[str, str | None]:
 def republish(registry: AdapterRegistry, record: AdapterRecord) -> AdapterRecord:
     """A new version with the same files as `record` (as a retrain on the same data would give)."""
     staging = registry.staging_dir(record.task)
-    for item in Path(record.path).iterdir():
+    for item in registry.folder(record).iterdir():
         if item.name != "manifest.json":
             (staging / item.name).write_bytes(item.read_bytes())
     return registry.publish(record.task, staging, {"metrics": record.metrics, "base_model": record.base_model})
@@ -126,7 +126,7 @@ def test_corrupt_and_half_written_adapters_are_refused_and_the_previous_one_serv
     with Store(settings.paths.database) as store:
         registry = AdapterRegistry(settings.paths.adapters, store)
         half = republish(registry, active)
-        victim = sorted(p for p in Path(half.path).iterdir() if p.name != "manifest.json")[0]
+        victim = sorted(p for p in registry.folder(half).iterdir() if p.name != "manifest.json")[0]
         victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
         with pytest.raises(CorruptAdapterError):
             registry.promote(half.version, ["would be wrong"])
@@ -135,7 +135,7 @@ def test_corrupt_and_half_written_adapters_are_refused_and_the_previous_one_serv
     (Path(settings.paths.adapters) / "sentiment" / "sentiment-stray").mkdir()
 
     # the active adapter's weights get corrupted on disk: the bot falls back to the previous intact one
-    (Path(active.path) / "adapter_model.safetensors").write_bytes(b"\0" * 64)
+    (Path(settings.paths.adapters) / active.path / "adapter_model.safetensors").write_bytes(b"\0" * 64)
     trained.run(trained.services.reload_adapters(), timeout=60)
     assert trained.services.runtime.serving.versions["sentiment"] == previous.version
     assert trained.say(BOB, "Lovely tea")["text"]

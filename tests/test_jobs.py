@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,7 +24,8 @@ from storage.clock import to_timestamp
 from storage.store import Store
 from tests.botkit import BOSS, BotHarness, bot_settings, publish_promoted
 
-SCHEDULE = {"weekday": "wednesday", "time": "21:30", "timezone": "America/New_York"}
+SCHEDULE = {"weekday": "wednesday", "time": "21:30", "timezone": "America/New_York",
+            "retrain_timeout_minutes": 0.05}  # 3 s: only test_a_hung_retrain_is_stopped_at_the_limit trains for real
 
 
 def test_ptb_day_numbers_start_on_sunday() -> None:
@@ -91,20 +94,63 @@ def test_retention_deletes_messages_older_than_the_configured_days(bot: BotHarne
     bot.wait_until(lambda store: texts(store) == ["from today"])
 
 
-def test_shopbot_rollback_is_served_by_the_running_bot(bot: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+def serve_versions_only(bot: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reloading serves the active versions on the current model (the fake adapter folders hold no weights)."""
     base = bot.services.runtime.serving
 
-    def active_serving(settings, encoder):  # noqa: ANN001, ANN202 - the fake folders hold no real weights
+    def active_serving(settings, encoder):  # noqa: ANN001, ANN202
         with Store(settings.paths.database) as store:
             versions = {t: r.version for t in ("sentiment", "faq") if (r := store.adapters.active(t))}
         return dataclasses.replace(base, versions=versions)
 
     monkeypatch.setattr(bot_services, "_active_serving", active_serving)
+
+
+def test_shopbot_rollback_is_served_by_the_running_bot(bot: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    serve_versions_only(bot, monkeypatch)
     publish_promoted(bot, "sentiment", ("sentiment-old", "sentiment-new"))
     served = lambda: bot.services.runtime.serving.versions.get("sentiment")  # noqa: E731
     _wait(lambda: served() == "sentiment-new")  # promoted outside the bot: picked up
     assert cmd_rollback(bot.settings, argparse.Namespace(task="sentiment")) == 0
     _wait(lambda: served() == "sentiment-old")
+
+
+def test_a_shopbot_rollback_during_a_refused_retrain_is_served_after_it(bot: BotHarness,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import training.pipeline
+
+    serve_versions_only(bot, monkeypatch)
+    publish_promoted(bot, "faq", ("faq-before", "faq-during"))
+    served = lambda: bot.services.runtime.serving.versions.get("faq")  # noqa: E731
+    bot.run(bot.services.reload_adapters())
+    assert served() == "faq-during"
+    (job,) = bot.app.job_queue.get_jobs_by_name(jobs.WATCH_JOB)
+    bot.run(_enable(job, False))  # the watcher is called by hand below, at the moments that matter
+    try:
+        context = SimpleNamespace(services=bot.services, job=SimpleNamespace(data={}))
+        bot.run(jobs.watch_adapters(context))  # its first look: remembers what is active
+        release = threading.Event()
+
+        def run_in_child(settings, trigger):  # noqa: ANN001, ANN202
+            assert release.wait(20)
+            return {"status": "refused", "reasons": ["faq: refused faq-new"]}
+
+        monkeypatch.setattr(training.pipeline, "run_in_child", run_in_child)
+        started = bot.command(BOSS, "retrain")
+        _wait(lambda: bot.services.retraining)
+        assert cmd_rollback(bot.settings, argparse.Namespace(task="faq")) == 0  # while the retrain runs
+        bot.run(jobs.watch_adapters(context))  # the watcher looks during the retrain
+        release.set()
+        bot.emulator.wait_for_message(BOSS.id, "Retrain finished: refused", after=started["message_id"])
+        _wait(lambda: not bot.services.retraining)
+        bot.run(jobs.watch_adapters(context))  # and after it
+        assert served() == "faq-before"
+    finally:
+        bot.run(_enable(job, True))
+
+
+async def _enable(job, enabled: bool) -> None:  # noqa: ANN001 - a PTB Job, paused or resumed on the bot's loop
+    job.enabled = enabled
 
 
 def _wait(condition, timeout: float = 10) -> None:  # noqa: ANN001
@@ -153,3 +199,38 @@ def test_missed_run_is_caught_up_once_after_a_restart(tmp_path: Path, tiny_base:
         time.sleep(1.0)
         assert harness.app.job_queue.get_jobs_by_name(jobs.CATCHUP_JOB) == ()
     assert triggers == ["catchup"]
+
+
+def hang(settings, trigger, run_id) -> None:  # noqa: ANN001 - the training child's target, stuck for good
+    time.sleep(3600)
+
+
+def test_a_hung_retrain_is_stopped_at_the_limit_recorded_and_told(bot: BotHarness,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+
+    import training.pipeline
+
+    monkeypatch.setattr(training.pipeline, "_child_main", hang)  # spawned by reference: the child runs hang()
+    started = bot.command(BOSS, "retrain")
+    assert started["text"].startswith("⏳")
+    done = bot.emulator.wait_for_message(BOSS.id, "Retrain finished", after=started["message_id"], timeout=60)
+    assert done["text"].splitlines() == ["Retrain finished: failed", "training was still running after 0.05 minutes "
+                                         "(schedule.retrain_timeout_minutes): stopped"]
+    with bot.store() as store:
+        run = store.runs.last()
+        assert run.status == "failed" and "schedule.retrain_timeout_minutes" in (run.error or "")
+    _wait(lambda: not bot.services.retraining)  # later retrains no longer wait for this one
+    assert not [p for p in multiprocessing.active_children() if p.name == "shopbot-train"]
+
+
+def test_the_weekly_retrain_prunes_old_adapters(bot: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    serve_versions_only(bot, monkeypatch)
+    weeks = tuple(f"sentiment-week{i}" for i in range(6))
+    publish_promoted(bot, "sentiment", weeks)  # week5 active, week4 the rollback target
+    refused = {"status": "refused", "reasons": ["sentiment: refused sentiment-week6"]}
+    bot.run(jobs.run_weekly(bot.app.bot, bot.services, "schedule", run_in_child=lambda settings, trigger: refused),
+            timeout=120)
+    folders = bot.settings.paths.adapters / "sentiment"
+    assert bot.settings.schedule.keep_adapters == 3
+    assert [week for week in weeks if (folders / week).is_dir()] == list(weeks[1:])  # active, previous, 3 more

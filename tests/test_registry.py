@@ -68,7 +68,8 @@ def test_publish_moves_the_folder_and_registers_a_candidate(registry: AdapterReg
                                                      "snapshot_id": "snap-7", "base_model": "e5-small"})
     final = registry.root / "sentiment" / record.version
     assert not staging.exists() and final.is_dir()
-    assert record.status == "candidate" and record.path == final and record.snapshot_id == "snap-7"
+    assert record.status == "candidate" and registry.folder(record) == final and record.snapshot_id == "snap-7"
+    assert record.path == Path("sentiment", record.version)  # stored relative to the registry root
     assert record.metrics == {"accuracy": 0.91} and record.base_model == "e5-small"
     manifest = json.loads((final / MANIFEST).read_text())
     assert manifest["files"] == {name: sha256_file(final / name) for name in FILES}
@@ -144,13 +145,13 @@ def test_half_written_staging_dir_is_never_visible(registry: AdapterRegistry) ->
 
 def test_verify_returns_the_folder_of_an_intact_adapter(registry: AdapterRegistry) -> None:
     record = publish(registry)
-    assert registry.verify(record) == record.path
-    assert registry.verify(record.version) == record.path
+    assert registry.verify(record) == registry.folder(record)
+    assert registry.verify(record.version) == registry.folder(record)
 
 
 def test_flipped_byte_is_corrupt_and_named(registry: AdapterRegistry, caplog: pytest.LogCaptureFixture) -> None:
     record = publish(registry)
-    flip_a_byte(record.path / "adapter_model.safetensors")
+    flip_a_byte(registry.folder(record) / "adapter_model.safetensors")
     with caplog.at_level(logging.ERROR), pytest.raises(CorruptAdapterError) as error:
         registry.verify(record.version)
     assert record.version in str(error.value) and "adapter_model.safetensors" in str(error.value)
@@ -163,26 +164,26 @@ def test_flipped_byte_is_corrupt_and_named(registry: AdapterRegistry, caplog: py
 def test_every_kind_of_damage_is_corrupt(registry: AdapterRegistry, damage: str) -> None:
     record = publish(registry)
     other = publish(registry)
-    manifest_path = record.path / MANIFEST
+    manifest_path = registry.folder(record) / MANIFEST
     manifest = json.loads(manifest_path.read_text())
     if damage == "missing file":
-        (record.path / "head" / "classifier.pt").unlink()
+        (registry.folder(record) / "head" / "classifier.pt").unlink()
     elif damage == "missing folder":
-        os.rename(record.path, registry.root / "moved")
+        os.rename(registry.folder(record), registry.root / "moved")
     elif damage == "garbage manifest":
         manifest_path.write_text("{not json")
     elif damage == "edited manifest":  # consistent with the files, but not with the database checksum
-        flip_a_byte(record.path / "adapter_config.json")
-        manifest["files"]["adapter_config.json"] = sha256_file(record.path / "adapter_config.json")
+        flip_a_byte(registry.folder(record) / "adapter_config.json")
+        manifest["files"]["adapter_config.json"] = sha256_file(registry.folder(record) / "adapter_config.json")
         manifest_path.write_text(json.dumps(manifest))
     elif damage == "escaping manifest":
         manifest["files"] = {"../../outside": "0" * 64}
         manifest_path.write_text(json.dumps(manifest))
     else:
-        manifest_path.write_text((other.path / MANIFEST).read_text())
+        manifest_path.write_text((registry.folder(other) / MANIFEST).read_text())
     with pytest.raises(CorruptAdapterError, match=record.version):
         registry.verify(record)
-    assert registry.verify(other) == other.path
+    assert registry.verify(other) == registry.folder(other)
 
 
 # --- promote, reject, rollback -------------------------------------------------------------------------------
@@ -220,7 +221,7 @@ def test_promote_is_one_transaction(registry: AdapterRegistry, monkeypatch: pyte
 def test_promoting_a_corrupt_adapter_fails_and_changes_nothing(registry: AdapterRegistry) -> None:
     good, bad = publish(registry), publish(registry)
     registry.promote(good.version, [])
-    flip_a_byte(bad.path / "adapter_config.json")
+    flip_a_byte(registry.folder(bad) / "adapter_config.json")
     with pytest.raises(CorruptAdapterError):
         registry.promote(bad.version, [])
     assert registry.active("sentiment").version == good.version
@@ -240,7 +241,7 @@ def test_reject(registry: AdapterRegistry) -> None:
 def test_publish_verify_promote_rollback_prune_lifecycle(registry: AdapterRegistry) -> None:
     oldest, older, newest = publish(registry), publish(registry), publish(registry)
     for record in (oldest, older, newest):
-        assert registry.verify(record) == record.path
+        assert registry.verify(record) == registry.folder(record)
         registry.promote(record.version, ["passed the gate"])
     assert registry.rollback_target("sentiment").version == older.version
     restored = registry.rollback("sentiment")
@@ -252,7 +253,7 @@ def test_publish_verify_promote_rollback_prune_lifecycle(registry: AdapterRegist
     with pytest.raises(RollbackError, match="no earlier intact adapter"):
         registry.rollback("sentiment")
     assert registry.prune(keep=1) == [older.version]  # newest is within keep=1, oldest is active
-    assert not older.path.exists() and oldest.path.is_dir() and newest.path.is_dir()
+    assert not registry.folder(older).exists() and registry.folder(oldest).is_dir() and registry.folder(newest).is_dir()
     assert PRUNED in registry.store.adapters.get(older.version).reasons
     assert registry.prune(keep=1) == []
 
@@ -267,7 +268,7 @@ def test_rollback_skips_a_corrupt_target(registry: AdapterRegistry) -> None:
     first, second, third = publish(registry), publish(registry), publish(registry)
     for record in (first, second, third):
         registry.promote(record.version, [])
-    flip_a_byte(second.path / "adapter_model.safetensors")
+    flip_a_byte(registry.folder(second) / "adapter_model.safetensors")
     assert registry.rollback("sentiment").version == first.version
 
 
@@ -279,7 +280,7 @@ def test_active_verified_returns_the_intact_active_one(registry: AdapterRegistry
     record = publish(registry)
     registry.promote(record.version, [])
     found, path = registry.active_verified("sentiment")
-    assert found.version == record.version and path == record.path
+    assert found.version == record.version and path == registry.folder(record)
 
 
 def test_active_verified_falls_back_when_the_active_folder_is_corrupt(
@@ -287,15 +288,15 @@ def test_active_verified_falls_back_when_the_active_folder_is_corrupt(
     first, second, third = publish(registry), publish(registry), publish(registry)
     for record in (first, second, third):
         registry.promote(record.version, [])
-    flip_a_byte(third.path / "head" / "classifier.pt")
+    flip_a_byte(registry.folder(third) / "head" / "classifier.pt")
     with caplog.at_level(logging.ERROR):
         found, path = registry.active_verified("sentiment")
-    assert found.version == second.version and path == second.path
+    assert found.version == second.version and path == registry.folder(second)
     assert any("serving" in r.getMessage() and third.version in r.getMessage() for r in caplog.records)
     assert registry.active("sentiment").version == third.version  # reading never changes statuses
-    flip_a_byte(second.path / "adapter_config.json")
+    flip_a_byte(registry.folder(second) / "adapter_config.json")
     assert registry.active_verified("sentiment")[0].version == first.version
-    (first.path / MANIFEST).unlink()
+    (registry.folder(first) / MANIFEST).unlink()
     assert registry.active_verified("sentiment") is None  # never a corrupt folder
 
 
@@ -311,11 +312,20 @@ def test_prune_keeps_the_newest_the_active_and_the_rollback_target(registry: Ada
     deleted = registry.prune(keep=3)
     assert deleted == [records[4].version, records[3].version, records[2].version]
     for record in records:
-        assert record.path.is_dir() == (record.version not in deleted)
-    assert all(record.path.is_dir() for record in faq)
+        assert registry.folder(record).is_dir() == (record.version not in deleted)
+    assert all(registry.folder(record).is_dir() for record in faq)
     assert registry.rollback("sentiment").version == records[0].version
     with pytest.raises(ValueError):
         registry.prune(keep=-1)
+
+
+def test_prune_keeps_that_many_besides_the_active_and_the_previous(registry: AdapterRegistry) -> None:
+    records = [publish(registry) for _ in range(5)]
+    for record in records[3:]:
+        registry.promote(record.version, [])  # records[4] active, records[3] the rollback target: the newest two
+    assert registry.prune(keep=1) == [records[1].version, records[0].version]
+    assert [registry.folder(record).is_dir() for record in records] == [False, False, True, True, True]
+    assert registry.prune(keep=0) == [records[2].version]
 
 
 def test_pruned_versions_fail_verification_and_are_skipped_quietly(registry: AdapterRegistry) -> None:
@@ -328,3 +338,25 @@ def test_pruned_versions_fail_verification_and_are_skipped_quietly(registry: Ada
     assert registry.rollback("sentiment").version == records[1].version
     with pytest.raises(RollbackError):
         registry.rollback("sentiment")
+
+
+# --- stored paths ----------------------------------------------------------------------------------------------
+
+
+def test_old_absolute_paths_are_migrated_and_a_moved_folder_still_verifies(tmp_path: Path) -> None:
+    data = tmp_path / "var"
+    with Store(data / "shopbot.db") as store:  # as the registry stored paths before: absolute
+        registry = AdapterRegistry(data / "adapters", store)
+        record = publish(registry)
+        registry.promote(record.version, [])
+        store.adapters.table.update(record.id, {"path": str(data / "adapters" / "sentiment" / record.version)})
+        elsewhere = publish(registry, version="sentiment-elsewhere")
+        store.adapters.table.update(elsewhere.id, {"path": "/mnt/old/adapters/not-its-name"})
+        store.db.table("_sqlite_migrations").delete_where("name = ?", ["m003_relative_adapter_paths"])
+    moved = data.rename(tmp_path / "restored")
+    with Store(moved / "shopbot.db") as store:  # opening migrates
+        registry = AdapterRegistry(moved / "adapters", store)
+        assert store.adapters.get(record.version).path == Path("sentiment", record.version)
+        assert store.adapters.get(elsewhere.version).path == Path("/mnt/old/adapters/not-its-name")  # left alone
+        assert registry.active_verified("sentiment") == (store.adapters.get(record.version),
+                                                         moved / "adapters" / "sentiment" / record.version)

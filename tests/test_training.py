@@ -126,6 +126,7 @@ def test_runs_cut_off_by_a_stop_are_closed_and_their_candidates_rejected(make_se
     settings = make_settings()
     with Store(settings.paths.database) as store:
         run_id = store.runs.start("schedule")
+        store.runs.table.update(run_id, {"owner_started": "a bot that has since stopped"})
         started = store.runs.get(run_id).started_at
         registry = AdapterRegistry(settings.paths.adapters, store)
         staging = registry.staging_dir("faq")

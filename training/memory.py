@@ -28,6 +28,7 @@ class CorrectionMemory:
         self._lock = threading.Lock()
         self._items: dict[str, Remembered] = {}
         self._vectors: tuple[object, list[Remembered], np.ndarray] | None = None  # (model, items, vectors)
+        self._generation = 0  # bumped by every add(): vectors embedded from older items are not cached
 
     def __len__(self) -> int:
         return len(self._items)
@@ -40,6 +41,7 @@ class CorrectionMemory:
         with self._lock:
             self._items[key] = Remembered(text, task, label)
             self._vectors = None
+            self._generation += 1
 
     def exact(self, text: str) -> Remembered | None:
         """The correction stored for this text (after normalisation), if any."""
@@ -54,14 +56,19 @@ class CorrectionMemory:
         """The closest remembered message to `vector` if its cosine clears the threshold.
 
         `embed(texts) -> (n, d) unit vectors` is the serving model's embedding; vectors are
-        recomputed whenever the memory or the model changes.
+        recomputed whenever the memory or the model changes. Embedding runs outside the lock; its
+        result is cached only if no correction was added meanwhile (else the next call embeds again).
         """
-        cached = self._vectors
-        if cached is None or cached[0] is not model:
-            items = self.items()
+        with self._lock:
+            cached, generation = self._vectors, self._generation
+            stale = cached is None or cached[0] is not model
+            items = list(self._items.values()) if stale else []
+        if stale:
             vectors = embed([r.text for r in items]) if items else np.zeros((0, vector.shape[-1]), dtype=np.float32)
             cached = (model, items, vectors)
-            self._vectors = cached
+            with self._lock:
+                if self._generation == generation:
+                    self._vectors = cached
         _, items, vectors = cached
         if not items:
             return None

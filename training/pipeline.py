@@ -59,7 +59,10 @@ def retrain(settings: Settings, trigger: str = "cli", run_id: int | None = None,
     torch.manual_seed(0)
     started = time.perf_counter()
     with Store(settings.paths.database) as store:
-        run_id = run_id if run_id is not None else store.runs.start(trigger)
+        if run_id is None:
+            run_id = store.runs.start(trigger)
+        else:
+            store.runs.claim(run_id)  # started by run_in_child in the parent: this process trains it
         try:
             snapshot = take_snapshot(store)
             last = _last_success(store)
@@ -238,26 +241,30 @@ def _child_main(settings: Settings, trigger: str, run_id: int) -> None:
     retrain(settings, trigger, run_id=run_id)
 
 
-def run_in_child(settings: Settings, trigger: str = "manual", timeout: float | None = None) -> dict[str, Any]:
+def run_in_child(settings: Settings, trigger: str = "manual") -> dict[str, Any]:
     """Run `retrain` in a separate process (spawned, `model.train_threads` torch threads); blocks until done.
 
-    Whatever happens to the child (crash, kill -9, timeout), the run is recorded and the active
+    A child still running after `schedule.retrain_timeout_minutes` is killed. Whatever happens to
+    the child (crash, kill -9, timeout), the run is recorded with the reason and the active
     adapters stay as they were.
     """
+    limit = settings.schedule.retrain_timeout_minutes
     with Store(settings.paths.database) as store:
         run_id = store.runs.start(trigger)
     process = multiprocessing.get_context("spawn").Process(
         target=_child_main, args=(settings, trigger, run_id),
         name="shopbot-train", daemon=True)
     process.start()
-    process.join(timeout)
-    if process.is_alive():
+    process.join(limit * 60)
+    timed_out = process.is_alive()
+    if timed_out:
         process.kill()
         process.join()
     with Store(settings.paths.database) as store:
         run = store.runs.get(run_id)
         if run.status == "running":
-            reason = f"training process ended with exit code {process.exitcode} before finishing"
+            reason = (f"training was still running after {limit:g} minutes (schedule.retrain_timeout_minutes): stopped"
+                      if timed_out else f"training process ended with exit code {process.exitcode} before finishing")
             store.runs.finish(run_id, "failed", None, {"status": "failed", "reasons": [reason]}, reason)
             _reject_orphans(settings, store, since=run.started_at, reason=reason)
             run = store.runs.get(run_id)

@@ -1,4 +1,8 @@
-"""Versioned adapter folders under root/<task>/<version>, checksummed, with their status kept in the store."""
+"""Versioned adapter folders under root/<task>/<version>, checksummed, with their status kept in the store.
+
+The store records each folder relative to root (paths.adapters), so a data folder that is moved,
+renamed or restored from a backup elsewhere still finds its adapters.
+"""
 
 from __future__ import annotations
 
@@ -134,13 +138,17 @@ class AdapterRegistry:
         _fsync(final.parent)
         try:
             record = self.store.adapters.add_candidate(
-                version, task, final, content["metrics"], files_checksum(content["files"]),
+                version, task, f"{task}/{version}", content["metrics"], files_checksum(content["files"]),
                 content["base_model"], content.get("snapshot_id"))
         except BaseException:
             os.rename(final, folder)  # no unregistered folder left at the final path
             raise
         log.info("published %s adapter %s at %s", task, version, final)
         return record
+
+    def folder(self, record: AdapterRecord) -> Path:
+        """Where the adapter's files are: its stored path, relative to root."""
+        return self.root / record.path  # an absolute path (a row the migration could not relate to root) stays as is
 
     def _record(self, record_or_version: AdapterRecord | str) -> AdapterRecord:
         version = record_or_version if isinstance(record_or_version, str) else record_or_version.version
@@ -154,7 +162,7 @@ class AdapterRegistry:
     def verify(self, record_or_version: AdapterRecord | str) -> Path:
         """The adapter's folder after checking every file against manifest.json and the db checksum."""
         record = self._record(record_or_version)
-        folder = record.path
+        folder = self.folder(record)
         if not folder.is_dir():
             raise self._corrupt(record.version, f"folder {folder} is missing")
         try:
@@ -228,7 +236,7 @@ class AdapterRegistry:
                 if record.version != active.version:
                     log.error("active %s adapter %s is corrupt; serving %s instead", task, active.version,
                               record.version)
-                return record, record.path
+                return record, self.folder(record)
         log.error("active %s adapter %s is corrupt and no intact earlier adapter exists", task, active.version)
         return None
 
@@ -247,21 +255,26 @@ class AdapterRegistry:
         return self.store.adapters.get(target.version)
 
     def prune(self, keep: int = 5) -> list[str]:
-        """Delete folders of non-active versions beyond the newest `keep` per task, sparing the rollback target."""
+        """Delete adapter folders per task, keeping the active one, the rollback target and the newest `keep` others.
+
+        With keep ≥ 1 a candidate just published (the newest other) is kept while its process gates it.
+        """
         if keep < 0:
             raise ValueError(f"keep must be ≥ 0, got {keep}")
         deleted: list[str] = []
         for task in EXAMPLE_TASKS:
             spared = {record.version for record in (self.active(task), self.rollback_target(task)) if record}
-            for record in self.store.adapters.history(task)[keep:]:
-                if record.version in spared or record.status == "active" or not record.path.is_dir():
-                    continue
-                if not record.path.resolve().is_relative_to(self.root):
-                    log.warning("not pruning %s: %s is outside %s", record.version, record.path, self.root)
+            others = [record for record in self.store.adapters.history(task)
+                      if record.version not in spared and record.status != "active"
+                      and self.folder(record).is_dir()]
+            for record in others[keep:]:
+                folder = self.folder(record)
+                if not folder.resolve().is_relative_to(self.root):
+                    log.warning("not pruning %s: %s is outside %s", record.version, folder, self.root)
                     continue
                 trash = self.root / ".trash" / f"{record.version}-{secrets.token_hex(4)}"
                 trash.parent.mkdir(parents=True, exist_ok=True)
-                os.rename(record.path, trash)  # gone from the final path at once, then deleted
+                os.rename(folder, trash)  # gone from the final path at once, then deleted
                 shutil.rmtree(trash, ignore_errors=True)
                 self.store.adapters.set_status(record.version, record.status, (*record.reasons, PRUNED))
                 deleted.append(record.version)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from telegram import Bot, Update
 
@@ -16,6 +14,7 @@ from bot.handlers.common import user_language
 from bot.report import TASKS, build_report_text, build_status_text, report_in_thread
 from bot.services import Services, in_daemon_thread
 from bot.texts import customer_text, owner_text
+from training.registry import AdapterRegistry, RollbackError
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Update, BotContext], Awaitable[None]]
@@ -55,22 +54,18 @@ async def retrain(update: Update, context: BotContext) -> None:
     if services.retraining:
         await update.effective_message.reply_text(say("retrain_busy"))
         return
-    try:  # imported when used: the training pipeline is heavy and optional for the bot itself
-        run_in_child = importlib.import_module("training.pipeline").run_in_child
-    except (ImportError, AttributeError) as error:
-        await update.effective_message.reply_text(say("retrain_unavailable", problem=error))
-        return
     await update.effective_message.reply_text(say("retrain_started"))
     # Not application.create_task: stopping the bot must not wait minutes for training to finish.
     services.retrain_task = asyncio.get_running_loop().create_task(
-        _retrain_and_report(context.bot, services, run_in_child, update.effective_chat.id, language))
+        _retrain_and_report(context.bot, services, update.effective_chat.id, language))
 
 
-async def _retrain_and_report(bot: Bot, services: Services, run_in_child: Callable[..., dict[str, Any]],
-                              chat_id: int, language: str) -> None:
+async def _retrain_and_report(bot: Bot, services: Services, chat_id: int, language: str) -> None:
+    from training import pipeline  # deferred: it imports the whole training stack, needed only here
+
     say = functools.partial(owner_text, services.settings, language)
     try:
-        result = await in_daemon_thread(run_in_child, services.settings, "manual")
+        result = await in_daemon_thread(pipeline.run_in_child, services.settings, "manual")
         lines = [say("retrain_done", status=result.get("status", "?")), *map(str, result.get("reasons", []))]
         if result.get("status") == "promoted":
             lines.append(say("retrain_promoted", version=await services.reload_adapters()))
@@ -92,13 +87,12 @@ async def rollback(update: Update, context: BotContext) -> None:
     if len(args) > 1 or (args and args[0] not in TASKS):
         await update.effective_message.reply_text(say("rollback_usage"))
         return
-    registry_module = importlib.import_module("training.registry")
-    registry = registry_module.AdapterRegistry(services.settings.paths.adapters, services.store)
+    registry = AdapterRegistry(services.settings.paths.adapters, services.store)
     lines, changed = [], False
     for task in args or TASKS:
         try:
             record = registry.rollback(task)
-        except registry_module.RollbackError as error:
+        except RollbackError as error:
             lines.append(say("rollback_nothing", task=say(task), problem=error))
         else:
             lines.append(say("rollback_done", task=say(task), version=record.version))

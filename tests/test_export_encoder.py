@@ -57,7 +57,7 @@ def test_cli_exports_the_active_faq_adapter(tiny_base, tmp_path, capsys):
         staging = adapted_faq(encoder, registry.staging_dir("faq"))
         record = registry.publish("faq", staging, {"metrics": {}, "base_model": str(tiny_base)})
         registry.promote(record.version, ["test"])
-    shop = embed(load_faq(encoder, record.path)[0], FeatureCache(encoder), TEXTS)
+    shop = embed(load_faq(encoder, registry.folder(record))[0], FeatureCache(encoder), TEXTS)
 
     assert main(["--config", str(config), "export-encoder", str(tmp_path / "exported")]) == 0
     assert record.version in capsys.readouterr().out

@@ -77,8 +77,10 @@ class BotHarness:
     """The real application polling an emulator, in a background thread."""
 
     def __init__(self, settings: Settings, runtime_factory: Callable[[Settings], Any] | None = None,
-                 answer_timeout_s: float = 300.0, seed: bool = True) -> None:
-        self.emulator = BotAPIEmulator()
+                 answer_timeout_s: float = 300.0, seed: bool = True, flood_limits: bool = True) -> None:
+        self.emulator = BotAPIEmulator(flood_limits=flood_limits)  # the bot paces itself to the same limits
+        self.emulator.add_chat(STAFF_CHAT)  # the bot is a member of the staff group
+        self.flood_limits = flood_limits
         self.settings = settings
         self.runtime_factory = runtime_factory or load_real_runtime
         self.answer_timeout_s = answer_timeout_s
@@ -99,7 +101,7 @@ class BotHarness:
         self.app = build_application(self.settings, base_url=self.emulator.base_url,
                                      base_file_url=self.emulator.base_file_url,
                                      runtime_factory=self.runtime_factory,
-                                     answer_timeout_s=self.answer_timeout_s, flood_limits=False)
+                                     answer_timeout_s=self.answer_timeout_s, flood_limits=self.flood_limits)
 
         async def record(update: object, context: Any) -> None:
             self.errors.append(context.error)

@@ -113,3 +113,10 @@ def m001_initial_schema(db: Database) -> None:
     ]
     for table, columns, unique in indexes:
         db.table(table).create_index(columns, unique=unique, if_not_exists=True)
+
+
+@migrations()
+def m002_customers_blocked_at(db: Database) -> None:
+    """customers.blocked_at: when sending to them was refused because they blocked the bot."""
+    if "blocked_at" not in db.table("customers").columns_dict:
+        db.table("customers").add_column("blocked_at", str)

@@ -40,7 +40,7 @@ def add_review(store: Store, text: str = "The tea was lovely", customer: int = 4
 
 def test_fresh_database_has_every_table(fresh_store: Store) -> None:
     assert TABLES <= set(fresh_store.db.table_names())
-    assert [m.name for m in migrations.applied(fresh_store.db)] == ["m001_initial_schema"]
+    assert [m.name for m in migrations.applied(fresh_store.db)] == ["m001_initial_schema", "m002_customers_blocked_at"]
     assert migrations.pending(fresh_store.db) == []
 
 
@@ -78,7 +78,7 @@ def test_migration_function_is_idempotent_on_a_database_with_data(tmp_path: Path
         store.db.table("_sqlite_migrations").delete_where()  # as if the record of it were lost
     with Store(path) as store:  # so opening re-applies it
         assert store.decisions.recent()[0].label == "price"
-        assert [m.name for m in migrations.applied(store.db)] == ["m001_initial_schema"]
+        assert [m.name for m in migrations.applied(store.db)] == ["m001_initial_schema", "m002_customers_blocked_at"]
 
 
 def test_open_database_creates_parent_folders(tmp_path: Path) -> None:
@@ -144,6 +144,18 @@ def test_customers_round_trip(fresh_store: Store) -> None:
         customers.get(8)
     with pytest.raises(NotFoundError):
         customers.set_opt_out(8, True)
+
+
+def test_a_customer_blocking_the_bot_is_marked_until_they_write_again(fresh_store: Store) -> None:
+    customers = fresh_store.customers
+    assert customers.touch(7, "en").blocked_at is None
+    assert customers.set_blocked(7, True).blocked_at is not None
+    assert customers.get(7).blocked_at is not None
+    assert customers.touch(7).blocked_at is None  # they wrote: they unblocked the bot
+    customers.set_blocked(7, True)
+    assert customers.set_blocked(7, False).blocked_at is None
+    with pytest.raises(NotFoundError):
+        customers.set_blocked(8, True)
 
 
 def test_messages_keep_text_exactly(fresh_store: Store) -> None:

@@ -68,17 +68,17 @@ class RetryingRateLimiter(AIORateLimiter):
 
     async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):  # noqa: ANN001
         """Rate-limit one request; retry it after RetryAfter or a network failure."""
-        async with self._chat_limiter(endpoint, data) or nullcontext():
-            for attempt in range(self.network_retries + 1):
-                try:
+        for attempt in range(self.network_retries + 1):
+            try:
+                async with self._chat_limiter(endpoint, data) or nullcontext():  # each attempt is a message
                     return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
-                except (BadRequest, TimedOut):
+            except (BadRequest, TimedOut):
+                raise
+            except NetworkError as error:
+                if attempt == self.network_retries or endpoint == "getUpdates":
                     raise
-                except NetworkError as error:
-                    if attempt == self.network_retries or endpoint == "getUpdates":
-                        raise
-                    log.info("%s failed (%s); retry %d of %d", endpoint, error, attempt + 1, self.network_retries)
-                    await asyncio.sleep(self.backoff_s * 2**attempt)
+                log.info("%s failed (%s); retry %d of %d", endpoint, error, attempt + 1, self.network_retries)
+                await asyncio.sleep(self.backoff_s * 2**attempt)
         raise AssertionError("unreachable")
 
 

@@ -135,6 +135,7 @@ class BotAPIEmulator:
         self._chats: dict[int, dict] = {}  # the chats the bot may write to
         self._blocked: set[int] = set()  # users who blocked the bot
         self._flood: dict[tuple[str, int], _FloodBucket] = {}
+        self._arrived = 0.0  # when the call being handled arrived (flood limits count arrivals)
         self._last_message_id: dict[int, int] = {}
         self._messages: dict[tuple[int, int], dict] = {}  # (chat_id, message_id) -> stored message
         self._chat_messages: dict[int, list[dict]] = {}  # chat_id -> the same dicts, oldest first
@@ -383,6 +384,7 @@ class BotAPIEmulator:
         with self._cond:
             self._requests.append((name, params))
             self._cond.notify_all()
+            arrived = time.monotonic()
             delay = (self._delays.get(method.lower()) or [0]).pop(0)
             failures = self._failures.get(method.lower())
             failure = failures.pop(0) if failures else None
@@ -395,6 +397,7 @@ class BotAPIEmulator:
             if handler is None:
                 raise BotAPIError(404, "Not Found")
             with self._cond:
+                self._arrived = arrived
                 result = handler(params)
                 self._cond.notify_all()
             return 200, {"ok": True, "result": result}
@@ -529,7 +532,7 @@ class BotAPIEmulator:
         """Count one message to ``chat_id``; 429 when over the chat's or the group's limit."""
         if not self.flood_limits:
             return
-        now = time.monotonic()
+        now = self._arrived
         buckets = [self._flood.setdefault(("chat", chat_id), _FloodBucket(self.chat_burst, 1.0,
                                                                           self.flood_grace_s))]
         if chat_id < 0:

@@ -80,6 +80,8 @@ class BotHarness:
                  answer_timeout_s: float = 300.0, seed: bool = True, flood_limits: bool = True) -> None:
         self.emulator = BotAPIEmulator(flood_limits=flood_limits)  # the bot paces itself to the same limits
         self.emulator.add_chat(STAFF_CHAT)  # the bot is a member of the staff group
+        for owner_id in settings.roles.owner_ids:  # and the owners have started it
+            self.emulator.add_chat(owner_id, "Owner")
         self.flood_limits = flood_limits
         self.settings = settings
         self.runtime_factory = runtime_factory or load_real_runtime

@@ -76,7 +76,10 @@ def main() -> None:
     parser.add_argument("--base", default=None)
     args = parser.parse_args()
     base = base_folder(args.base)
-    with tempfile.TemporaryDirectory() as tmp, BotAPIEmulator() as emulator:
+    # Flood limits off, here and in the bot: these customers write again as soon as they are answered
+    # (several messages/s per chat, every mirror to one group), far over Telegram's limits, to measure the bot.
+    with tempfile.TemporaryDirectory() as tmp, BotAPIEmulator(flood_limits=False) as emulator:
+        emulator.add_chat(STAFF_CHAT)
         with Store(Path(tmp) / "var" / "shopbot.db") as store:
             load_demo(store, REPO / "data" / "demo")
         bot_args = (tmp, str(base), not args.no_mirror, emulator.base_url, emulator.base_file_url, emulator.token)

@@ -181,7 +181,11 @@ def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         config = write_config(workdir, "bundled", None, REPO / "data" / "demo")
     texts = prepare(config)
     rng = random.Random(13)
-    emulator = SoakEmulator().start()
+    # Flood limits off, here and in the bot: the soak sends --rate mirrors/s to one staff group, far over
+    # Telegram's 20/min, to load the bot itself; paced, they would only queue up.
+    emulator = SoakEmulator(flood_limits=False)
+    emulator.add_chat(STAFF_CHAT)
+    emulator.start()
     log_path = workdir / "bot.log"
     with open(log_path, "w") as log:
         bot = subprocess.Popen([sys.executable, __file__, "--serve", str(config), emulator.base_url, emulator.token],

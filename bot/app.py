@@ -7,10 +7,11 @@ import logging
 import secrets
 import warnings
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 from urllib.parse import urlsplit
 
+from aiolimiter import AsyncLimiter
 from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
 from telegram.error import BadRequest, NetworkError, TelegramError, TimedOut
 from telegram.ext import (
@@ -36,25 +37,43 @@ log = logging.getLogger(__name__)
 CUSTOMER_COMMANDS = ("start", "help", "forget")
 OWNER_COMMANDS = ("status", "retrain", "rollback", "report")
 MAX_CONCURRENT_UPDATES = 64
+CHAT_BURST = 3  # messages sent to one chat at once, then 1/s: Telegram's per-chat flood limit
 
 
 class RetryingRateLimiter(AIORateLimiter):
-    """AIORateLimiter (flood limits, retries on RetryAfter) that also retries plain network failures.
+    """AIORateLimiter (flood limits, retries on RetryAfter) that also paces each chat and retries plain
+    network failures.
 
-    Only errors where Telegram cannot have acted are retried: connection failures and 5xx
-    (`NetworkError`), never `BadRequest` or `TimedOut` (a timed-out send may have been delivered).
+    AIORateLimiter paces 30 requests/s overall and 20/min per group; messages sent to one chat are
+    paced here too (`chat_burst` at once, then 1/s), so a busy chat is slowed down on its own instead
+    of earning a 429, whose retry_after AIORateLimiter applies to every chat. Only errors where
+    Telegram cannot have acted are retried: connection failures and 5xx (`NetworkError`), never
+    `BadRequest` or `TimedOut` (a timed-out send may have been delivered).
     """
 
-    def __init__(self, *args: Any, network_retries: int = 3, backoff_s: float = 0.5, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, network_retries: int = 3, backoff_s: float = 0.5, chat_burst: int = CHAT_BURST,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.network_retries = network_retries
         self.backoff_s = backoff_s
+        self.chat_burst = chat_burst
+        self._chat_limiters: dict[str, AsyncLimiter] = {}
+
+    def _chat_limiter(self, endpoint: str, data: dict[str, Any]) -> AsyncLimiter | None:
+        chat_id = data.get("chat_id")
+        if not self.chat_burst or chat_id is None or not endpoint.startswith("send"):
+            return None
+        if len(self._chat_limiters) > 1024:  # forget idle chats
+            self._chat_limiters = {key: limiter for key, limiter in self._chat_limiters.items()
+                                   if not limiter.has_capacity(limiter.max_rate)}
+        return self._chat_limiters.setdefault(str(chat_id), AsyncLimiter(self.chat_burst, self.chat_burst))
 
     async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):  # noqa: ANN001
         """Rate-limit one request; retry it after RetryAfter or a network failure."""
         for attempt in range(self.network_retries + 1):
             try:
-                return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
+                async with self._chat_limiter(endpoint, data) or nullcontext():  # each attempt is a message
+                    return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
             except (BadRequest, TimedOut):
                 raise
             except NetworkError as error:
@@ -66,9 +85,9 @@ class RetryingRateLimiter(AIORateLimiter):
 
 
 def _rate_limiter(flood_limits: bool) -> AIORateLimiter:
-    if flood_limits:  # Telegram's limits: 30 messages/s overall, 20/min per group
+    if flood_limits:  # Telegram's limits: 30 messages/s overall, 20/min per group, about 1/s per chat
         return RetryingRateLimiter(max_retries=3)
-    return RetryingRateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=3)
+    return RetryingRateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=3, chat_burst=0)
 
 
 def _commands(names: tuple[str, ...], language: str) -> list[BotCommand]:
@@ -127,8 +146,8 @@ def build_application(settings: Settings, *, runtime_factory: RuntimeFactory | N
 
     It talks to the Bot API server of `settings.telegram` (api_url, file_url: Telegram's, a
     self-hosted one, or the emulator in tests and in `shopbot chat`); runtime_factory(settings)
-    replaces the model loader (tests); flood_limits=False drops Telegram's 30/s and
-    20/min-per-group pacing (the emulator has no such limits) but keeps the retries.
+    replaces the model loader (tests); flood_limits=False drops the pacing to Telegram's flood
+    limits (for an emulator started with flood_limits=False) but keeps the retries.
     """
     if not settings.token:
         raise ValueError(f"no bot token: set {TOKEN_ENV} (or use `shopbot chat` to try the bot without Telegram)")

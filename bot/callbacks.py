@@ -14,10 +14,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.limits import MAX_CALLBACK_DATA
 from storage.records import SENTIMENT_LABELS
 
 VERSION = "v1"
-MAX_BYTES = 64
 MAX_ALTERNATIVES = 5
 ACTIONS = ("ok", "no", "back", "lab", "faq", "ans", "x")
 _WITH_ARG = ("lab", "faq")
@@ -68,15 +68,15 @@ def encode(decision_id: int, action: str, arg: str | int | None = None) -> str:
     arg_text = None if arg is None else str(arg)
     _check(action, arg_text, action)
     data = f"{VERSION}:{decision_id}:{action}" + ("" if arg_text is None else f":{arg_text}")
-    if len(data.encode()) > MAX_BYTES:
-        raise ValueError(f"callback_data over {MAX_BYTES} bytes: {data!r}")
+    if len(data.encode()) > MAX_CALLBACK_DATA:
+        raise ValueError(f"callback_data over {MAX_CALLBACK_DATA} bytes: {data!r}")
     decode(data)  # one definition of "valid"
     return data
 
 
 def decode(data: object) -> Callback:
     """Parse callback_data strictly; CallbackDataError("stale"|"forged") otherwise."""
-    if not isinstance(data, str) or not data or len(data.encode("utf-8", "replace")) > MAX_BYTES:
+    if not isinstance(data, str) or not data or len(data.encode("utf-8", "replace")) > MAX_CALLBACK_DATA:
         raise CallbackDataError("forged", data)
     match = _SHAPE.fullmatch(data)
     if match is None:

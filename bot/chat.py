@@ -49,6 +49,7 @@ class TerminalChat:
                  runtime_factory: Callable[[Settings], Any] | None = None) -> None:
         out = out or sys.stdout
         self.emulator = BotAPIEmulator()
+        self.emulator.add_chat(STAFF_CHAT)  # the bot is a member of the sandbox's staff group
         self.settings = settings
         self.out = out
         self.runtime_factory = runtime_factory
@@ -66,7 +67,7 @@ class TerminalChat:
 
         self.emulator.start()
         settings = sandbox_settings(self.settings, self.emulator)
-        app = build_application(settings, runtime_factory=self.runtime_factory, flood_limits=False)
+        app = build_application(settings, runtime_factory=self.runtime_factory)
 
         async def main() -> None:
             self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()

@@ -14,7 +14,14 @@ inspect the bot with ``messages``/``calls``/``wait_for`` and break it with ``fai
 * ``messages()`` gives Bot API Message fields plus ``chat_id``, ``method`` (e.g. "sendPhoto"),
   ``raw_text``, ``reply_markup`` (any kind, or None), ``file_bytes`` (uploads), ``history`` (earlier
   ``{"text", "reply_markup"}`` versions) and ``deleted``.
-* Unknown chat ids are accepted: negative ones are supergroups titled "Staff", others private.
+* Refusals are Telegram's (status and description): text over 4,096 / captions over 1,024
+  UTF-16 units (sends and edits), callback_data over 64 bytes, answerCallbackQuery later than
+  ``callback_answer_window_s`` after the press, chats nobody wrote in nor ``add_chat`` registered
+  ("chat not found"), users who ``block_bot`` (403), unknown methods (404 "Not Found").
+* Flood limits are on unless ``flood_limits=False``: messages sent to one chat get a burst of
+  ``chat_burst`` then about 1/s, to one group ``group_burst`` then about 20/min; the next one is
+  answered 429 "Too Many Requests: retry after N" with ``parameters.retry_after`` (edits and
+  callback answers are not counted).
 * After ``setWebhook`` each update is POSTed to the webhook (with its ``secret_token`` header), one at
   a time, retried until answered 2xx, as Telegram does; the URL must be on 127.0.0.1, ::1 or localhost.
   ``deliveries()``/``wait_for_delivery`` show the attempts; ``deleteWebhook`` returns to polling.
@@ -28,6 +35,7 @@ import http.client
 import ipaddress
 import itertools
 import json
+import math
 import re
 import ssl
 import sys
@@ -38,6 +46,15 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
+
+from bot.limits import (
+    CALLBACK_ANSWER_S,
+    MAX_CALLBACK_ANSWER,
+    MAX_CALLBACK_DATA,
+    MAX_CAPTION,
+    MAX_TEXT,
+    utf16_len,
+)
 
 Found = TypeVar("Found")
 _TEXT_PARAMS = frozenset("text caption parse_mode callback_query_id url action photo document "
@@ -85,15 +102,35 @@ def _bad_request(reason: str) -> BotAPIError:
     return BotAPIError(400, f"Bad Request: {reason}")
 
 
+class _FloodBucket:
+    """A burst of ``burst`` messages, then one per ``interval`` s (GCRA); ``grace`` s of clock jitter allowed."""
+
+    def __init__(self, burst: int, interval: float, grace: float) -> None:
+        self.tolerance, self.interval, self.due = (burst - 1) * interval + grace, interval, 0.0
+
+    def wait(self, now: float) -> int:
+        """0 when a message may go at ``now``, else the whole seconds to wait (at least 1)."""
+        early = self.due - self.tolerance - now
+        return max(1, math.ceil(early)) if early > 0 else 0
+
+    def take(self, now: float) -> None:
+        """Count one message sent at ``now``."""
+        self.due = max(self.due, now) + self.interval
+
+
 class BotAPIEmulator:
     """Fake Telegram Bot API server: inject updates, record and answer the bot's calls."""
 
     long_poll_cap: float = 1.0  # getUpdates blocks at most this long, so bot shutdown stays quick
     webhook_retry_s: float = 0.2  # pause before posting an update again after a failed delivery
+    callback_answer_window_s: float = CALLBACK_ANSWER_S  # tests may shrink it
+    chat_burst, group_burst = 3, 20  # flood limits: then 1 message/s per chat, 20/min per group
+    flood_grace_s = 0.5  # a message this much early still passes (clock jitter between bot and server)
 
     def __init__(self, token: str = "123456:TEST", host: str = "127.0.0.1", port: int = 0,
-                 bot_username: str = "shop_test_bot"):
+                 bot_username: str = "shop_test_bot", flood_limits: bool = True):
         self.token, self.host, self.port, self.bot_username = token, host, port, bot_username
+        self.flood_limits = flood_limits
         self._cond = threading.Condition()  # guards all state below, notified on every change
         self._stopping = threading.Event()
         self._requests: list[tuple[str, dict]] = []
@@ -101,7 +138,11 @@ class BotAPIEmulator:
         self._next_update_id = 1
         self._query_ids, self._file_ids = itertools.count(1), itertools.count(1)
         self._open_queries: set[str] = set()
-        self._chats: dict[int, dict] = {}
+        self._pressed_at: dict[str, float] = {}  # query id -> monotonic time of the press
+        self._chats: dict[int, dict] = {}  # the chats the bot may write to
+        self._blocked: set[int] = set()  # users who blocked the bot
+        self._flood: dict[tuple[str, int], _FloodBucket] = {}
+        self._arrived = 0.0  # when the call being handled arrived (flood limits count arrivals)
         self._last_message_id: dict[int, int] = {}
         self._messages: dict[tuple[int, int], dict] = {}  # (chat_id, message_id) -> stored message
         self._chat_messages: dict[int, list[dict]] = {}  # chat_id -> the same dicts, oldest first
@@ -223,9 +264,36 @@ class BotAPIEmulator:
                 raise ValueError(f"no button with callback_data={data!r}; offered: {offered}")
             query_id = str(next(self._query_ids))
             self._open_queries.add(query_id)
+            self._pressed_at[query_id] = time.monotonic()
             return self._inject("callback_query", {
                 "id": query_id, "from": user.to_api(), "message": _as_api_message(stored),
                 "chat_instance": str(stored["chat_id"]), "data": data})
+
+    def press_inaccessible(self, user: FakeUser, message: dict, data: str) -> dict:
+        """Press a button of a message the bot can no longer see (older than 48 h): ``date`` 0."""
+        query = self.press_button(user, message, data)
+        with self._cond:
+            update = next(u for u in self._updates if u.get("callback_query", {}).get("id") == query["id"])
+            inaccessible = {"chat": query["message"]["chat"], "message_id": message["message_id"], "date": 0}
+            update["callback_query"]["message"] = query["message"] = inaccessible
+            return copy.deepcopy(query)
+
+    def add_chat(self, chat_id: int, title: str = "Staff") -> dict:
+        """Let the bot write to a group (negative id, a supergroup) or user before anyone wrote there."""
+        with self._cond:
+            return copy.deepcopy(self._chats.setdefault(chat_id, (
+                {"id": chat_id, "type": "supergroup", "title": title} if chat_id < 0
+                else {"id": chat_id, "type": "private", "first_name": title})))
+
+    def block_bot(self, user: FakeUser) -> None:
+        """``user`` blocks the bot: what it sends or edits in their chat gets 403 from now on."""
+        with self._cond:
+            self._blocked.add(user.id)
+
+    def unblock_bot(self, user: FakeUser) -> None:
+        """``user`` unblocks the bot (writing to it does too: a client cannot write to a blocked bot)."""
+        with self._cond:
+            self._blocked.discard(user.id)
 
     def reply_to(self, user: FakeUser, message: dict, text: str,
                  chat_id: int | None = None) -> dict:
@@ -366,6 +434,7 @@ class BotAPIEmulator:
         with self._cond:
             self._requests.append((name, params))
             self._cond.notify_all()
+            arrived = time.monotonic()
             delay = (self._delays.get(method.lower()) or [0]).pop(0)
             failures = self._failures.get(method.lower())
             failure = failures.pop(0) if failures else None
@@ -373,9 +442,12 @@ class BotAPIEmulator:
         try:
             if token != self.token:
                 raise BotAPIError(401, "Unauthorized")
-            if failure or handler is None:
-                raise failure or _bad_request("method not found")
+            if failure:
+                raise failure
+            if handler is None:
+                raise BotAPIError(404, "Not Found")
             with self._cond:
+                self._arrived = arrived
                 result = handler(params)
                 self._cond.notify_all()
             return 200, {"ok": True, "result": result}
@@ -434,7 +506,7 @@ class BotAPIEmulator:
         text = _visible_text(str(p.get("text", "")), p.get("parse_mode"))
         if not text.strip():
             raise _bad_request("message text is empty")
-        if len(text) > 4096:
+        if utf16_len(text) > MAX_TEXT:
             raise _bad_request("message is too long")
         return self._bot_message(p, "sendMessage", text=text, raw_text=p["text"])
 
@@ -453,6 +525,8 @@ class BotAPIEmulator:
         text = _visible_text(str(p.get("text", "")), p.get("parse_mode"))
         if not text.strip():
             raise _bad_request("message text is empty")
+        if utf16_len(text) > MAX_TEXT:
+            raise _bad_request("MESSAGE_TOO_LONG")
         return self._edit(p, text=text, raw_text=p["text"])
 
     def _api_editMessageReplyMarkup(self, p: dict) -> dict | bool:
@@ -466,10 +540,16 @@ class BotAPIEmulator:
         return True
 
     def _api_answerCallbackQuery(self, p: dict) -> bool:
-        if str(p["callback_query_id"]) not in self._open_queries:
+        query_id = str(p["callback_query_id"])
+        pressed = self._pressed_at.pop(query_id, None)  # None for ids opened by hand (forged presses)
+        late = pressed is not None and time.monotonic() - pressed > self.callback_answer_window_s
+        if query_id not in self._open_queries or late:
+            self._open_queries.discard(query_id)
             raise _bad_request("query is too old and response timeout expired or query ID is "
                                "invalid")
-        self._open_queries.discard(str(p["callback_query_id"]))
+        if utf16_len(str(p.get("text") or "")) > MAX_CALLBACK_ANSWER:
+            raise _bad_request("MESSAGE_TOO_LONG")
+        self._open_queries.discard(query_id)
         return True
 
     def _api_setMyCommands(self, p: dict) -> bool:
@@ -488,18 +568,41 @@ class BotAPIEmulator:
     def _api_getChat(self, p: dict) -> dict:
         gifts = dict.fromkeys(["unlimited_gifts", "limited_gifts", "unique_gifts",
                                "premium_subscription", "gifts_from_channels"], False)
-        return self._chat(p["chat_id"]) | {"accent_color_id": 0, "max_reaction_count": 11,
+        return self._known_chat(p["chat_id"]) | {"accent_color_id": 0, "max_reaction_count": 11,
                                            "accepted_gift_types": gifts}
 
     # ------------------------------------------------------------------ internals (lock held)
-    def _chat(self, chat_id: Any) -> dict:
+    def _known_chat(self, chat_id: Any) -> dict:
+        """A chat the bot knows, else 400 "chat not found"."""
         try:
-            chat_id = int(chat_id)
-        except (TypeError, ValueError):
+            return self._chats[int(chat_id)]
+        except (TypeError, ValueError, KeyError):
             raise _bad_request("chat not found") from None
-        return self._chats.setdefault(chat_id, (
-            {"id": chat_id, "type": "supergroup", "title": "Staff"} if chat_id < 0
-            else {"id": chat_id, "type": "private", "first_name": f"User {chat_id}"}))
+
+    def _writable_chat(self, chat_id: Any) -> dict:
+        """A known chat whose user has not blocked the bot (403 otherwise)."""
+        chat = self._known_chat(chat_id)
+        if chat["id"] in self._blocked:
+            raise BotAPIError(403, "Forbidden: bot was blocked by the user")
+        return chat
+
+    def _count_flood(self, chat_id: int) -> None:
+        """Count one message to ``chat_id``; 429 when over the chat's or the group's limit."""
+        if not self.flood_limits:
+            return
+        now = self._arrived
+        buckets = [self._flood.setdefault(("chat", chat_id), _FloodBucket(self.chat_burst, 1.0,
+                                                                          self.flood_grace_s))]
+        if chat_id < 0:
+            buckets.append(self._flood.setdefault(("group", chat_id), _FloodBucket(
+                self.group_burst, 3.0, self.flood_grace_s)))
+        waits = [bucket.wait(now) for bucket in buckets]
+        if any(waits):
+            retry_after = max(waits)
+            raise BotAPIError(429, f"Too Many Requests: retry after {retry_after}",
+                              {"retry_after": retry_after})
+        for bucket in buckets:
+            bucket.take(now)
 
     def _new_message(self, chat: dict, sender: dict | None, from_bot: bool = False,
                      **fields: Any) -> dict:
@@ -517,8 +620,11 @@ class BotAPIEmulator:
             if chat_id is None:
                 chat = self._chats[user.id] = {"id": user.id, "type": "private",
                                                "first_name": user.first_name}
+                self._blocked.discard(user.id)
             else:
-                chat = self._chat(chat_id)
+                chat = self._chats.setdefault(chat_id, (
+                    {"id": chat_id, "type": "supergroup", "title": "Staff"} if chat_id < 0
+                    else {"id": chat_id, "type": "private", "first_name": f"User {chat_id}"}))
             stored = self._new_message(chat, user.to_api(), **fields)
             return self._inject("message", _as_api_message(stored))
 
@@ -533,10 +639,8 @@ class BotAPIEmulator:
         return stored
 
     def _bot_message(self, p: dict, method: str, **content: Any) -> dict:
-        chat, markup = self._chat(p["chat_id"]), p.get("reply_markup")
-        if any(len(b.get("callback_data", "").encode()) > 64
-               for row in (markup or {}).get("inline_keyboard", []) for b in row):
-            raise _bad_request("BUTTON_DATA_INVALID")
+        chat, markup = self._writable_chat(p["chat_id"]), _checked_markup(p)
+        self._count_flood(chat["id"])
         reply_id = (p.get("reply_parameters") or {}).get("message_id", p.get("reply_to_message_id"))
         if (target := self._messages.get((chat["id"], reply_id))) is not None:
             content["reply_to_message"] = _as_api_message(target, nested=False)
@@ -547,12 +651,13 @@ class BotAPIEmulator:
     def _edit(self, p: dict, **changes: Any) -> dict | bool:
         if p.get("inline_message_id"):
             return True
-        stored = self._messages.get((int(p["chat_id"]), int(p["message_id"])))
+        chat = self._writable_chat(p["chat_id"])
+        stored = self._messages.get((chat["id"], int(p["message_id"])))
         if stored is None or stored["deleted"] or not stored["from_bot"]:
             raise _bad_request("message to edit not found")
         if "text" in changes and "text" not in stored:
             raise _bad_request("there is no text in the message to edit")
-        changes["reply_markup"] = p.get("reply_markup")
+        changes["reply_markup"] = _checked_markup(p)
         if all(stored.get(k) == changes[k] for k in ("text", "reply_markup") if k in changes):
             raise _bad_request(_NOT_MODIFIED)
         stored["history"].append({k: stored.get(k) for k in ("text", "reply_markup")})
@@ -563,7 +668,7 @@ class BotAPIEmulator:
         if p.get("caption") is None:
             return {}
         caption = _visible_text(str(p["caption"]), p.get("parse_mode"))
-        if len(caption) > 1024:
+        if utf16_len(caption) > MAX_CAPTION:
             raise _bad_request("message caption is too long")
         return {"caption": caption, "raw_text": p["caption"]}
 
@@ -583,6 +688,15 @@ class BotAPIEmulator:
             return f"<{len(value)} bytes>" if isinstance(value, bytes) else repr(value)[:60]
         return "; ".join(f"{m}({', '.join(f'{k}={short(v)}' for k, v in p.items())})"
                          for m, p in self._requests[-count:]) or "none"
+
+
+def _checked_markup(p: dict) -> dict | None:
+    """The call's reply_markup, refused when a button's callback_data is over the limit."""
+    markup = p.get("reply_markup")
+    if any(len(b.get("callback_data", "").encode()) > MAX_CALLBACK_DATA
+           for row in (markup or {}).get("inline_keyboard", []) for b in row):
+        raise _bad_request("BUTTON_DATA_INVALID")
+    return markup
 
 
 def _public(stored: dict) -> dict:

@@ -28,6 +28,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application
 
 from bot.context import BotContext
+from bot.limits import MAX_TEXT, utf16_cut
 from bot.report import TASKS, learning_text, next_retrain, report_in_thread
 from bot.services import Services, in_daemon_thread
 from bot.texts import owner_text
@@ -220,7 +221,7 @@ async def run_weekly(bot: Bot, services: Services, trigger: str = "schedule",
             lines.append(say("weekly_serving", version=serving))
         if problem is not None:
             lines.append(say("weekly_swap_failed", problem=problem))
-        return "\n".join(lines)[:4096]
+        return utf16_cut("\n".join(lines), MAX_TEXT)
 
     await tell_owners(bot, services, summary)
     await send_report(bot, services)

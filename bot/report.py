@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.limits import MAX_TEXT, utf16_cut
 from bot.report_chart import render_chart
 from bot.texts import owner_text, shop_name
 from settings import WEEKDAYS, ScheduleSettings, Settings
@@ -166,7 +167,6 @@ def build_report_text(settings: Settings, store: Store, language: str | None = N
 
 
 # ---------------------------------------------------------------------- the weekly learning report
-MAX_TEXT = 4096  # Telegram's limit for one message
 TRIGGERS = ("schedule", "catchup", "manual", "cli")
 _FINISHED = ("promoted", "refused", "skipped", "failed")
 
@@ -265,7 +265,7 @@ class RunSummary:
 
 @dataclass(frozen=True)
 class WeeklyReport:
-    """The report: text (≤ 4096 chars), the trend chart as PNG bytes, and the data behind both."""
+    """The report: text (≤ MAX_TEXT UTF-16 units), the trend chart as PNG bytes, and the data behind both."""
 
     text: str
     png: bytes
@@ -385,8 +385,7 @@ def build_weekly_report(settings: Settings, store: Store, language: str | None =
     head, _, models = base_text.partition("\n" + owner_text(settings, language, "report_models"))
     lines = [head, *_learning_lines(settings, language, history, this_week, zone), "", ""]
     text = "\n".join(lines) + owner_text(settings, language, "report_models") + models
-    if len(text) > MAX_TEXT:
-        text = text[: MAX_TEXT - 1] + "…"
+    text = utf16_cut(text, MAX_TEXT)
     data = {
         "language": language,
         "weeks": [{"week": week, "run_id": run.id,

@@ -37,13 +37,13 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from bot.emulator import TINY_PNG, FakeUser
+from bot.limits import MAX_TEXT, utf16_len
 from settings import Settings
 
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"  # loopback only, never another address
 DEFAULT_PORT = 8080
-MAX_TEXT = 4096  # Telegram's limit for one message
 MAX_SHOWN = 300  # messages per chat sent to the page (the newest)
 TASKS = ("sentiment", "faq")
 _ROLES = ("customer", "staff", "owner")
@@ -147,8 +147,9 @@ class Sandbox:
         user, chat_id = self._user(role)
         if not isinstance(text, str) or not text.strip():
             raise SandboxError("type something first")
-        if len(text) > MAX_TEXT:
-            raise SandboxError(f"Telegram messages are at most {MAX_TEXT} characters; this one has {len(text)}")
+        if utf16_len(text) > MAX_TEXT:
+            raise SandboxError(f"Telegram messages are at most {MAX_TEXT} characters (an emoji counts 2); "
+                               f"this one has {utf16_len(text)}")
         where = chat_id if role == "staff" else None  # customer and owner write in their private chats
         target = None
         if text.startswith("/") and len(text) > 1 and not text[1].isspace():

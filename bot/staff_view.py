@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import callbacks
+from bot.limits import utf16_cut
 from bot.texts import STAFF, label_name, staff_text
 from settings import Settings
 from storage.records import SENTIMENT_LABELS, Decision, FaqEntry
 
-MAX_QUOTE = 3000  # of the customer's text; keeps the mirror under Telegram's 4,096 characters
-MAX_ANSWER = 400
+MAX_QUOTE = 3000  # UTF-16 units of the customer's text; the mirror's other lines fit in the rest of 4,096
+MAX_ANSWER = 400  # UTF-16 units, as all the cuts below
 MAX_BUTTON = 40
 LABEL_EMOJI = {"positive": "😊", "neutral": "😐", "negative": "😞"}
 QuestionLookup = Callable[[str], str | None]  # FAQ key -> its question in the staff language
@@ -42,11 +43,6 @@ class Customer:
     id: int
     name: str
     language: str
-
-
-def shorten(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters with an ellipsis."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _pct(confidence: float) -> str:
@@ -63,7 +59,7 @@ def _quote(text: str | None, settings: Settings) -> str:
         return f"<i>{html.escape(staff_text(settings, 'deleted_message'))}</i>"
     if not text.strip():
         return "“”"
-    return f"“{html.escape(shorten(text, MAX_QUOTE))}”"
+    return f"“{html.escape(utf16_cut(text, MAX_QUOTE))}”"
 
 
 def _faq_title(key: str, lookup: QuestionLookup) -> str:
@@ -89,7 +85,7 @@ def mirror_text(settings: Settings, decision: Decision, text: str | None, custom
              _quote(text, settings)]
     if decision.task == "question" and decision.action == "answered" and answer is not None:
         lines.append(html.escape(staff_text(settings, "bot_answered", question=_faq_title(answer.key, lookup),
-                                            answer=shorten(answer.answer, MAX_ANSWER))))
+                                            answer=utf16_cut(answer.answer, MAX_ANSWER))))
     elif decision.task == "question" and decision.alternatives:
         guesses = ", ".join(f"{_faq_title(key, lookup)} {_pct(score)}"
                             for key, score in decision.alternatives[: callbacks.MAX_ALTERNATIVES])
@@ -108,7 +104,7 @@ def should_notify(decision: Decision) -> bool:
 
 
 def _button(text: str, decision_id: int, action: str, arg: str | int | None = None) -> InlineKeyboardButton:
-    return InlineKeyboardButton(shorten(text, MAX_BUTTON), callback_data=callbacks.encode(decision_id, action, arg))
+    return InlineKeyboardButton(utf16_cut(text, MAX_BUTTON), callback_data=callbacks.encode(decision_id, action, arg))
 
 
 def _faq_buttons(settings: Settings, decision: Decision, lookup: QuestionLookup,
@@ -196,4 +192,4 @@ def outcome_faq(settings: Settings, name: str, key: str, lookup: QuestionLookup)
 
 def outcome_answer(settings: Settings, name: str, answer: str) -> str:
     """"✔ answered by Mei: …"."""
-    return staff_text(settings, "answered", name=name, answer=shorten(answer, MAX_ANSWER))
+    return staff_text(settings, "answered", name=name, answer=utf16_cut(answer, MAX_ANSWER))

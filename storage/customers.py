@@ -27,7 +27,8 @@ class CustomerRepository:
                 self.table.insert({"telegram_id": telegram_id, "language": language, "first_seen": now,
                                    "last_seen": now, "opted_out": 0, "forgotten_at": None})
             else:
-                self.table.update(telegram_id, {"last_seen": now, "language": language or current["language"]})
+                self.table.update(telegram_id, {"last_seen": now, "language": language or current["language"],
+                                                "blocked_at": None})  # writing to the bot unblocks it
         return self.get(telegram_id)
 
     def get(self, telegram_id: int) -> Customer:
@@ -41,6 +42,12 @@ class CustomerRepository:
         """Set whether the customer opted out of having messages stored and classified."""
         self.get(telegram_id)
         self.table.update(telegram_id, {"opted_out": int(opted_out)})
+        return self.get(telegram_id)
+
+    def set_blocked(self, telegram_id: int, blocked: bool) -> Customer:
+        """Mark (now) or unmark the customer as having blocked the bot."""
+        self.get(telegram_id)
+        self.table.update(telegram_id, {"blocked_at": utc_now() if blocked else None})
         return self.get(telegram_id)
 
     def forget(self, telegram_id: int, keep_anonymised_labels: bool) -> dict[str, int]:

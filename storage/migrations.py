@@ -137,3 +137,10 @@ def m003_relative_adapter_paths(db: Database) -> None:
         path = PurePath(row["path"])
         if path.is_absolute() and path.parts[-2:] == (row["task"], row["version"]):
             db.table("adapters").update(row["id"], {"path": f"{row['task']}/{row['version']}"})
+
+
+@migrations()
+def m004_customers_blocked_at(db: Database) -> None:
+    """customers.blocked_at: when sending to them was refused because they blocked the bot."""
+    if "blocked_at" not in db.table("customers").columns_dict:
+        db.table("customers").add_column("blocked_at", str)

@@ -90,6 +90,7 @@ class Customer:
     last_seen: str
     opted_out: bool
     forgotten_at: str | None
+    blocked_at: str | None = None  # set when Telegram refused a message because they blocked the bot
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Customer:

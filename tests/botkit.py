@@ -80,9 +80,14 @@ class BotHarness:
     """
 
     def __init__(self, settings: Settings, runtime_factory: Callable[[Settings], Any] | None = None,
-                 answer_timeout_s: float = 300.0, seed: bool = True, emulator: BotAPIEmulator | None = None) -> None:
-        self.emulator = emulator or BotAPIEmulator()
+                 answer_timeout_s: float = 300.0, seed: bool = True, emulator: BotAPIEmulator | None = None,
+                 flood_limits: bool = True) -> None:
+        self.emulator = emulator or BotAPIEmulator(flood_limits=flood_limits)  # the bot paces itself to the same limits
         self._own_emulator = emulator is None
+        self.emulator.add_chat(STAFF_CHAT)  # the bot is a member of the staff group
+        for owner_id in settings.roles.owner_ids:  # and the owners have started it
+            self.emulator.add_chat(owner_id, "Owner")
+        self.flood_limits = flood_limits
         self.settings = settings
         self.runtime_factory = runtime_factory or load_real_runtime
         self.answer_timeout_s = answer_timeout_s
@@ -103,7 +108,7 @@ class BotHarness:
         self.settings = self.settings.with_bot_api(self.emulator.base_url, self.emulator.base_file_url,
                                                    self.emulator.token)
         self.app = build_application(self.settings, runtime_factory=self.runtime_factory,
-                                     answer_timeout_s=self.answer_timeout_s, flood_limits=False)
+                                     answer_timeout_s=self.answer_timeout_s, flood_limits=self.flood_limits)
 
         async def record(update: object, context: Any) -> None:
             self.errors.append(context.error)

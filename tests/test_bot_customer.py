@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.limits import MAX_TEXT, utf16_len
 from tests.botkit import ALICE, BOB, MEI, STAFF_CHAT, XIAO, BotHarness, bot_settings, button_data, buttons
 
 
@@ -107,13 +108,13 @@ def test_non_text_messages_get_a_short_polite_reply(bot: BotHarness, send: str) 
     assert "文字" in reply["text"]
 
 
-@pytest.mark.parametrize("text", ["   ", "x" * 4096, "好" * 4096])
+@pytest.mark.parametrize("text", ["   ", "x" * 4096, "好" * 4096, "🧋" * 2048])  # 🧋: 2 UTF-16 units
 def test_blank_and_maximum_length_texts_are_handled(bot: BotHarness, text: str) -> None:
     after = bot.cursor(STAFF_CHAT)
     reply = bot.say(BOB, text)
     assert reply["text"]
     mirror = bot.emulator.wait_for_message(STAFF_CHAT, after=after)
-    assert len(mirror["text"]) <= 4096
+    assert utf16_len(mirror["text"]) <= MAX_TEXT
 
 
 def test_forget_deletes_the_customers_messages(bot: BotHarness) -> None:
@@ -130,3 +131,32 @@ def test_forget_deletes_the_customers_messages(bot: BotHarness) -> None:
     assert redacted["text"] == "🗑 Removed: the customer asked us to delete their messages."
     assert "Forgetful" not in redacted["text"] and not redacted.get("reply_markup")
     assert "don't keep any messages" in bot.command(customer, "forget")["text"]
+
+
+def test_a_customer_who_blocked_the_bot_is_marked_skipped_and_unmarked_when_they_write(bot: BotHarness) -> None:
+    customer = type(ALICE)(1097, "Blocker", "en")
+    reply, mirror, decision = bot.ask(customer, "Can you keep a table for twelve on Sunday?")
+    bot.emulator.block_bot(customer)
+
+    def sends_to_customer() -> int:
+        return sum(1 for _, p in bot.emulator.calls("sendMessage") if p["chat_id"] == customer.id)
+
+    before = bot.cursor(STAFF_CHAT)
+    bot.emulator.reply_to(MEI, mirror, "Yes, from 2 pm")  # answers the handoff: Telegram refuses with 403
+    bot.emulator.wait_for(lambda m, p: m == "editMessageText" and p["message_id"] == mirror["message_id"])
+    assert "blocked the bot" in bot.staff_message(mirror["message_id"])["text"]
+    with bot.store() as store:
+        assert store.customers.get(customer.id).blocked_at is not None
+    tried = sends_to_customer()
+
+    bot.emulator.reply_to(MEI, mirror, "See you on Sunday")  # a follow-up: skipped, not tried again
+    notice = bot.emulator.wait_for_message(STAFF_CHAT, "blocked the bot", after=before)
+    assert "could not be delivered" in notice["text"] and sends_to_customer() == tried
+
+    assert bot.say(customer, "Sorry, I blocked you by mistake")["text"]  # writing again unblocks the bot
+    with bot.store() as store:
+        assert store.customers.get(customer.id).blocked_at is None
+    after = bot.cursor(STAFF_CHAT)
+    bot.emulator.reply_to(MEI, mirror, "No problem!")
+    assert bot.emulator.wait_for_message(STAFF_CHAT, "Sent to the customer", after=after)
+    assert bot.emulator.wait_for_message(customer.id, "No problem!", after=reply["message_id"])

@@ -5,7 +5,9 @@ Uses a stub runtime (same interface as ModelRuntime) to make the model slow or f
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 
@@ -55,6 +57,17 @@ def test_telegram_429_is_retried_after_the_wait(bot: BotHarness) -> None:
     failed_then_sent = [p for m, p in bot.emulator.calls("sendMessage") if p["chat_id"] == ALICE.id]
     assert len(failed_then_sent) == 2 and failed_then_sent[0] == failed_then_sent[1]
     assert bot.take_errors() == []
+
+
+def test_the_bot_paces_each_chat_instead_of_earning_429s(bot: BotHarness) -> None:
+    async def burst() -> None:
+        await asyncio.gather(*(bot.app.bot.send_message(STAFF_CHAT, f"burst {n}") for n in range(6)))
+
+    started = time.monotonic()
+    bot.run(burst())
+    sent = [p for m, p in bot.emulator.calls("sendMessage") if p["text"].startswith("burst")]
+    assert len(sent) == 6  # each sent once: no 429 answered and retried
+    assert time.monotonic() - started >= 2.5  # 3 at once, then 1/s
 
 
 def test_network_failures_are_retried(bot: BotHarness) -> None:

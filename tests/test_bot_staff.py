@@ -226,3 +226,35 @@ def test_a_staff_reply_to_a_review_is_passed_on_to_the_customer(bot: BotHarness)
     assert passed["text"] == "店员回复：非常抱歉！下次来店里送您一杯。"
     bot.emulator.wait_for_message(STAFF_CHAT, "Sent to the customer", after=sent["message_id"])
     assert db_state(bot, decision.id)[0] == "pending"  # still waiting for ✅/❌: a reply teaches nothing
+
+
+def test_a_late_callback_answer_does_not_stop_the_correction(bot: BotHarness) -> None:
+    _, mirror, decision = ask_with_threshold(bot, BOB, "Do you have oat milk for the late answer test?", 2.0)
+    bot.emulator.callback_answer_window_s = 0.0  # every answer comes too late
+    try:
+        bot.press(MEI, mirror, button_data(mirror, "📖"))
+        after = edited(bot, mirror)
+    finally:
+        bot.emulator.callback_answer_window_s = 15.0
+    assert "corrected by Mei" in after["text"] and after["reply_markup"] is None
+    assert db_state(bot, decision.id)[0] == "corrected"
+    methods = [(m, p.get("chat_id")) for m, p in bot.emulator.calls() if m != "getUpdates"]
+    answered = max(i for i, (m, _) in enumerate(methods) if m == "answerCallbackQuery")
+    told = max(i for i, call in enumerate(methods) if call == ("sendMessage", BOB.id))
+    assert answered < told  # the press is answered before the slower message to the customer
+
+
+@pytest.mark.parametrize("action", ["ok", "no", "ans"])
+def test_a_press_on_an_inaccessible_mirror_is_answered_and_changes_nothing(bot: BotHarness, action: str) -> None:
+    if action == "ans":
+        _, mirror, decision = ask_with_threshold(bot, ALICE, "An old question nobody handled", 2.0)
+    else:
+        _, mirror, decision = review(bot, ALICE, f"An old review nobody checked ({action})", "positive")
+    before = len(bot.emulator.requests)
+    query = bot.emulator.press_inaccessible(MEI, mirror, callbacks.encode(decision.id, action))
+    _, answer = bot.emulator.wait_for(lambda m, p: m == "answerCallbackQuery" and p["callback_query_id"] == query["id"],
+                                      after=before)
+    assert answer["show_alert"] is True and "too old" in answer["text"]
+    assert bot.staff_message(mirror["message_id"])["text"] == mirror["text"]
+    assert buttons(bot.staff_message(mirror["message_id"])) == buttons(mirror)
+    assert db_state(bot, decision.id)[0] == "pending"

@@ -131,3 +131,18 @@ def settle(bot: BotHarness) -> None:
 def db_state_pending(bot: BotHarness, decision_id: int) -> bool:
     with bot.store() as store:
         return store.decisions.get(decision_id).status == "pending"
+
+
+def test_a_prompt_that_cannot_be_sent_keeps_the_buttons_and_says_why(bot: BotHarness) -> None:
+    _, mirror, decision = bot.ask(BOB, "Can I pay with a foreign card?")
+    bot.emulator.fail_next("sendMessage", status=400,
+                           description="Bad Request: not enough rights to send text messages to the chat")
+    answer = bot.press(MEI, mirror, callbacks.encode(decision.id, "ans"))
+    assert answer["show_alert"] is True and "not enough rights" in answer["text"].lower()
+    assert buttons(bot.staff_message(mirror["message_id"])) == buttons(mirror)
+    with bot.store() as store:
+        assert store.decisions.get(decision.id).status == "pending"
+    start_writing(bot, mirror, decision.id)  # pressing ✍ again works
+    after = bot.cursor(STAFF_CHAT)
+    bot.emulator.send_command(MEI, "cancel", chat_id=STAFF_CHAT)
+    bot.emulator.wait_for_message(STAFF_CHAT, "Cancelled", after=after)

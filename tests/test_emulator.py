@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import html
+import json
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 
 import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TimedOut
+from telegram.error import (BadRequest, EndPointNotFound, Forbidden, InvalidToken, NetworkError, RetryAfter,
+                            TimedOut)
 from telegram.ext import (AIORateLimiter, Application, CallbackQueryHandler, CommandHandler,
                           ContextTypes, MessageHandler, filters)
 
@@ -98,6 +102,17 @@ def run_bot(emu: BotAPIEmulator, scenario: Callable[[], None]) -> None:
 
 def direct_bot(emu: BotAPIEmulator, token: str | None = None) -> Bot:
     return Bot(token or emu.token, base_url=emu.base_url, base_file_url=emu.base_file_url)
+
+
+def raw_call(emu: BotAPIEmulator, method: str, **params: object) -> tuple[int, dict]:
+    """(HTTP status, JSON body) of one Bot API call made without PTB."""
+    request = urllib.request.Request(f"{emu.base_url}{emu.token}/{method}", json.dumps(params).encode(),
+                                     {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
 
 
 # ---------------------------------------------------------------- conversations
@@ -188,11 +203,12 @@ def test_get_updates_offset_limit_and_long_poll_cap(emulator: BotAPIEmulator) ->
     asyncio.run(main())
 
 
-def test_unknown_method_is_bad_request_and_wrong_token_is_invalid(emulator: BotAPIEmulator) -> None:
+def test_html_not_modified_commands_chat_and_wrong_token(emulator: BotAPIEmulator) -> None:
+    emulator.add_chat(ALICE.id, "Alice")
+    emulator.add_chat(STAFF_CHAT)
+
     async def main() -> None:
         async with direct_bot(emulator) as bot:
-            with pytest.raises(BadRequest, match="(?i)method not found"):
-                await bot.do_api_request("sendTelepathy")
             with pytest.raises(BadRequest, match="(?i)can't parse entities"):
                 await bot.send_message(ALICE.id, "1 < 2", parse_mode="HTML")
             sent = await bot.send_message(ALICE.id, "hi")
@@ -211,7 +227,11 @@ def test_unknown_method_is_bad_request_and_wrong_token_is_invalid(emulator: BotA
 
 def test_uploads_keep_exact_bytes_and_concurrent_sends_get_distinct_ids(
         emulator: BotAPIEmulator) -> None:
+    emulator.add_chat(ALICE.id, "Alice")
     payload = bytes(range(256)) * 40 + b"\r\n\r\n--boundary\r\n"
+
+    emulator.add_chat(STAFF_CHAT)
+    emulator.flood_limits = False  # 20 messages at once to one chat: this test is about ids, not pacing
 
     async def main() -> None:
         async with direct_bot(emulator) as bot:
@@ -229,6 +249,7 @@ def test_uploads_keep_exact_bytes_and_concurrent_sends_get_distinct_ids(
 
 # ---------------------------------------------------------------- fault injection
 def test_429_is_retried_by_the_rate_limiter(emulator: BotAPIEmulator) -> None:
+    emulator.add_chat(ALICE.id, "Alice")
     async def main() -> None:
         async with direct_bot(emulator) as bot:
             emulator.fail_next("sendMessage", status=429, retry_after=3)
@@ -247,6 +268,7 @@ def test_429_is_retried_by_the_rate_limiter(emulator: BotAPIEmulator) -> None:
 
 
 def test_injected_errors_map_to_ptb_exceptions(emulator: BotAPIEmulator) -> None:
+    emulator.add_chat(ALICE.id, "Alice")
     async def main() -> None:
         async with direct_bot(emulator) as bot:
             emulator.fail_next("sendMessage", status=500, times=2)
@@ -263,6 +285,7 @@ def test_injected_errors_map_to_ptb_exceptions(emulator: BotAPIEmulator) -> None
 
 
 def test_delay_beyond_read_timeout_is_timed_out(emulator: BotAPIEmulator) -> None:
+    emulator.add_chat(ALICE.id, "Alice")
     async def main() -> None:
         async with direct_bot(emulator) as bot:
             emulator.delay_next("sendMessage", 0.5)
@@ -276,6 +299,7 @@ def test_delay_beyond_read_timeout_is_timed_out(emulator: BotAPIEmulator) -> Non
 
 
 def test_wait_for_timeout_lists_recent_calls(emulator: BotAPIEmulator) -> None:
+    emulator.add_chat(ALICE.id, "Alice")
     async def main() -> None:
         async with direct_bot(emulator) as bot:
             await bot.send_message(ALICE.id, "hello")
@@ -285,3 +309,164 @@ def test_wait_for_timeout_lists_recent_calls(emulator: BotAPIEmulator) -> None:
         emulator.wait_for(lambda method, params: method == "sendPhoto", timeout=0.1)
     with pytest.raises(TimeoutError, match="hello"):
         emulator.wait_for_message(ALICE.id, "goodbye", timeout=0.1)
+
+
+# ---------------------------------------------------------------- refusals, as Telegram's
+def test_text_length_is_counted_in_utf16_units_on_sends_and_edits(emulator: BotAPIEmulator) -> None:
+    emulator.send_text(ALICE, "hi")
+
+    async def main() -> None:
+        async with direct_bot(emulator) as bot:
+            sent = await bot.send_message(ALICE.id, "🧋" * 2048)  # 2,048 characters, 4,096 UTF-16 units
+            with pytest.raises(BadRequest, match="^Message is too long$"):
+                await bot.send_message(ALICE.id, "🧋" * 2048 + "x")
+            await bot.send_message(ALICE.id, f"<b>{'好' * 4096}</b>", parse_mode="HTML")  # tags don't count
+            with pytest.raises(BadRequest, match="(?i)^message_too_long$"):
+                await bot.edit_message_text("🧋" * 2049, ALICE.id, sent.message_id)
+            assert (await bot.edit_message_text("🧋" * 2047, ALICE.id, sent.message_id)).text == "🧋" * 2047
+
+    asyncio.run(main())
+
+
+def test_caption_length_is_counted_in_utf16_units(emulator: BotAPIEmulator) -> None:
+    emulator.send_text(ALICE, "hi")
+
+    async def main() -> None:
+        async with direct_bot(emulator) as bot:
+            await bot.send_photo(ALICE.id, TINY_PNG, caption="🧋" * 512)
+            with pytest.raises(BadRequest, match="(?i)caption is too long"):
+                await bot.send_document(ALICE.id, b"x", filename="x.txt", caption="🧋" * 513)
+
+    asyncio.run(main())
+
+
+def test_callback_data_over_64_bytes_is_refused_on_sends_and_edits(emulator: BotAPIEmulator) -> None:
+    emulator.send_text(ALICE, "hi")
+    too_long = InlineKeyboardMarkup([[InlineKeyboardButton("x", callback_data="好" * 22)]])  # 66 bytes, 22 chars
+    fits = InlineKeyboardMarkup([[InlineKeyboardButton("x", callback_data="好" * 21)]])
+
+    async def main() -> None:
+        async with direct_bot(emulator) as bot:
+            with pytest.raises(BadRequest, match="(?i)button_data_invalid"):
+                await bot.send_message(ALICE.id, "menu", reply_markup=too_long)
+            sent = await bot.send_message(ALICE.id, "menu", reply_markup=fits)
+            with pytest.raises(BadRequest, match="(?i)button_data_invalid"):
+                await bot.edit_message_reply_markup(ALICE.id, sent.message_id, reply_markup=too_long)
+            with pytest.raises(BadRequest, match="(?i)button_data_invalid"):
+                await bot.edit_message_text("menu 2", ALICE.id, sent.message_id, reply_markup=too_long)
+            assert emulator.messages(ALICE.id)[0]["reply_markup"] == fits.to_dict()
+
+    asyncio.run(main())
+
+
+def test_callback_answer_after_the_window_is_too_old(emulator: BotAPIEmulator) -> None:
+    emulator.send_text(ALICE, "hi")
+    emulator.callback_answer_window_s = 0.2
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("go", callback_data="go")]])
+
+    async def main() -> None:
+        async with direct_bot(emulator) as bot:
+            await bot.send_message(ALICE.id, "menu", reply_markup=keyboard)
+            [menu] = emulator.messages(ALICE.id)
+            late = emulator.press_button(ALICE, menu, "go")
+            await asyncio.sleep(0.3)
+            with pytest.raises(BadRequest, match="Query is too old and response timeout expired"):
+                await bot.answer_callback_query(late["id"])
+            in_time = emulator.press_button(ALICE, menu, "go")
+            assert await bot.answer_callback_query(in_time["id"], "ok")
+            with pytest.raises(BadRequest, match="Query is too old"):  # answered already
+                await bot.answer_callback_query(in_time["id"])
+
+    asyncio.run(main())
+
+
+def test_unknown_chats_are_not_found_until_someone_writes_or_a_test_adds_them(emulator: BotAPIEmulator) -> None:
+    async def main() -> None:
+        async with direct_bot(emulator) as bot:
+            for chat_id in (STAFF_CHAT, SAM.id):
+                with pytest.raises(BadRequest, match="^Chat not found$"):
+                    await bot.send_message(chat_id, "hello?")
+            with pytest.raises(BadRequest, match="^Chat not found$"):
+                await bot.get_chat(STAFF_CHAT)
+            emulator.add_chat(STAFF_CHAT, title="Tea staff")
+            assert (await bot.send_message(STAFF_CHAT, "hello")).chat.title == "Tea staff"
+            emulator.send_text(SAM, "hi bot")
+            assert (await bot.send_message(SAM.id, "hello")).chat.first_name == "Sam"
+
+    asyncio.run(main())
+    assert raw_call(emulator, "sendMessage", chat_id=-100123, text="x") == (
+        400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"})
+
+
+def test_a_user_who_blocked_the_bot_gets_nothing_until_they_unblock_it(emulator: BotAPIEmulator) -> None:
+    emulator.send_text(ALICE, "hi")
+
+    async def main() -> None:
+        async with direct_bot(emulator) as bot:
+            before = await bot.send_message(ALICE.id, "before")
+            emulator.block_bot(ALICE)
+            with pytest.raises(Forbidden, match="^Forbidden: bot was blocked by the user$"):
+                await bot.send_message(ALICE.id, "while blocked")
+            with pytest.raises(Forbidden, match="blocked"):
+                await bot.edit_message_text("edited while blocked", ALICE.id, before.message_id)
+            emulator.unblock_bot(ALICE)
+            await bot.send_message(ALICE.id, "after unblocking")
+            emulator.block_bot(ALICE)
+            emulator.send_text(ALICE, "I'm back")  # a client unblocks the bot to write to it
+            await bot.send_message(ALICE.id, "after writing")
+
+    asyncio.run(main())
+    assert [m["text"] for m in emulator.messages(ALICE.id)] == ["before", "after unblocking", "after writing"]
+    emulator.block_bot(ALICE)
+    assert raw_call(emulator, "sendMessage", chat_id=ALICE.id, text="x") == (
+        403, {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"})
+
+
+def test_unknown_method_is_404_not_found(emulator: BotAPIEmulator) -> None:
+    async def main() -> None:
+        async with direct_bot(emulator) as bot:
+            with pytest.raises(EndPointNotFound, match="sendTelepathy"):
+                await bot.do_api_request("sendTelepathy")
+
+    asyncio.run(main())
+    assert raw_call(emulator, "sendTelepathy", chat_id=1) == (
+        404, {"ok": False, "error_code": 404, "description": "Not Found"})
+
+
+def test_messages_to_one_chat_are_limited_to_a_burst_then_about_one_a_second(emulator: BotAPIEmulator) -> None:
+    emulator.send_text(ALICE, "hi")
+
+    async def main() -> None:
+        async with direct_bot(emulator) as bot:
+            for n in range(emulator.chat_burst):
+                await bot.send_message(ALICE.id, f"burst {n}")
+            with pytest.raises(RetryAfter) as raised:
+                await bot.send_message(ALICE.id, "one too many")
+            assert raised.value.retry_after in (1, dt.timedelta(seconds=1))
+            await bot.edit_message_text("edits are not counted", ALICE.id, 2)
+            await asyncio.sleep(1.1)
+            await bot.send_message(ALICE.id, "a second later")
+
+    asyncio.run(main())
+    status, body = raw_call(emulator, "sendMessage", chat_id=ALICE.id, text="x")
+    assert (status, body["description"], body["parameters"]) == (
+        429, "Too Many Requests: retry after 1", {"retry_after": 1})
+
+
+def test_messages_to_one_group_are_limited_to_about_twenty_a_minute(emulator: BotAPIEmulator) -> None:
+    emulator.add_chat(STAFF_CHAT)
+    emulator.chat_burst = 100  # only the group limit, on its own
+
+    async def main() -> None:
+        async with direct_bot(emulator) as bot:
+            for n in range(emulator.group_burst):
+                await bot.send_message(STAFF_CHAT, f"mirror {n}")
+            with pytest.raises(RetryAfter) as raised:
+                await bot.send_message(STAFF_CHAT, "one too many")
+            retry_after = raised.value.retry_after
+            seconds = retry_after.total_seconds() if isinstance(retry_after, dt.timedelta) else retry_after
+            assert 1 <= seconds <= 3  # the next of 20/min is due 3 s after the first
+
+    asyncio.run(main())
+    emulator.flood_limits = False
+    assert raw_call(emulator, "sendMessage", chat_id=STAFF_CHAT, text="unlimited")[0] == 200

@@ -273,7 +273,7 @@ BOT_PROCESS = textwrap.dedent("""
 
     async def main():
         settings = bot_settings(Path(sys.argv[1])).with_bot_api(sys.argv[3], sys.argv[4], token=sys.argv[2])
-        app = build_application(settings, runtime_factory=lambda s: StubRuntime(), flood_limits=False)
+        app = build_application(settings, runtime_factory=lambda s: StubRuntime())
         async with running(app):
             print("polling", flush=True)
             await asyncio.Event().wait()
@@ -311,6 +311,7 @@ def test_bot_killed_between_a_press_and_its_storage_leaves_no_half_state(tmp_pat
     with Store(settings.paths.database) as store:
         load_demo(store, MINI_SHOP)
     with BotAPIEmulator() as emulator:
+        emulator.add_chat(STAFF_CHAT)
         bot = BotProcess(tmp_path, emulator)
         mirrors = []
         for text in ("Great tea, killed before storing", "Great tea, killed after storing"):

@@ -141,7 +141,10 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BotHarness]:
     with pytest.MonkeyPatch.context() as patch:
         # the stand-in has no encoder to rebuild the FAQ index with after a staff answer: keep the old one
         patch.setattr(bot_services, "_rebuilt_index", lambda settings, serving: serving)
-        with BotHarness(bot_settings(tmp_path_factory.mktemp("fuzz")), runtime_factory=lambda s: runtime) as harness:
+        # Flood limits off: the fuzz sends thousands of messages in minutes, far over Telegram's 20/min to the
+        # staff group; paced, it would take hours. The pacing itself is tested in test_emulator and test_bot_*.
+        with BotHarness(bot_settings(tmp_path_factory.mktemp("fuzz")), runtime_factory=lambda s: runtime,
+                        flood_limits=False) as harness:
             yield harness
 
 

@@ -147,6 +147,18 @@ def test_customers_round_trip(fresh_store: Store) -> None:
         customers.set_opt_out(8, True)
 
 
+def test_a_customer_blocking_the_bot_is_marked_until_they_write_again(fresh_store: Store) -> None:
+    customers = fresh_store.customers
+    assert customers.touch(7, "en").blocked_at is None
+    assert customers.set_blocked(7, True).blocked_at is not None
+    assert customers.get(7).blocked_at is not None
+    assert customers.touch(7).blocked_at is None  # they wrote: they unblocked the bot
+    customers.set_blocked(7, True)
+    assert customers.set_blocked(7, False).blocked_at is None
+    with pytest.raises(NotFoundError):
+        customers.set_blocked(8, True)
+
+
 def test_messages_keep_text_exactly(fresh_store: Store) -> None:
     fresh_store.customers.touch(1, None)
     text = "  奶茶\u3000太甜了!!  \n🧋 ＡＢＣ\r\n"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 from telegram import Bot, Message, ReplyParameters, User
-from telegram.error import TelegramError
+from telegram.error import Forbidden, TelegramError
 
 from bot.services import Services
-from bot.texts import pick_language
+from bot.texts import pick_language, staff_text
 from storage.records import Decision, NotFoundError
 from storage.records import Message as StoredMessage
 
@@ -72,11 +72,22 @@ def decision_for_staff_message(services: Services, chat_id: int, message_id: int
     return None
 
 
-async def send_to_customer(bot: Bot, message: StoredMessage, text: str) -> str | None:
-    """Send `text` to the customer, quoting their message; returns None, or the problem if it failed."""
+async def send_to_customer(services: Services, bot: Bot, message: StoredMessage, text: str) -> str | None:
+    """Send `text` to the customer, quoting their message; returns None, or the problem if it failed.
+
+    A customer who blocked the bot (403) is marked so and skipped until they write again.
+    """
+    customers = services.store.customers
+    if customers.get(message.customer_id).blocked_at is not None:
+        return staff_text(services.settings, "customer_blocked")
     try:
         await bot.send_message(message.chat_id, text, reply_parameters=ReplyParameters(
             message.telegram_message_id, allow_sending_without_reply=True))
+    except Forbidden as error:
+        log.info("customer %s blocked the bot (%s): marked, not written to until they write", message.customer_id,
+                 error)
+        customers.set_blocked(message.customer_id, True)
+        return staff_text(services.settings, "customer_blocked")
     except TelegramError as error:
         log.warning("could not deliver to customer chat %s: %s", message.chat_id, error)
         return str(error)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from telegram import CallbackQuery, Message, Update, User
 from telegram.constants import ParseMode
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 
 from bot import callbacks, staff_view
 from bot.callbacks import Callback, CallbackDataError
@@ -26,6 +26,7 @@ from bot.handlers.common import (
     stored_language,
     stored_message,
 )
+from bot.limits import MAX_CALLBACK_ANSWER, utf16_cut
 from bot.services import Services
 from bot.texts import customer_text, review_reply, staff_text
 from storage.records import Decision, FaqEntry, NotFoundError
@@ -60,7 +61,7 @@ async def checked_press(update: Update, context: BotContext) -> tuple[Callback, 
     settings = context.services.settings
 
     async def refuse(key: str) -> None:
-        await query.answer(staff_text(settings, key), show_alert=True)
+        await answer_press(query, staff_text(settings, key), show_alert=True)
 
     if not settings.is_staff(query.from_user.id):
         log.warning("user %s (not staff) pressed %r", query.from_user.id, query.data)
@@ -78,6 +79,9 @@ async def checked_press(update: Update, context: BotContext) -> tuple[Callback, 
         await refuse("unknown_decision")
         return None
     message = query.message
+    if message is not None and not message.is_accessible:  # date 0: too old to see, its text can't be kept
+        await refuse("too_old")
+        return None
     if message is None or (decision.staff_chat_id, decision.staff_message_id) != (message.chat.id, message.message_id):
         await refuse("wrong_message")
         return None
@@ -110,6 +114,14 @@ async def redact_mirrors(context: BotContext, mirrors: list[tuple[int, int]]) ->
             log.warning("could not redact staff message %s: %s", message_id, error)
 
 
+async def answer_press(query: CallbackQuery, text: str | None = None, show_alert: bool = False) -> None:
+    """Answer a button press; a late or failed answer costs only the pop-up (logged), never the work."""
+    try:
+        await query.answer(None if text is None else utf16_cut(text, MAX_CALLBACK_ANSWER), show_alert=show_alert)
+    except TelegramError as error:
+        log.warning("could not answer the press of user %s: %s", query.from_user.id, error)
+
+
 async def set_buttons(query: CallbackQuery, markup) -> None:
     """Replace the buttons of the pressed message (an unchanged keyboard is fine)."""
     try:
@@ -119,9 +131,13 @@ async def set_buttons(query: CallbackQuery, markup) -> None:
             raise
 
 
+async def _saved(update: Update, context: BotContext) -> None:
+    """Tell the presser it is stored: right after storing, before any slower work."""
+    await answer_press(update.callback_query, staff_text(context.services.settings, "saved"))
+
+
 async def _finish(update: Update, context: BotContext, outcome: str) -> None:
     query = update.callback_query
-    await query.answer(staff_text(context.services.settings, "saved"))
     await edit_mirror(context, query.message.chat.id, query.message.message_id, message_html(query.message), outcome)
 
 
@@ -133,6 +149,7 @@ def _remember(services: Services, decision: Decision, task: str, label: str) -> 
 
 async def _confirm(update: Update, context: BotContext, decision: Decision, staff: User) -> None:
     context.services.store.corrections.add(decision.id, staff.id, "confirm")
+    await _saved(update, context)
     await _finish(update, context, staff_view.outcome_confirmed(context.services.settings, display_name(staff)))
 
 
@@ -146,6 +163,7 @@ async def _pick_label(update: Update, context: BotContext, decision: Decision, s
         return
     services.store.corrections.add(decision.id, staff.id, "label", new_label=label)
     _remember(services, decision, "review", label)
+    await _saved(update, context)
     await _finish(update, context, staff_view.outcome_label(services.settings, display_name(staff), decision.label,
                                                             label))
 
@@ -159,7 +177,7 @@ async def _tell_customer(context: BotContext, decision: Decision, staff: User, o
     if message is None:
         return outcome + "\n" + staff_text(settings, "customer_gone")
     language = stored_language(services, message.customer_id) or settings.default_language
-    problem = await send_to_customer(context.bot, message, reply(language))
+    problem = await send_to_customer(services, context.bot, message, reply(language))
     if problem:
         outcome += "\n" + staff_text(settings, "answered_undelivered", name=display_name(staff), problem=problem)
     return outcome
@@ -171,6 +189,7 @@ async def _mark_review(update: Update, context: BotContext, decision: Decision, 
     settings = services.settings
     services.store.corrections.add(decision.id, staff.id, "label", new_label=label)
     _remember(services, decision, "review", label)
+    await _saved(update, context)
     outcome = await _tell_customer(context, decision, staff,
                                    staff_view.outcome_review(settings, display_name(staff), label),
                                    lambda language: review_reply(settings, language, label))
@@ -181,16 +200,17 @@ async def _pick_faq(update: Update, context: BotContext, decision: Decision, sta
     services, query = context.services, update.callback_query
     settings = services.settings
     if number >= len(decision.alternatives):
-        await query.answer(staff_text(settings, "stale"), show_alert=True)
+        await answer_press(query, staff_text(settings, "stale"), show_alert=True)
         return
     key = decision.alternatives[number][0]
     try:
         services.store.corrections.add(decision.id, staff.id, "faq", new_label=key)
     except NotFoundError:
-        await query.answer(staff_text(settings, "faq_missing"), show_alert=True)
+        await answer_press(query, staff_text(settings, "faq_missing"), show_alert=True)
         return
     _remember(services, decision, "question", key)
     services.request_index_refresh()  # the customer's wording is a new phrasing of `key`
+    await _saved(update, context)
     wrapper = "staff_answer" if decision.action == "handoff" else "better_answer"
 
     def reply(language: str) -> str:
@@ -214,17 +234,17 @@ async def on_button(update: Update, context: BotContext) -> None:
     if press.action == "ok":
         await _confirm(update, context, decision, staff)
     elif press.action == "no":
-        await query.answer(staff_text(services.settings, "pick_label") if decision.task == "review" else None)
+        await answer_press(query, staff_text(services.settings, "pick_label") if decision.task == "review" else None)
         await set_buttons(query, staff_view.correction_keyboard(services.settings, decision, lookup))
     elif press.action in ("back", "x"):  # "x" here: a cancel outside anyone's answering conversation
-        await query.answer()
+        await answer_press(query)
         await set_buttons(query, staff_view.main_keyboard(services.settings, decision, lookup))
     elif press.action == "lab":
         await _pick_label(update, context, decision, staff, press.arg)
     elif press.action == "faq":
         await _pick_faq(update, context, decision, staff, press.faq_index)
     else:  # "ans" is taken by the answering conversation before it gets here
-        await query.answer(staff_text(services.settings, "not_applicable"), show_alert=True)
+        await answer_press(query, staff_text(services.settings, "not_applicable"), show_alert=True)
 
 
 async def deliver_staff_answer(context: BotContext, decision: Decision, staff: User, answer: str,
@@ -242,7 +262,7 @@ async def deliver_staff_answer(context: BotContext, decision: Decision, staff: U
             services.runtime.remember(message.text, "question", correction.new_label)
             services.request_index_refresh()
         language = stored_language(services, message.customer_id) or settings.default_language
-        problem = await send_to_customer(context.bot, message,
+        problem = await send_to_customer(services, context.bot, message,
                                          customer_text(settings, language, "staff_answer", answer=answer))
         if problem:
             outcome = staff_text(settings, "answered_undelivered", name=display_name(staff), problem=problem)
@@ -258,7 +278,7 @@ async def relay_reply(context: BotContext, decision: Decision, staff_message: Me
         await staff_message.reply_text(staff_text(settings, "customer_gone"))
         return
     language = stored_language(services, message.customer_id) or settings.default_language
-    problem = await send_to_customer(context.bot, message, customer_text(settings, language, "staff_answer",
+    problem = await send_to_customer(services, context.bot, message, customer_text(settings, language, "staff_answer",
                                                                          answer=text))
     notice = staff_text(settings, "relayed") if problem is None else staff_text(
         settings, "answered_undelivered", name=display_name(staff_message.from_user), problem=problem)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from telegram import ForceReply, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler, TypeHandler, filters
 
 from bot import callbacks, staff_view
@@ -86,14 +86,20 @@ async def begin(update: Update, context: BotContext) -> int:
     previous: Pending | None = context.user_data.pop(ANSWERING, None)
     if previous is not None:
         await _restore(context, previous)
-    await query.answer()
+    try:  # the prompt first: if it can't be sent, the mirror keeps its buttons and the presser learns why
+        prompt = await context.bot.send_message(
+            query.message.chat.id,
+            staff_text(settings, "write_prompt", name=staff_view.user_link(query.from_user.id,
+                                                                           display_name(query.from_user)),
+                       minutes=_minutes(context)),
+            parse_mode=ParseMode.HTML, reply_to_message_id=query.message.message_id,
+            reply_markup=ForceReply(selective=True, input_field_placeholder="…"))
+    except TelegramError as error:
+        log.warning("could not send the answer prompt for decision %s: %s", decision.id, error)
+        await staff.answer_press(query, staff_text(settings, "prompt_failed", problem=str(error)), show_alert=True)
+        return ConversationHandler.END
     await staff.set_buttons(query, staff_view.answering_keyboard(settings, decision))
-    prompt = await context.bot.send_message(
-        query.message.chat.id,
-        staff_text(settings, "write_prompt", name=staff_view.user_link(query.from_user.id, display_name(query.from_user)),
-                   minutes=_minutes(context)),
-        parse_mode=ParseMode.HTML, reply_to_message_id=query.message.message_id,
-        reply_markup=ForceReply(selective=True, input_field_placeholder="…"))
+    await staff.answer_press(query)
     context.user_data[ANSWERING] = Pending(decision.id, query.message.chat.id, query.message.message_id,
                                            message_html(query.message), prompt.message_id)
     return TYPING
@@ -132,7 +138,7 @@ async def cancel(update: Update, context: BotContext) -> int:
     pending: Pending | None = context.user_data.pop(ANSWERING, None)
     text = staff_text(context.services.settings, "write_cancelled")
     if update.callback_query is not None:
-        await update.callback_query.answer(text)
+        await staff.answer_press(update.callback_query, text)
     elif update.effective_message is not None:
         await update.effective_message.reply_text(text)
     if pending is not None:

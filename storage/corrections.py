@@ -11,13 +11,22 @@ from storage.db import write_transaction
 from storage.decisions import DecisionRepository
 from storage.examples import ExampleRepository
 from storage.faq import FaqRepository
-from storage.records import CORRECTION_KINDS, SENTIMENT_LABELS, Correction, Decision, NotFoundError, check_choice
+from storage.records import (
+    CORRECTION_KINDS,
+    CORRECTION_SOURCES,
+    SENTIMENT_LABELS,
+    Correction,
+    Decision,
+    NotFoundError,
+    check_choice,
+)
 from storage.text import detect_language
 
 _EXAMPLE_TASK = {"question": "faq", "review": "sentiment"}  # of a confirmation: the decision's own task
 _TASK_OF_KIND = {"label": "sentiment", "faq": "faq", "answer": "faq"}  # a label on a question: "it's a review"
 _STATUS = {"confirm": "confirmed", "label": "corrected", "faq": "corrected", "answer": "answered_by_staff"}
 _SOURCE = {"confirm": "confirmation", "label": "correction", "faq": "correction", "answer": "staff_answer"}
+CORRECTING_KINDS = tuple(kind for kind in CORRECTION_KINDS if _SOURCE[kind] in CORRECTION_SOURCES)  # all but confirm
 
 
 class CorrectionRepository:
@@ -110,9 +119,8 @@ class CorrectionRepository:
         """How many corrections were made at or after `since`."""
         return self.table.count_where("created_at >= ?", [to_timestamp(since)])
 
-    def by_kind_since(self, since: datetime | str) -> dict[str, int]:
-        """Counts per kind at or after `since` (every kind present, zeros included)."""
-        counts = dict.fromkeys(CORRECTION_KINDS, 0)
-        for row in self.table.rows_where("created_at >= ?", [to_timestamp(since)], select="kind"):
-            counts[row["kind"]] += 1
-        return counts
+    def by_kind_since(self, since: datetime | str | None) -> dict[str, int]:
+        """Counts per kind at or after `since`, or of all time for None (every kind present, zeros included)."""
+        where, args = ("", []) if since is None else (" where created_at >= ?", [to_timestamp(since)])
+        rows = self.db.query(f"select kind, count(*) as n from corrections{where} group by kind", args)
+        return {**dict.fromkeys(CORRECTION_KINDS, 0), **{row["kind"]: row["n"] for row in rows}}

@@ -170,6 +170,7 @@ def test_decisions_round_trip(fresh_store: Store) -> None:
     assert [d.id for d in fresh_store.decisions.recent(limit=5)] == [review.id, decision.id]
     assert fresh_store.decisions.stats_since(EPOCH) == {
         ("question", "answered", "confirmed"): 1, ("review", "acknowledged", "pending"): 1}
+    assert fresh_store.decisions.labels_since(EPOCH, "review") == {"positive": 1}
     with pytest.raises(NotFoundError):
         fresh_store.decisions.get(999)
     with pytest.raises(ValueError, match="status"):
@@ -356,6 +357,7 @@ def test_correction_counts(fresh_store: Store) -> None:
     fresh_store.corrections.add(add_review(fresh_store).id, 5, "label", new_label="negative")
     assert fresh_store.corrections.count_since(EPOCH) == 2
     assert fresh_store.corrections.by_kind_since(EPOCH) == {"confirm": 1, "label": 1, "faq": 0, "answer": 0}
+    assert fresh_store.corrections.by_kind_since(None) == fresh_store.corrections.by_kind_since(EPOCH)
     assert fresh_store.corrections.all(since=datetime.now(timezone.utc) + timedelta(minutes=1)) == []
 
 

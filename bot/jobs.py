@@ -144,10 +144,10 @@ async def watch_adapters(context: BotContext) -> None:
     services = context.services
     seen: dict[str, Any] = context.job.data if context.job is not None and isinstance(context.job.data, dict) else {}
     active = {task: record.version for task in TASKS if (record := services.store.adapters.active(task))}
-    if "versions" not in seen or services.retraining:
+    if services.retraining:
         seen["versions"] = active
         return
-    if active == seen["versions"]:
+    if active == seen.get("versions", services.runtime.serving.versions):  # at first: what the bot loaded
         return
     seen["versions"] = active  # try once per change, even if loading fails
     if active == services.runtime.serving.versions:

@@ -11,6 +11,7 @@ from storage.db import write_transaction
 from storage.decisions import DecisionRepository
 from storage.examples import ExampleRepository
 from storage.faq import FaqRepository
+from storage.messages import MessageRepository
 from storage.records import (
     CORRECTION_KINDS,
     CORRECTION_SOURCES,
@@ -38,6 +39,7 @@ class CorrectionRepository:
         self.decisions = DecisionRepository(db)
         self.examples = ExampleRepository(db)
         self.faq = FaqRepository(db)
+        self.messages = MessageRepository(db)
 
     def _new_label(self, decision: Decision, kind: str, new_label: str | None, answer_text: str | None,
                    text: str | None) -> str | None:
@@ -63,7 +65,7 @@ class CorrectionRepository:
             self._check_key(new_label)
             return new_label
         if text is None:
-            return None  # nothing to store as a question (non-text message, or deleted)
+            return None  # nothing to store as a question (non-text message, deleted, or its customer opted out)
         return self.faq.add_entry_from_staff(text, answer_text, detect_language(text))
 
     def _check_key(self, key: str) -> None:
@@ -78,12 +80,13 @@ class CorrectionRepository:
         (source=correction; a label on a question decision says the message was a review, so its
         example is a sentiment one and teaches the router too); answer (on a question, or on a
         "review" that was really a question): answer_text becomes a new staff FAQ entry unless new_label names an
-        existing key (source=staff_answer). No example is written when the message has no text any more.
+        existing key (source=staff_answer). No example (and no FAQ entry) is written when the message has no
+        text any more or its customer opted out.
         """
         check_choice("kind", kind, CORRECTION_KINDS)
         with write_transaction(self.db):
             decision = self.decisions.get(decision_id)
-            text = self._message_text(decision)
+            text = self.messages.learnable_text(decision.message_id)
             label = self._new_label(decision, kind, new_label, answer_text, text)
             table = self.db.table("corrections")
             table.insert({
@@ -99,13 +102,6 @@ class CorrectionRepository:
                                   _SOURCE[kind], decision_id=decision_id)
             self.decisions.set_status(decision_id, _STATUS[kind])
         return Correction.from_row(self.table.get(correction_id))
-
-    def _message_text(self, decision: Decision) -> str | None:
-        if decision.message_id is None:
-            return None
-        rows = list(self.db.table("messages").rows_where("id = ?", [decision.message_id], select="text"))
-        text = rows[0]["text"] if rows else None
-        return text if text and text.strip() else None
 
     def all(self, since: datetime | str | None = None) -> list[Correction]:
         """Corrections in order, optionally only those at or after `since`."""

@@ -34,7 +34,7 @@ from settings import TOKEN_ENV, Settings
 
 log = logging.getLogger(__name__)
 
-CUSTOMER_COMMANDS = ("start", "help", "forget")
+CUSTOMER_COMMANDS = ("start", "help", "forget", "optout", "optin")
 OWNER_COMMANDS = ("status", "retrain", "rollback", "report")
 MAX_CONCURRENT_UPDATES = 64
 CHAT_BURST = 3  # messages sent to one chat at once, then 1/s: Telegram's per-chat flood limit
@@ -121,6 +121,8 @@ def _add_handlers(application: Application, settings: Settings, answer_timeout_s
     application.add_handler(CommandHandler("start", customer.start, filters=private & new_message))
     application.add_handler(CommandHandler("help", customer.help_command, filters=private & new_message))
     application.add_handler(CommandHandler("forget", customer.forget, filters=private & new_message))
+    application.add_handler(CommandHandler("optout", customer.opt_out, filters=private & new_message))
+    application.add_handler(CommandHandler("optin", customer.opt_in, filters=private & new_message))
     for name in OWNER_COMMANDS:
         application.add_handler(CommandHandler(name, getattr(owner, name), filters=new_message))
     staff_chat_id = settings.roles.staff_chat_id

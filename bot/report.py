@@ -23,7 +23,7 @@ from bot.limits import MAX_TEXT, utf16_cut
 from bot.report_chart import render_chart
 from bot.texts import owner_text, shop_name
 from settings import WEEKDAYS, ScheduleSettings, Settings
-from storage.clock import to_timestamp
+from storage.corrections import CORRECTING_KINDS
 from storage.records import EXAMPLE_TASKS as TASKS
 from storage.records import TrainingRun
 from storage.store import Store
@@ -31,7 +31,6 @@ from storage.store import Store
 log = logging.getLogger(__name__)
 
 _METRIC_ORDER = ("accuracy", "macro_f1", "top3", "router_accuracy")
-_MAX_DECISIONS = 20_000
 
 
 def _pct(value: float | None) -> str:
@@ -101,6 +100,11 @@ def next_retrain(schedule: ScheduleSettings, now: datetime) -> datetime:
     return candidate
 
 
+def corrected(kinds: Mapping[str, int]) -> int:
+    """How many of these staff checks (counts per correction kind) corrected the bot; confirmations did not."""
+    return sum(kinds[kind] for kind in CORRECTING_KINDS)
+
+
 def last_retrain(store: Store) -> str | None:
     """When the last finished (promoted or refused) retrain started, if any."""
     runs = [run for run in store.runs.all() if run.status in ("promoted", "refused")]
@@ -119,11 +123,10 @@ def build_status_text(settings: Settings, store: Store, serving_version: str, re
     lines = [owner_text(settings, language, "status_title"), *model_lines(settings, store, language),
              owner_text(settings, language, "status_serving", version=serving_version)]
     since = last_retrain(store)
+    count = corrected(store.corrections.by_kind_since(since))
     if since is None:
-        lines.append(owner_text(settings, language, "status_corrections_never", count=len(store.corrections.all())))
+        lines.append(owner_text(settings, language, "status_corrections_never", count=count))
     else:
-        kinds = store.corrections.by_kind_since(since)
-        count = sum(n for kind, n in kinds.items() if kind != "confirm")
         lines.append(owner_text(settings, language, "status_corrections", when=_short_time(since, zone), count=count))
     upcoming = next_retrain(settings.schedule, now)
     lines.append(owner_text(settings, language, "status_next",
@@ -133,37 +136,44 @@ def build_status_text(settings: Settings, store: Store, serving_version: str, re
     return "\n".join(lines)
 
 
+def _summary_lines(settings: Settings, store: Store, language: str, now: datetime, since: datetime) -> list[str]:
+    """The report's first section: traffic, staff feedback and new examples since `since`, counted in SQL."""
+    zone = ZoneInfo(settings.schedule.timezone)
+    actions: Counter[str] = Counter()
+    for (task, action, _status), count in store.decisions.stats_since(since).items():
+        if task == "question":
+            actions[action] += count
+    questions, answered, handoff = sum(actions.values()), actions["answered"], actions["handoff"]
+    reviews = store.decisions.labels_since(since, "review")
+    kinds = store.corrections.by_kind_since(since)
+    fixed = corrected(kinds)
+    checked = kinds["confirm"] + fixed
+    text = functools.partial(owner_text, settings, language)
+    return [
+        text("report_title", start=f"{since.astimezone(zone):%Y-%m-%d}", end=f"{now.astimezone(zone):%Y-%m-%d}"),
+        text("report_questions", total=questions, answered=answered, handoff=handoff,
+             rate=_pct(answered / questions if questions else None)),
+        text("report_reviews", total=sum(reviews.values()), positive=reviews.get("positive", 0),
+             neutral=reviews.get("neutral", 0), negative=reviews.get("negative", 0)),
+        text("report_feedback", confirm=kinds["confirm"], corrected=fixed, label=kinds["label"],
+             faq=kinds["faq"], answer=kinds["answer"]),
+        text("report_precision", rate=_pct(kinds["confirm"] / checked if checked else None)),
+        text("report_examples", count=store.examples.count_since(since)),
+    ]
+
+
+def _models_lines(settings: Settings, store: Store, language: str) -> list[str]:
+    """The report's last section: its header, then one line per task."""
+    return [owner_text(settings, language, "report_models"), *model_lines(settings, store, language)]
+
+
 def build_report_text(settings: Settings, store: Store, language: str | None = None,
                       now: datetime | None = None, days: int = 7) -> str:
     """The weekly report (last `days` days) as plain text: traffic, staff feedback, models."""
     language = language or settings.default_language
     now = now or datetime.now(timezone.utc)
     since = now - timedelta(days=days)
-    since_text = to_timestamp(since)
-    zone = ZoneInfo(settings.schedule.timezone)
-    decisions = [d for d in store.decisions.recent(limit=_MAX_DECISIONS) if d.created_at >= since_text]
-    questions = [d for d in decisions if d.task == "question"]
-    answered = sum(1 for d in questions if d.action == "answered")
-    handoff = sum(1 for d in questions if d.action == "handoff")
-    reviews = Counter(d.label for d in decisions if d.task == "review")
-    kinds = store.corrections.by_kind_since(since)
-    corrected = kinds["label"] + kinds["faq"] + kinds["answer"]
-    checked = kinds["confirm"] + corrected
-    text = lambda key, **values: owner_text(settings, language, key, **values)  # noqa: E731
-    lines = [
-        text("report_title", start=f"{since.astimezone(zone):%Y-%m-%d}", end=f"{now.astimezone(zone):%Y-%m-%d}"),
-        text("report_questions", total=len(questions), answered=answered, handoff=handoff,
-             rate=_pct(answered / len(questions) if questions else None)),
-        text("report_reviews", total=sum(reviews.values()), positive=reviews["positive"],
-             neutral=reviews["neutral"], negative=reviews["negative"]),
-        text("report_feedback", confirm=kinds["confirm"], corrected=corrected, label=kinds["label"],
-             faq=kinds["faq"], answer=kinds["answer"]),
-        text("report_precision", rate=_pct(kinds["confirm"] / checked if checked else None)),
-        text("report_examples", count=store.examples.count_since(since)),
-        text("report_models"),
-        *model_lines(settings, store, language),
-    ]
-    return "\n".join(lines)
+    return "\n".join([*_summary_lines(settings, store, language, now, since), *_models_lines(settings, store, language)])
 
 
 # ---------------------------------------------------------------------- the weekly learning report
@@ -381,10 +391,9 @@ def build_weekly_report(settings: Settings, store: Store, language: str | None =
     history = weekly_history(runs, zone)
     this_week = [summarise_run(run) for run in runs
                  if since <= datetime.fromisoformat(run.started_at) <= now and run.status in _FINISHED]
-    base_text = build_report_text(settings, store, language, now=now, days=days)
-    head, _, models = base_text.partition("\n" + owner_text(settings, language, "report_models"))
-    lines = [head, *_learning_lines(settings, language, history, this_week, zone), "", ""]
-    text = "\n".join(lines) + owner_text(settings, language, "report_models") + models
+    text = "\n".join([*_summary_lines(settings, store, language, now, since),
+                      *_learning_lines(settings, language, history, this_week, zone), "",
+                      *_models_lines(settings, store, language)])
     text = utf16_cut(text, MAX_TEXT)
     data = {
         "language": language,

@@ -19,7 +19,8 @@ CUSTOMER: dict[str, dict[str, str]] = {
                  "• 直接用文字提问，例如“你们几点开门？”\n"
                  "• 留下评价，我们每一条都会认真看\n"
                  "• 我答不上的问题会转给店员，他们会尽快回复您\n"
-                 "• /forget 删除我保存的您的消息"),
+                 "• /forget 删除我保存的您的消息\n"
+                 "• /optout 不让您的消息用于训练机器人（/optin 恢复）"),
         "handoff": "这个问题我先转给店员，他们会尽快在这里回复您 🙏",
         "thanks_positive": "谢谢您的好评！{shop}期待您再次光临 😊",
         "thanks_neutral": "谢谢您的反馈，我们会继续努力！",
@@ -30,6 +31,9 @@ CUSTOMER: dict[str, dict[str, str]] = {
         "forget_done": "已删除我保存的您的 {messages} 条消息。",
         "forget_kept": "（仅保留了不含您身份信息的匿名标注，用于改进回答。）",
         "forget_nothing": "我这里没有保存您的任何消息。",
+        "optout_done": ("好的：您的消息以后不会再用来训练机器人，之前从您的消息得到的训练样本也已删除。"
+                        "只有需要店员回答您或跟进您的反馈时，店员才会看到您的消息。/optin 可以恢复。"),
+        "optin_done": "好的：您的消息以后可以帮助改进机器人的回答，店员也会照常看到。/optout 可以随时退出。",
         "owner_only": "抱歉，这个命令只有店主可以使用。",
         "error": "抱歉，我这边出了点问题，请稍后再试一次。",
     },
@@ -41,7 +45,8 @@ CUSTOMER: dict[str, dict[str, str]] = {
                  "• Ask a question in plain words, e.g. \"When do you open?\"\n"
                  "• Leave a review: we read every one\n"
                  "• If I can't answer, I pass your question to our staff and they reply here\n"
-                 "• /forget deletes the messages I keep from you"),
+                 "• /forget deletes the messages I keep from you\n"
+                 "• /optout keeps your messages out of the bot's training (/optin undoes it)"),
         "handoff": "Good question! I've passed it to our staff, and they'll reply here shortly 🙏",
         "thanks_positive": "Thank you for the kind words! See you again at {shop} 😊",
         "thanks_neutral": "Thanks for your feedback, we'll keep improving!",
@@ -53,6 +58,11 @@ CUSTOMER: dict[str, dict[str, str]] = {
         "forget_done": "Done: I deleted the {messages} message(s) I kept from you.",
         "forget_kept": "(Only anonymous labels without anything that identifies you are kept, to improve answers.)",
         "forget_nothing": "I don't keep any messages from you.",
+        "optout_done": ("Done: your messages will no longer be used to train the bot, and the training examples "
+                        "taken from them are deleted. Staff see your messages only when they need to answer you "
+                        "or follow up. /optin undoes this."),
+        "optin_done": ("Done: your messages may help improve the bot's answers again, and staff see them as usual. "
+                       "/optout stops this at any time."),
         "owner_only": "Sorry, only the shop owner can use this command.",
         "error": "Sorry, something went wrong on my side. Please try again in a moment.",
     },
@@ -227,10 +237,12 @@ OWNER: dict[str, dict[str, str]] = {
 }
 
 COMMANDS: dict[str, dict[str, str]] = {
-    "zh": {"start": "开始", "help": "帮助", "forget": "删除我保存的您的消息", "status": "机器人状态（店主）",
+    "zh": {"start": "开始", "help": "帮助", "forget": "删除我保存的您的消息", "optout": "不让我的消息用于训练",
+           "optin": "允许我的消息用于改进回答", "status": "机器人状态（店主）",
            "retrain": "立即重新训练（店主）", "rollback": "回滚到上一个模型（店主）", "report": "本周报告（店主）",
            "cancel": "取消正在写的回答（店员）"},
     "en": {"start": "Start", "help": "Help", "forget": "Delete the messages the bot keeps from you",
+           "optout": "Keep my messages out of the bot's training", "optin": "Let my messages improve the bot",
            "status": "Bot status (owner)", "retrain": "Retrain now (owner)",
            "rollback": "Roll back to the previous model (owner)", "report": "This week's report (owner)",
            "cancel": "Cancel the answer you are writing (staff)"},

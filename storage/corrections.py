@@ -11,13 +11,23 @@ from storage.db import write_transaction
 from storage.decisions import DecisionRepository
 from storage.examples import ExampleRepository
 from storage.faq import FaqRepository
-from storage.records import CORRECTION_KINDS, SENTIMENT_LABELS, Correction, Decision, NotFoundError, check_choice
+from storage.messages import MessageRepository
+from storage.records import (
+    CORRECTION_KINDS,
+    CORRECTION_SOURCES,
+    SENTIMENT_LABELS,
+    Correction,
+    Decision,
+    NotFoundError,
+    check_choice,
+)
 from storage.text import detect_language
 
 _EXAMPLE_TASK = {"question": "faq", "review": "sentiment"}  # of a confirmation: the decision's own task
 _TASK_OF_KIND = {"label": "sentiment", "faq": "faq", "answer": "faq"}  # a label on a question: "it's a review"
 _STATUS = {"confirm": "confirmed", "label": "corrected", "faq": "corrected", "answer": "answered_by_staff"}
 _SOURCE = {"confirm": "confirmation", "label": "correction", "faq": "correction", "answer": "staff_answer"}
+CORRECTING_KINDS = tuple(kind for kind in CORRECTION_KINDS if _SOURCE[kind] in CORRECTION_SOURCES)  # all but confirm
 
 
 class CorrectionRepository:
@@ -29,6 +39,7 @@ class CorrectionRepository:
         self.decisions = DecisionRepository(db)
         self.examples = ExampleRepository(db)
         self.faq = FaqRepository(db)
+        self.messages = MessageRepository(db)
 
     def _new_label(self, decision: Decision, kind: str, new_label: str | None, answer_text: str | None,
                    text: str | None) -> str | None:
@@ -54,7 +65,7 @@ class CorrectionRepository:
             self._check_key(new_label)
             return new_label
         if text is None:
-            return None  # nothing to store as a question (non-text message, or deleted)
+            return None  # nothing to store as a question (non-text message, deleted, or its customer opted out)
         return self.faq.add_entry_from_staff(text, answer_text, detect_language(text))
 
     def _check_key(self, key: str) -> None:
@@ -69,12 +80,13 @@ class CorrectionRepository:
         (source=correction; a label on a question decision says the message was a review, so its
         example is a sentiment one and teaches the router too); answer (on a question, or on a
         "review" that was really a question): answer_text becomes a new staff FAQ entry unless new_label names an
-        existing key (source=staff_answer). No example is written when the message has no text any more.
+        existing key (source=staff_answer). No example (and no FAQ entry) is written when the message has no
+        text any more or its customer opted out.
         """
         check_choice("kind", kind, CORRECTION_KINDS)
         with write_transaction(self.db):
             decision = self.decisions.get(decision_id)
-            text = self._message_text(decision)
+            text = self.messages.learnable_text(decision.message_id)
             label = self._new_label(decision, kind, new_label, answer_text, text)
             table = self.db.table("corrections")
             table.insert({
@@ -91,13 +103,6 @@ class CorrectionRepository:
             self.decisions.set_status(decision_id, _STATUS[kind])
         return Correction.from_row(self.table.get(correction_id))
 
-    def _message_text(self, decision: Decision) -> str | None:
-        if decision.message_id is None:
-            return None
-        rows = list(self.db.table("messages").rows_where("id = ?", [decision.message_id], select="text"))
-        text = rows[0]["text"] if rows else None
-        return text if text and text.strip() else None
-
     def all(self, since: datetime | str | None = None) -> list[Correction]:
         """Corrections in order, optionally only those at or after `since`."""
         if since is None:
@@ -110,9 +115,8 @@ class CorrectionRepository:
         """How many corrections were made at or after `since`."""
         return self.table.count_where("created_at >= ?", [to_timestamp(since)])
 
-    def by_kind_since(self, since: datetime | str) -> dict[str, int]:
-        """Counts per kind at or after `since` (every kind present, zeros included)."""
-        counts = dict.fromkeys(CORRECTION_KINDS, 0)
-        for row in self.table.rows_where("created_at >= ?", [to_timestamp(since)], select="kind"):
-            counts[row["kind"]] += 1
-        return counts
+    def by_kind_since(self, since: datetime | str | None) -> dict[str, int]:
+        """Counts per kind at or after `since`, or of all time for None (every kind present, zeros included)."""
+        where, args = ("", []) if since is None else (" where created_at >= ?", [to_timestamp(since)])
+        rows = self.db.query(f"select kind, count(*) as n from corrections{where} group by kind", args)
+        return {**dict.fromkeys(CORRECTION_KINDS, 0), **{row["kind"]: row["n"] for row in rows}}

@@ -10,6 +10,10 @@ from storage.db import write_transaction
 from storage.records import Customer, NotFoundError
 
 
+_THEIR_DECISIONS = ("decision_id in (select decisions.id from decisions join messages"
+                    " on decisions.message_id = messages.id where messages.customer_id = ?)")
+
+
 class CustomerRepository:
     """Read and write customers; `forget` erases what they wrote."""
 
@@ -38,11 +42,20 @@ class CustomerRepository:
         except RowNotFound:
             raise NotFoundError(f"no customer with telegram_id {telegram_id}") from None
 
-    def set_opt_out(self, telegram_id: int, opted_out: bool) -> Customer:
-        """Set whether the customer opted out of having messages stored and classified."""
+    def set_opt_out(self, telegram_id: int, opted_out: bool) -> int:
+        """Set whether the customer opted out of training; opting out deletes the examples learnt from them.
+
+        Returns how many examples were deleted. Their messages are still stored (staff answer from
+        them); storage.messages.learnable_text keeps new staff feedback on them out of the examples.
+        """
         self.get(telegram_id)
-        self.table.update(telegram_id, {"opted_out": int(opted_out)})
-        return self.get(telegram_id)
+        examples = self.db.table("examples")
+        with write_transaction(self.db):
+            self.table.update(telegram_id, {"opted_out": int(opted_out)})
+            deleted = examples.count_where(_THEIR_DECISIONS, [telegram_id]) if opted_out else 0
+            if deleted:
+                examples.delete_where(_THEIR_DECISIONS, [telegram_id])
+        return deleted
 
     def set_blocked(self, telegram_id: int, blocked: bool) -> Customer:
         """Mark (now) or unmark the customer as having blocked the bot."""
@@ -53,8 +66,6 @@ class CustomerRepository:
     def forget(self, telegram_id: int, keep_anonymised_labels: bool) -> dict[str, int]:
         """Delete a customer's messages in one transaction; labelled examples from them are kept unlinked or deleted."""
         self.get(telegram_id)
-        their_decisions = ("decision_id in (select decisions.id from decisions join messages"
-                           " on decisions.message_id = messages.id where messages.customer_id = ?)")
         messages = self.db.table("messages")
         examples = self.db.table("examples")
         with write_transaction(self.db):
@@ -65,12 +76,12 @@ class CustomerRepository:
                 "examples_kept": 0,
                 "examples_deleted": 0,
             }
-            linked = examples.count_where(their_decisions, [telegram_id])
+            linked = examples.count_where(_THEIR_DECISIONS, [telegram_id])
             if keep_anonymised_labels:
-                self.db.execute(f"update examples set decision_id = null where {their_decisions}", [telegram_id])
+                self.db.execute(f"update examples set decision_id = null where {_THEIR_DECISIONS}", [telegram_id])
                 counts["examples_kept"] = linked
             else:
-                examples.delete_where(their_decisions, [telegram_id])
+                examples.delete_where(_THEIR_DECISIONS, [telegram_id])
                 counts["examples_deleted"] = linked
             # decisions.message_id is ON DELETE SET NULL: decisions stay for statistics, unlinked
             messages.delete_where("customer_id = ?", [telegram_id])

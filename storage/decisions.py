@@ -85,3 +85,10 @@ class DecisionRepository:
             [to_timestamp(since)],
         )
         return {(row["task"], row["action"], row["status"]): row["n"] for row in rows}
+
+    def labels_since(self, since: datetime | str, task: str) -> dict[str | None, int]:
+        """Counts of `task` decisions made at or after `since`, keyed by label."""
+        check_choice("task", task, DECISION_TASKS)
+        rows = self.db.query("select label, count(*) as n from decisions where created_at >= ? and task = ?"
+                             " group by label", [to_timestamp(since), task])
+        return {row["label"]: row["n"] for row in rows}

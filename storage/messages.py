@@ -35,6 +35,13 @@ class MessageRepository:
         except RowNotFound:
             raise NotFoundError(f"no message with id {message_id}") from None
 
+    def learnable_text(self, message_id: int | None) -> str | None:
+        """The message's text if staff feedback on it may be learnt: kept, not blank, its customer not opted out."""
+        row = self.db.execute("select messages.text from messages join customers"
+                              " on customers.telegram_id = messages.customer_id"
+                              " where messages.id = ? and customers.opted_out = 0", [message_id]).fetchone()
+        return row[0] if row and row[0] and row[0].strip() else None
+
     def delete_older_than(self, days: int, now: datetime | None = None) -> int:
         """Delete messages created more than `days` days before `now`; decisions stay, unlinked. Return the count."""
         cutoff = to_timestamp((now or datetime.now(timezone.utc)) - timedelta(days=days))

@@ -11,6 +11,7 @@ from typing import Any
 FAQ_SOURCES = ("seed", "staff")
 EXAMPLE_TASKS = ("sentiment", "faq")
 EXAMPLE_SOURCES = ("seed", "correction", "confirmation", "staff_answer")
+CORRECTION_SOURCES = ("correction", "staff_answer")  # feedback that corrects the bot; a confirmation agrees with it
 SPLITS = ("train", "validation", "test")
 SENTIMENT_LABELS = ("positive", "neutral", "negative")
 CONTENT_TYPES = ("text", "sticker", "photo", "voice", "other")

@@ -40,7 +40,7 @@ def test_start_and_help_greet_in_the_customers_language(bot: BotHarness) -> None
     assert "Sweet Drops" in bot.command(ALICE, "menu")["text"]  # unknown command: help
     menus = {(c[1].get("language_code"), c[1].get("scope", {}).get("type")): c[1]["commands"]
              for c in bot.emulator.calls("setMyCommands")}
-    assert {c["command"] for c in menus[(None, "default")]} == {"start", "help", "forget"}
+    assert {c["command"] for c in menus[(None, "default")]} == {"start", "help", "forget", "optout", "optin"}
     assert any(c["description"] == "帮助" for c in menus[("zh", "default")])
 
 
@@ -160,3 +160,36 @@ def test_a_customer_who_blocked_the_bot_is_marked_skipped_and_unmarked_when_they
     bot.emulator.reply_to(MEI, mirror, "No problem!")
     assert bot.emulator.wait_for_message(STAFF_CHAT, "Sent to the customer", after=after)
     assert bot.emulator.wait_for_message(customer.id, "No problem!", after=reply["message_id"])
+
+
+def test_an_opted_out_customer_is_mirrored_only_when_staff_must_act_and_never_learnt_from(bot: BotHarness) -> None:
+    customer = type(ALICE)(1098, "Private", "en")
+    runtime = bot.services.runtime
+    assert "no longer be used to train the bot" in bot.command(customer, "optout")["text"]
+    assert "/optout" in bot.command(customer, "help")["text"] and "/optout" in bot.command(XIAO, "help")["text"]
+    runtime.remember("When do you open on Sundays?", "question", "opening_hours")  # answered at once
+    runtime.remember("Lovely taro tea, thanks", "review", "positive")
+    runtime.remember("The pearls were stale", "review", "negative")
+    after = bot.cursor(STAFF_CHAT)
+    assert bot.say(customer, "When do you open on Sundays?")["text"] == "We are open 10:00 to 22:00 every day."
+    assert bot.say(customer, "Lovely taro tea, thanks")["text"].startswith("Thank you")
+    bot.say(customer, "The pearls were stale")
+    negative, _ = bot.wait_mirror("The pearls were stale", after=after)  # the manager follows up on complaints
+    saved, runtime.answer_threshold = runtime.answer_threshold, 2.0  # the model hands everything off
+    try:
+        reply, handoff, _ = bot.ask(customer, "Do you sell durian snow ice?")  # staff must see what to answer
+        staff = [m["text"] for m in bot.emulator.messages(STAFF_CHAT) if m["message_id"] > after]
+        assert staff == [negative["text"], handoff["text"]]  # no routine mirrors: the answer, the positive review
+        bot.emulator.reply_to(MEI, handoff, "No, sorry: mango snow ice only.")
+        answer = bot.emulator.wait_for_message(customer.id, "mango snow ice", after=reply["message_id"])
+        assert answer["text"] == "From our staff: No, sorry: mango snow ice only."
+        with bot.store() as store:
+            texts = {e.text for e in store.examples.all()} | {e.question for e in store.faq.all()}
+        assert "Do you sell durian snow ice?" not in texts  # neither a training example nor a new FAQ entry
+        assert "passed it to our staff" in bot.say(customer, "Do you sell durian snow ice?")["text"]  # no memory
+    finally:
+        runtime.answer_threshold = saved
+    assert "may help improve the bot" in bot.command(customer, "optin")["text"]
+    after = bot.cursor(STAFF_CHAT)
+    bot.say(customer, "Lovely taro tea, thanks")
+    bot.wait_mirror("Lovely taro tea, thanks", after=after)  # mirrored as usual again

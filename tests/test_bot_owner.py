@@ -14,9 +14,10 @@ from tests.botkit import ALICE, BOSS, MEI, STAFF_CHAT, BotHarness, bot_settings,
 OWNER_COMMANDS = ("status", "retrain", "rollback", "report")
 
 
-@pytest.fixture(scope="module")
-def bot(tmp_path_factory: pytest.TempPathFactory, tiny_base: Path) -> Iterator[BotHarness]:
-    with BotHarness(bot_settings(tmp_path_factory.mktemp("owner"), tiny_base)) as harness:
+@pytest.fixture
+def bot(tmp_path: Path, tiny_base: Path) -> Iterator[BotHarness]:
+    """A fresh bot per test: the tests change adapters, runs and the owner's chat."""
+    with BotHarness(bot_settings(tmp_path, tiny_base)) as harness:
         yield harness
 
 

@@ -67,7 +67,7 @@ def test_review_acknowledged_mirrored_silently_and_confirmed(bot: BotHarness) ->
     assert reply["text"] == "Thank you for the kind words! See you again at Sweet Drops Bubble Tea 😊"
     assert "Review · positive" in mirror["text"] and "The taro milk tea was perfect today" in mirror["text"]
     [(_, sent)] = [c for c in bot.emulator.calls("sendMessage") if c[1]["chat_id"] == STAFF_CHAT
-                   and "taro" in c[1]["text"]]
+                   and "The taro milk tea was perfect today" in c[1]["text"]]
     assert sent["disable_notification"] is True  # routine mirrors don't ring
 
     answer = bot.press(MEI, mirror, callbacks.encode(decision.id, "ok"))

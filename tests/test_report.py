@@ -14,8 +14,10 @@ import pytest
 
 import bot.report_chart as report_chart
 from bot.cli import main
-from bot.report import build_status_text, build_weekly_report, weekly_history
+from bot.report import (build_report_text, build_status_text, build_weekly_report, learning_text, model_lines,
+                        weekly_history)
 from bot.report_chart import render_chart
+from bot.texts import OWNER
 from storage.clock import to_timestamp
 from storage.store import Store
 
@@ -139,3 +141,58 @@ def test_status_shows_a_refused_first_candidate_with_its_n_and_interval(make_set
     assert ("latest candidate s-1 refused: accuracy 87.2% [83.4%–90.3%], n=360, 5-fold CV over all labelled data. "
             "Why: accuracy 0.872 [0.834, 0.903] (n=360) < threshold 0.900") in text
     assert "最近的候选 s-1 未启用：准确率 87.2% [83.4%–90.3%]，n=360，5 折交叉验证" in zh
+
+
+def test_a_week_with_more_than_20000_decisions_is_counted_exactly(make_settings) -> None:
+    settings = make_settings()
+    week, older = to_timestamp(NOW - timedelta(days=1)), to_timestamp(NOW - timedelta(days=9))
+
+    def rows(count: int, task: str, action: str, label: str | None, created_at: str) -> list[dict[str, Any]]:
+        return [{"message_id": None, "task": task, "label": label, "confidence": 0.9, "action": action,
+                 "source": "model", "adapter_version": None, "alternatives": "[]", "staff_chat_id": None,
+                 "staff_message_id": None, "status": "pending", "created_at": created_at}] * count
+
+    with Store(settings.paths.database) as store:
+        with store.transaction():  # oldest first, as the bot writes them
+            store.decisions.table.insert_all(
+                rows(2_000, "question", "answered", "hours", older) + rows(15_000, "question", "answered", "hours", week)
+                + rows(5_000, "question", "handoff", None, week) + rows(600, "review", "acknowledged", "positive", week)
+                + rows(100, "review", "acknowledged", "neutral", week)
+                + rows(300, "review", "acknowledged", "negative", week), batch_size=5_000)
+        text = build_report_text(settings, store, "en", now=NOW)
+    assert "Questions: 20000, answered by the bot 15000 (75%), handed to staff 5000" in text
+    assert "Reviews: 1000 · 😊 600 · 😐 100 · 😞 300" in text
+
+
+def test_confirmations_are_never_counted_as_corrections(make_settings) -> None:
+    settings = make_settings()
+    with Store(settings.paths.database) as store:
+        store.customers.touch(5, "zh")
+        for kind, label in (("confirm", None), ("confirm", None), ("label", "negative")):
+            message = store.messages.add(5, 5, 1, f"奶茶还行 {kind} {label}")
+            decision = store.decisions.add(message.id, "review", "positive", 0.7, "acknowledged")
+            store.corrections.add(decision.id, 9, kind, new_label=label)
+        never = build_status_text(settings, store, "base", retraining=False, language="en")
+        add_run(store, "schedule", "promoted", {"status": "promoted", "reasons": [], "tasks": {}}, days_ago=1)
+        since = build_status_text(settings, store, "base", retraining=False, language="en")
+        report = build_report_text(settings, store, "en")
+    assert "Never retrained yet; staff corrections so far: 1" in never
+    assert re.search(r"Staff corrections since the last retrain \(.*\): 1$", since, re.MULTILINE)
+    assert "Staff checks: 2 confirmed, 1 corrected (sentiment 1 · other FAQ 0 · own answer 0)" in report
+    assert "Bot right in checked decisions: 67%" in report
+
+
+@pytest.mark.parametrize("header", [None, ""])
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_weekly_report_has_summary_then_learning_then_models(history, monkeypatch, language: str,
+                                                             header: str | None) -> None:
+    settings, store = history
+    if header is not None:  # the sections must not depend on what the localised header says
+        monkeypatch.setitem(OWNER[language], "report_models", header)
+    summary = build_report_text(settings, store, language, now=NOW).splitlines()
+    models = [OWNER[language]["report_models"], *model_lines(settings, store, language)]
+    lines = build_weekly_report(settings, store, language, now=NOW).text.splitlines()
+    learning = lines.index(learning_text(settings, language, "trend_title"))
+    assert lines[:len(summary) - len(models)] == summary[:-len(models)]  # title, traffic, feedback, examples
+    assert learning == len(summary) - len(models) + 1  # after one blank line
+    assert lines[-len(models):] == models and lines[-len(models) - 1] == ""

@@ -139,8 +139,8 @@ def test_customers_round_trip(fresh_store: Store) -> None:
     again = customers.touch(7)
     assert again.language == "en" and again.first_seen == first.first_seen and again.last_seen >= first.last_seen
     assert customers.touch(7, "zh").language == "zh"
-    assert customers.set_opt_out(7, True).opted_out is True
-    assert customers.set_opt_out(7, False).opted_out is False
+    assert customers.set_opt_out(7, True) == 0 and customers.get(7).opted_out is True  # no examples deleted
+    assert customers.set_opt_out(7, False) == 0 and customers.get(7).opted_out is False
     with pytest.raises(NotFoundError):
         customers.get(8)
     with pytest.raises(NotFoundError):
@@ -183,6 +183,7 @@ def test_decisions_round_trip(fresh_store: Store) -> None:
     assert [d.id for d in fresh_store.decisions.recent(limit=5)] == [review.id, decision.id]
     assert fresh_store.decisions.stats_since(EPOCH) == {
         ("question", "answered", "confirmed"): 1, ("review", "acknowledged", "pending"): 1}
+    assert fresh_store.decisions.labels_since(EPOCH, "review") == {"positive": 1}
     with pytest.raises(NotFoundError):
         fresh_store.decisions.get(999)
     with pytest.raises(ValueError, match="status"):
@@ -369,6 +370,7 @@ def test_correction_counts(fresh_store: Store) -> None:
     fresh_store.corrections.add(add_review(fresh_store).id, 5, "label", new_label="negative")
     assert fresh_store.corrections.count_since(EPOCH) == 2
     assert fresh_store.corrections.by_kind_since(EPOCH) == {"confirm": 1, "label": 1, "faq": 0, "answer": 0}
+    assert fresh_store.corrections.by_kind_since(None) == fresh_store.corrections.by_kind_since(EPOCH)
     assert fresh_store.corrections.all(since=datetime.now(timezone.utc) + timedelta(minutes=1)) == []
 
 
@@ -393,6 +395,30 @@ def test_forget_deletes_messages_and_unlinks_or_deletes_examples(fresh_store: St
     else:
         assert "珍珠奶茶多少钱？" not in texts
     assert fresh_store.messages.get(fresh_store.decisions.get(other.id).message_id).customer_id == 43
+
+
+def test_an_opted_out_customers_messages_are_never_training_data(fresh_store: Store) -> None:
+    import io
+
+    from storage.export import export
+
+    fresh_store.corrections.add(add_question(fresh_store, "奶茶几钱", customer=42).id, 5, "confirm")
+    fresh_store.corrections.add(add_review(fresh_store, customer=43).id, 5, "confirm")
+    assert fresh_store.customers.set_opt_out(42, True) == 1  # what was learnt from them goes
+    assert [e.text for e in fresh_store.examples.all()] == ["The tea was lovely"]
+    review = add_review(fresh_store, "The pearls were hard", customer=42)
+    assert fresh_store.corrections.add(review.id, 5, "label", new_label="negative").new_label == "negative"
+    question = add_question(fresh_store, "Do you sell cheesecake?", customer=42, label=None)
+    answer = fresh_store.corrections.add(question.id, 5, "answer", answer_text="Yes, 25 yuan.")
+    assert answer.new_label is None and not [k for k in fresh_store.faq.keys() if k.startswith("staff-")]
+    assert fresh_store.decisions.get(question.id).status == "answered_by_staff"  # the answer still counts
+    exported = io.StringIO()
+    assert export(fresh_store, "examples", "jsonl", exported) == 1 and "cheesecake" not in exported.getvalue()
+    assert fresh_store.messages.learnable_text(review.message_id) is None
+    fresh_store.customers.set_opt_out(42, False)
+    assert fresh_store.messages.learnable_text(review.message_id) == "The pearls were hard"
+    fresh_store.corrections.add(add_review(fresh_store, "Nice again", customer=42).id, 5, "confirm")
+    assert "Nice again" in {e.text for e in fresh_store.examples.all()}
 
 
 def test_forget_unknown_customer(fresh_store: Store) -> None:

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 from datasets import Dataset
 
+from storage.records import CORRECTION_SOURCES
 from storage.store import Store
 from storage.text import normalise_text
 
 TASKS = ("sentiment", "faq")
 SPLITS = ("train", "validation", "test")
 _PRIORITY = {"seed": 0, "confirmation": 1, "staff_answer": 2, "correction": 2}
-CORRECTION_SOURCES = ("correction", "staff_answer")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Customer handlers: /start, /help, /forget, text messages, and everything that is not text."""
+"""Customer handlers: /start, /help, /forget, /optout, /optin, text messages, and everything that is not text."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from bot.context import BotContext
 from bot.handlers import staff
 from bot.handlers.common import user_language
 from bot.services import Services
-from bot.staff_view import Customer
+from bot.staff_view import Customer, should_notify
 from bot.texts import customer_text, review_reply
 from storage.records import FaqEntry, NotFoundError
 from training.decision import Decision
@@ -54,7 +54,7 @@ async def on_text(update: Update, context: BotContext) -> None:
     services, message, user = context.services, update.effective_message, update.effective_user
     text = message.text or ""
     language = user_language(services, user, text)
-    services.store.customers.touch(user.id, language)
+    opted_out = services.store.customers.touch(user.id, language).opted_out
     try:
         decision = await services.decide(text)
     except Exception:
@@ -69,7 +69,8 @@ async def on_text(update: Update, context: BotContext) -> None:
     try:
         await message.reply_text(reply)
     finally:  # mirrored even when the reply times out (Telegram may still deliver it late)
-        if services.settings.roles.staff_chat_id:
+        # An opted-out customer's text reaches staff only when someone must act: a handoff, a complaint.
+        if services.settings.roles.staff_chat_id and (not opted_out or should_notify(record)):
             customer = Customer(user.id, user.first_name, language)
             # In the background: the staff chat's flood limit must never hold up this customer's chat.
             context.application.create_task(staff.post_mirror(context, record, text, customer, entry),
@@ -119,3 +120,24 @@ async def forget(update: Update, context: BotContext) -> None:
     await update.effective_message.reply_text(reply)
     if mirrors:  # their words leave the staff chat too; in the background, Telegram's rate limits apply
         context.application.create_task(staff.redact_mirrors(context, mirrors), update=update)
+
+
+async def _set_opt_out(update: Update, context: BotContext, opted_out: bool) -> None:
+    services, user = context.services, update.effective_user
+    language = user_language(services, user)
+    services.store.customers.touch(user.id, language)
+    if services.store.customers.set_opt_out(user.id, opted_out):  # examples learnt from them were deleted:
+        services.reload_memory()  # their texts leave the correction memory and the FAQ index too
+        services.request_index_refresh()
+    await update.effective_message.reply_text(
+        customer_text(services.settings, language, "optout_done" if opted_out else "optin_done"))
+
+
+async def opt_out(update: Update, context: BotContext) -> None:
+    """Keep the customer's messages out of training, and out of the staff chat unless staff must act."""
+    await _set_opt_out(update, context, True)
+
+
+async def opt_in(update: Update, context: BotContext) -> None:
+    """Undo /optout: the customer's messages may be learnt from and are mirrored as usual."""
+    await _set_opt_out(update, context, False)

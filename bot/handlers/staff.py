@@ -142,9 +142,9 @@ async def _finish(update: Update, context: BotContext, outcome: str) -> None:
 
 
 def _remember(services: Services, decision: Decision, task: str, label: str) -> None:
-    message = stored_message(services, decision)
-    if message is not None and message.text and message.text.strip():
-        services.runtime.remember(message.text, task, label)
+    text = services.store.messages.learnable_text(decision.message_id)  # None once deleted or opted out
+    if text is not None:
+        services.runtime.remember(text, task, label)
 
 
 async def _confirm(update: Update, context: BotContext, decision: Decision, staff: User) -> None:

@@ -7,12 +7,14 @@ owners.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.emulator import BotAPIEmulator
 from settings import Settings, settings_from_dict
 from storage.store import Store
 
@@ -69,3 +71,16 @@ def real_base() -> Path:
     from training.base_model import ensure_bundled
 
     return ensure_bundled(REPO / ".cache" / "models")
+
+
+# --- the Bot API emulator -----------------------------------------------------
+
+
+@pytest.fixture
+def emulator() -> Iterator[BotAPIEmulator]:
+    """A started emulator on 127.0.0.1 (flood limits on); fails the test if it leaves threads running."""
+    threads_before = set(threading.enumerate())
+    with BotAPIEmulator() as emu:
+        yield emu
+    leftover = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+    assert not leftover, f"threads left running: {leftover}"

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from telegram.error import Forbidden
 
 from bot.limits import MAX_TEXT, utf16_len
 from tests.botkit import ALICE, BOB, MEI, STAFF_CHAT, XIAO, BotHarness, bot_settings, button_data, buttons
@@ -193,3 +194,17 @@ def test_an_opted_out_customer_is_mirrored_only_when_staff_must_act_and_never_le
     after = bot.cursor(STAFF_CHAT)
     bot.say(customer, "Lovely taro tea, thanks")
     bot.wait_mirror("Lovely taro tea, thanks", after=after)  # mirrored as usual again
+
+
+def test_a_customer_who_blocks_the_bot_before_its_reply_is_marked_not_reported_as_an_error(bot: BotHarness) -> None:
+    customer = type(ALICE)(1096, "Quick blocker", "en")
+    bot.say(customer, "Hello")
+    after = bot.cursor(STAFF_CHAT)
+    bot.emulator.fail_next("sendMessage", 403, description="Forbidden: bot was blocked by the user")
+    bot.emulator.send_text(customer, "The oolong was nice today")  # blocked between writing and the reply
+    assert isinstance(bot.take_errors(at_least=1)[0], Forbidden)
+    with bot.store() as store:
+        assert store.customers.get(customer.id).blocked_at is not None
+    bot.wait_mirror("The oolong was nice today", after=after)  # staff still see the review
+    staff = [m["text"] for m in bot.emulator.messages(STAFF_CHAT) if m["message_id"] > after]
+    assert not any("Forbidden" in text for text in staff), staff  # not an error notice: a customer's choice

@@ -6,11 +6,10 @@ import asyncio
 import datetime as dt
 import html
 import json
-import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -24,15 +23,6 @@ from bot.emulator import TINY_PNG, BotAPIEmulator, FakeUser
 ALICE = FakeUser(id=1001, first_name="Alice", language_code="en", username="alice")
 SAM = FakeUser(id=2002, first_name="Sam")
 STAFF_CHAT = -100777
-
-
-@pytest.fixture
-def emulator() -> Iterator[BotAPIEmulator]:
-    threads_before = set(threading.enumerate())
-    with BotAPIEmulator() as emu:
-        yield emu
-    leftover = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
-    assert not leftover, f"threads left running: {leftover}"
 
 
 # ---------------------------------------------------------------- a tiny bot to drive

@@ -62,13 +62,6 @@ class Receiver:
         self.thread.join()
 
 
-@pytest.fixture
-def emulator() -> Iterator[BotAPIEmulator]:
-    threads_before = set(threading.enumerate())
-    with BotAPIEmulator() as emu:
-        yield emu
-    leftover = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
-    assert not leftover, f"threads left running: {leftover}"
 
 
 @pytest.fixture

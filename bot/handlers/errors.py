@@ -1,4 +1,8 @@
-"""The one error handler: log first (with the traceback), then tell the staff chat briefly."""
+"""The one error handler: log first (with the traceback), then tell the staff chat briefly.
+
+A customer who blocked the bot (403 on a reply in their private chat) is not an error: they are
+marked, so nothing more is sent to them until they write again.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ import logging
 import time
 
 from telegram import Update
-from telegram.constants import ParseMode
+from telegram.constants import ChatType, ParseMode
+from telegram.error import Forbidden
 
 from bot.context import BotContext
 from bot.texts import staff_text
+from storage.records import NotFoundError
 
 log = logging.getLogger(__name__)
 NOTICE_INTERVAL_S = 30.0  # at most one staff-chat notice per this many seconds (outages raise many)
@@ -24,11 +30,28 @@ def _describe(update: object) -> str:
     return repr(update)[:200]
 
 
+def _blocked_by_customer(update: object, error: BaseException | None) -> int | None:
+    """The customer's id when `error` is Telegram refusing a reply in their private chat, else None."""
+    if not isinstance(error, Forbidden) or not isinstance(update, Update):
+        return None
+    chat, user = update.effective_chat, update.effective_user
+    return user.id if chat is not None and chat.type == ChatType.PRIVATE and user is not None else None
+
+
 async def on_error(update: object, context: BotContext) -> None:
     """Log the error, then post a one-line notice in the staff chat (never raises)."""
     error = context.error
-    log.error("error while handling %s", _describe(update), exc_info=error)
     services = context.bot_data.services
+    customer_id = _blocked_by_customer(update, error)
+    if services is not None and customer_id is not None:
+        try:
+            services.store.customers.set_blocked(customer_id, True)
+        except NotFoundError:
+            pass  # never stored as a customer: an ordinary error below
+        else:
+            log.info("customer %s blocked the bot (%s): marked, not written to until they write", customer_id, error)
+            return
+    log.error("error while handling %s", _describe(update), exc_info=error)
     if services is None or not services.settings.roles.staff_chat_id:
         return
     now = time.monotonic()

@@ -48,8 +48,15 @@ def wait_state(sandbox: Sandbox, ready, timeout: float = 20) -> dict:
         time.sleep(0.1)
 
 
-def bot_said(state: dict, role: str) -> list[dict]:
-    return [m for m in state["chats"][role]["messages"] if m["from"] == "bot"]
+def bot_said(state: dict, role: str, after: int = 0) -> list[dict]:
+    """What the bot said in `role`'s chat, after message id `after` (other tests share the sandbox)."""
+    return [m for m in state["chats"][role]["messages"] if m["from"] == "bot" and m["id"] > after]
+
+
+def last_ids(sandbox: Sandbox) -> dict[str, int]:
+    """Each chat's last message id now: a test's cursor into the module's shared sandbox."""
+    chats = request(sandbox.url + "api/state")[1]["chats"]
+    return {role: max((m["id"] for m in chat["messages"]), default=0) for role, chat in chats.items()}
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +70,15 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory, tiny_base: Path) -> Iterat
 def test_the_page_and_a_customer_question_with_its_staff_mirror(sandbox: Sandbox) -> None:
     status, page = request(sandbox.url)
     assert status == 200 and b"shopbot sandbox" in page and b"/api/state" in page
+    start = last_ids(sandbox)
     assert request(sandbox.url + "api/send", {"as": "customer", "text": "Do you sell cheesecake?"})[0] == 200
-    state = wait_state(sandbox, lambda s: bot_said(s, "customer") and bot_said(s, "staff"))
-    customer = state["chats"]["customer"]["messages"]
-    assert customer[0] == {"id": 1, "from": "user", "text": "Do you sell cheesecake?", "reply_to": None}
-    assert "passed it to our staff" in bot_said(state, "customer")[0]["text"]
-    mirror = bot_said(state, "staff")[0]
+    state = wait_state(sandbox, lambda s: bot_said(s, "customer", start["customer"])
+                       and bot_said(s, "staff", start["staff"]))
+    customer = [m for m in state["chats"]["customer"]["messages"] if m["id"] > start["customer"]]
+    assert customer[0] == {"id": start["customer"] + 1, "from": "user", "text": "Do you sell cheesecake?",
+                           "reply_to": None}
+    assert "passed it to our staff" in bot_said(state, "customer", start["customer"])[0]["text"]
+    mirror = bot_said(state, "staff", start["staff"])[0]
     assert "Do you sell cheesecake?" in mirror["text"]
     assert any(b["text"].startswith("✍") for row in mirror["buttons"] for b in row)
 
@@ -76,7 +86,8 @@ def test_the_page_and_a_customer_question_with_its_staff_mirror(sandbox: Sandbox
     sent = request(sandbox.url + "api/send", {"as": "staff", "text": "Yes, 25 yuan a slice.", "reply_to": mirror["id"]})
     assert sent[0] == 200
     state = wait_state(sandbox, lambda s: any("25 yuan" in m["text"] for m in bot_said(s, "customer")))
-    assert [m["reply_to"] for m in state["chats"]["staff"]["messages"] if m["from"] == "user"] == [mirror["id"]]
+    assert [m["reply_to"] for m in state["chats"]["staff"]["messages"]
+            if m["from"] == "user" and m["id"] > start["staff"]] == [mirror["id"]]
 
 
 def test_staff_buttons_pop_ups_media_and_language(sandbox: Sandbox) -> None:
@@ -100,12 +111,13 @@ def test_staff_buttons_pop_ups_media_and_language(sandbox: Sandbox) -> None:
 
 
 def test_owner_commands_and_the_report(sandbox: Sandbox) -> None:
+    after = last_ids(sandbox)["owner"]
     request(sandbox.url + "api/send", {"as": "owner", "text": "/status"})
-    state = wait_state(sandbox, lambda s: bot_said(s, "owner"))
-    assert "status" in bot_said(state, "owner")[0]["text"].lower()
+    state = wait_state(sandbox, lambda s: bot_said(s, "owner", after))
+    assert "status" in bot_said(state, "owner", after)[0]["text"].lower()
     request(sandbox.url + "api/send", {"as": "owner", "text": "/report"})
-    state = wait_state(sandbox, lambda s: len(bot_said(s, "owner")) >= 2)
-    report = bot_said(state, "owner")[1]
+    state = wait_state(sandbox, lambda s: len(bot_said(s, "owner", after)) >= 2)
+    report = bot_said(state, "owner", after)[1]
     assert report["text"]
     if report["photo"]:  # the chart
         status, image = request(sandbox.url + report["photo"].lstrip("/"))

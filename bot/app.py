@@ -27,6 +27,7 @@ from telegram.warnings import PTBUserWarning
 from bot import jobs
 from bot.context import BotData, context_types
 from bot.handlers import customer, errors, owner, staff, staff_answer
+from bot.limits import CHAT_BURST, CHAT_INTERVAL_S, GROUP_BURST, GROUP_INTERVAL_S
 from bot.services import RuntimeFactory, open_services
 from bot.texts import COMMANDS
 from bot.updates import ChatOrderedUpdateProcessor
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 CUSTOMER_COMMANDS = ("start", "help", "forget", "optout", "optin")
 OWNER_COMMANDS = ("status", "retrain", "rollback", "report")
 MAX_CONCURRENT_UPDATES = 64
-CHAT_BURST = 3  # messages sent to one chat at once, then 1/s: Telegram's per-chat flood limit
 
 
 class RetryingRateLimiter(AIORateLimiter):
@@ -66,7 +66,8 @@ class RetryingRateLimiter(AIORateLimiter):
         if len(self._chat_limiters) > 1024:  # forget idle chats
             self._chat_limiters = {key: limiter for key, limiter in self._chat_limiters.items()
                                    if not limiter.has_capacity(limiter.max_rate)}
-        return self._chat_limiters.setdefault(str(chat_id), AsyncLimiter(self.chat_burst, self.chat_burst))
+        return self._chat_limiters.setdefault(str(chat_id), AsyncLimiter(self.chat_burst,
+                                                                         self.chat_burst * CHAT_INTERVAL_S))
 
     async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):  # noqa: ANN001
         """Rate-limit one request; retry it after RetryAfter or a network failure."""
@@ -86,7 +87,8 @@ class RetryingRateLimiter(AIORateLimiter):
 
 def _rate_limiter(flood_limits: bool) -> AIORateLimiter:
     if flood_limits:  # Telegram's limits: 30 messages/s overall, 20/min per group, about 1/s per chat
-        return RetryingRateLimiter(max_retries=3)
+        return RetryingRateLimiter(group_max_rate=GROUP_BURST, group_time_period=GROUP_BURST * GROUP_INTERVAL_S,
+                                   max_retries=3)
     return RetryingRateLimiter(overall_max_rate=0, group_max_rate=0, max_retries=3, chat_burst=0)
 
 

@@ -49,6 +49,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from bot.limits import (
     CALLBACK_ANSWER_S,
+    CHAT_BURST,
+    CHAT_INTERVAL_S,
+    GROUP_BURST,
+    GROUP_INTERVAL_S,
     MAX_CALLBACK_ANSWER,
     MAX_CALLBACK_DATA,
     MAX_CAPTION,
@@ -124,7 +128,7 @@ class BotAPIEmulator:
     long_poll_cap: float = 1.0  # getUpdates blocks at most this long, so bot shutdown stays quick
     webhook_retry_s: float = 0.2  # pause before posting an update again after a failed delivery
     callback_answer_window_s: float = CALLBACK_ANSWER_S  # tests may shrink it
-    chat_burst, group_burst = 3, 20  # flood limits: then 1 message/s per chat, 20/min per group
+    chat_burst, group_burst = CHAT_BURST, GROUP_BURST  # flood limits: then 1 message/s per chat, 20/min per group
     flood_grace_s = 0.5  # a message this much early still passes (clock jitter between bot and server)
 
     def __init__(self, token: str = "123456:TEST", host: str = "127.0.0.1", port: int = 0,
@@ -151,7 +155,7 @@ class BotAPIEmulator:
         self._webhook_error: tuple[int, str] | None = None  # (unix time, description) of the last failure
         self._deliveries: list[dict] = []
         self._deliverer: threading.Thread | None = None
-        self._failures: dict[str, list[BotAPIError]] = {}
+        self._failures: dict[str, list[tuple[int | None, BotAPIError]]] = {}  # (only to this chat, error)
         self._delays: dict[str, list[float]] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -412,16 +416,17 @@ class BotAPIEmulator:
             return found
 
     # ------------------------------------------------------------------ fault injection
-    def fail_next(self, method: str, status: int = 500, times: int = 1,
-                  retry_after: int | None = None, description: str | None = None) -> None:
-        """Answer the next ``times`` calls of ``method`` with an error (429: retry_after >= 1)."""
+    def fail_next(self, method: str, status: int = 500, times: int = 1, retry_after: int | None = None,
+                  description: str | None = None, chat_id: int | None = None) -> None:
+        """Answer the next ``times`` calls of ``method`` (to ``chat_id`` only, if given) with an error
+        (429: retry_after >= 1)."""
         parameters = None
         if status == 429:
             parameters = {"retry_after": retry_after or 1}  # PTB ignores retry_after=0
             description = description or f"Too Many Requests: retry after {retry_after or 1}"
         error = BotAPIError(status, description or f"Injected failure ({status})", parameters)
         with self._cond:
-            self._failures.setdefault(method.lower(), []).extend([error] * times)
+            self._failures.setdefault(method.lower(), []).extend([(chat_id, error)] * times)
 
     def delay_next(self, method: str, seconds: float, times: int = 1) -> None:
         """Sleep before answering the next ``times`` calls of ``method``; they still take effect."""
@@ -436,8 +441,10 @@ class BotAPIEmulator:
             self._cond.notify_all()
             arrived = time.monotonic()
             delay = (self._delays.get(method.lower()) or [0]).pop(0)
-            failures = self._failures.get(method.lower())
-            failure = failures.pop(0) if failures else None
+            failures = self._failures.get(method.lower()) or []
+            index = next((i for i, (chat, _) in enumerate(failures)
+                          if chat is None or str(chat) == str(params.get("chat_id"))), None)
+            failure = failures.pop(index)[1] if index is not None else None
         self._stopping.wait(delay)
         try:
             if token != self.token:
@@ -591,11 +598,11 @@ class BotAPIEmulator:
         if not self.flood_limits:
             return
         now = self._arrived
-        buckets = [self._flood.setdefault(("chat", chat_id), _FloodBucket(self.chat_burst, 1.0,
+        buckets = [self._flood.setdefault(("chat", chat_id), _FloodBucket(self.chat_burst, CHAT_INTERVAL_S,
                                                                           self.flood_grace_s))]
         if chat_id < 0:
             buckets.append(self._flood.setdefault(("group", chat_id), _FloodBucket(
-                self.group_burst, 3.0, self.flood_grace_s)))
+                self.group_burst, GROUP_INTERVAL_S, self.flood_grace_s)))
         waits = [bucket.wait(now) for bucket in buckets]
         if any(waits):
             retry_after = max(waits)

@@ -11,6 +11,9 @@ MAX_CAPTION = 1024  # UTF-16 units of a photo's or document's caption
 MAX_CALLBACK_DATA = 64  # bytes (UTF-8) of one button's callback_data
 MAX_CALLBACK_ANSWER = 200  # UTF-16 units of an answerCallbackQuery pop-up
 CALLBACK_ANSWER_S = 15.0  # answerCallbackQuery later than this after the press is refused
+# Flood limits (messages sent, not edits): a short burst, then about 1/s per chat and 20/min per group.
+CHAT_BURST, CHAT_INTERVAL_S = 3, 1.0
+GROUP_BURST, GROUP_INTERVAL_S = 20, 3.0
 
 
 def utf16_len(text: str) -> int:

@@ -274,6 +274,20 @@ def test_injected_errors_map_to_ptb_exceptions(emulator: BotAPIEmulator) -> None
     asyncio.run(main())
 
 
+def test_an_injected_error_for_one_chat_spares_the_others(emulator: BotAPIEmulator) -> None:
+    emulator.add_chat(ALICE.id, "Alice")
+    emulator.add_chat(SAM.id, "Sam")
+    async def main() -> None:
+        async with direct_bot(emulator) as bot:
+            emulator.fail_next("sendMessage", status=500, chat_id=ALICE.id)
+            assert (await bot.send_message(SAM.id, "to Sam")).text == "to Sam"
+            with pytest.raises(NetworkError, match="Injected failure"):
+                await bot.send_message(ALICE.id, "to Alice")
+            assert (await bot.send_message(ALICE.id, "again")).text == "again"
+
+    asyncio.run(main())
+
+
 def test_delay_beyond_read_timeout_is_timed_out(emulator: BotAPIEmulator) -> None:
     emulator.add_chat(ALICE.id, "Alice")
     async def main() -> None:

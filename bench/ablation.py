@@ -27,15 +27,14 @@ from pathlib import Path
 import common  # noqa: F401  (puts the repo on sys.path)
 import numpy as np
 import torch
+from common import base_folder, read_tsv, save
 from torch import nn
 
-from common import read_tsv
-from common import base_folder, save
 from settings import load_settings
 from storage.text import stable_split
-from training.encoder import Encoder, extended_mask, mean_pool, _layer_out
-from training.features import FeatureCache, length_batches, pad_batch
+from training.encoder import Encoder, _layer_out, extended_mask, mean_pool
 from training.estimate import wilson_interval
+from training.features import FeatureCache, length_batches, pad_batch
 from training.recipe import CharNgramModel
 from training.sentiment import SentimentTrainer, TrainArgs
 from training.tasks import SentimentSpec

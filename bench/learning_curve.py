@@ -42,8 +42,8 @@ from typing import Any
 import common  # noqa: F401  (sys.path)
 import numpy as np
 import torch
-
 from common import RESULTS, base_folder
+
 from settings import Settings, settings_from_dict
 from storage.store import Store
 from storage.text import detect_language

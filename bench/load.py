@@ -28,16 +28,16 @@ from pathlib import Path
 
 import common  # noqa: F401
 import numpy as np
+from common import REPO, base_folder, peak_rss_mb, save
+from latency import MESSAGES, build
 
 from bot.app import build_application, running
 from bot.emulator import BotAPIEmulator, FakeUser
-from common import REPO, base_folder, peak_rss_mb, save
-from latency import MESSAGES, build
 from settings import settings_from_dict
 from storage.seed import load_demo
 from storage.store import Store
-from training.serving import load_encoder
 from training.runtime import ModelRuntime
+from training.serving import load_encoder
 
 STAFF_CHAT = -1001
 

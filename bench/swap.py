@@ -33,11 +33,11 @@ from typing import Any
 
 import common  # noqa: F401  (sys.path)
 import torch
+from common import REPO, RESULTS, base_folder
 
 import bot.jobs
 from bot.app import build_application, running
 from bot.emulator import BotAPIEmulator, FakeUser
-from common import REPO, RESULTS, base_folder
 from settings import Settings, settings_from_dict
 from storage.seed import load_demo
 from storage.store import Store

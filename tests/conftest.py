@@ -18,7 +18,6 @@ from bot.emulator import BotAPIEmulator
 from settings import Settings, settings_from_dict
 from storage.store import Store
 
-
 # --- settings -----------------------------------------------------------------
 
 

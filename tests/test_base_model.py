@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 
 from training.base_model import (
-    BUNDLED_DIRNAME, MANIFEST, BaseModelError, _dequantise_q4, ensure_bundled, is_complete,
-    resolve_base_model, sanity_margin,
+    BUNDLED_DIRNAME,
+    MANIFEST,
+    BaseModelError,
+    _dequantise_q4,
+    ensure_bundled,
+    is_complete,
+    resolve_base_model,
+    sanity_margin,
 )
 
 

@@ -11,7 +11,7 @@ import torch
 
 import training.serving as serving
 from settings import ConfigError
-from training.device import DeviceError, SKIP_QUANTISATION, quantisation_config, top_layer_names
+from training.device import SKIP_QUANTISATION, DeviceError, quantisation_config, top_layer_names
 from training.encoder import Encoder
 from training.faq import new_faq_model
 from training.sentiment import TrainArgs, new_sentiment_model

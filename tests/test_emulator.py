@@ -13,10 +13,16 @@ from collections.abc import Callable
 
 import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import (BadRequest, EndPointNotFound, Forbidden, InvalidToken, NetworkError, RetryAfter,
-                            TimedOut)
-from telegram.ext import (AIORateLimiter, Application, CallbackQueryHandler, CommandHandler,
-                          ContextTypes, MessageHandler, filters)
+from telegram.error import BadRequest, EndPointNotFound, Forbidden, InvalidToken, NetworkError, RetryAfter, TimedOut
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
 from bot.emulator import TINY_PNG, BotAPIEmulator, FakeUser
 

@@ -14,8 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.evaluation import (Confusion, Mistake, classification_report, misclassified, most_confused,
-                                 retrieval_report)
+from training.evaluation import (
+    Confusion,
+    Mistake,
+    classification_report,
+    misclassified,
+    most_confused,
+    retrieval_report,
+)
 from training.metrics import METRIC_NAMES, load_metric, metric_path
 
 REPO = Path(__file__).resolve().parents[1]

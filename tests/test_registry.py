@@ -12,8 +12,16 @@ import pytest
 
 from storage.records import AdapterRecord, NotFoundError
 from storage.store import Store
-from training.registry import (MANIFEST, PRUNED, ROLLED_BACK, AdapterRegistry, CorruptAdapterError, RollbackError,
-                               files_checksum, sha256_file)
+from training.registry import (
+    MANIFEST,
+    PRUNED,
+    ROLLED_BACK,
+    AdapterRegistry,
+    CorruptAdapterError,
+    RollbackError,
+    files_checksum,
+    sha256_file,
+)
 
 FILES = {"adapter_config.json": b'{"r": 8}', "adapter_model.safetensors": b"\x00weights\x01" * 64,
          "head/classifier.pt": b"head-bytes"}

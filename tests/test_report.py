@@ -14,8 +14,14 @@ import pytest
 
 import bot.report_chart as report_chart
 from bot.cli import main
-from bot.report import (build_report_text, build_status_text, build_weekly_report, learning_text, model_lines,
-                        weekly_history)
+from bot.report import (
+    build_report_text,
+    build_status_text,
+    build_weekly_report,
+    learning_text,
+    model_lines,
+    weekly_history,
+)
 from bot.report_chart import render_chart
 from bot.texts import OWNER
 from storage.clock import to_timestamp

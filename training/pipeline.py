@@ -21,12 +21,12 @@ import torch
 from settings import Settings
 from storage.store import Store
 from training.estimate import Estimate, holdout_is_enough
-from training.measure import compare_unseen, cross_validate, pairs_of, report_on, row_key, top1_accuracy
 from training.faq import embed
-from training.router import augment_questions, train_router
 from training.features import FeatureCache
 from training.gate import gate
+from training.measure import compare_unseen, cross_validate, pairs_of, report_on, row_key, top1_accuracy
 from training.registry import AdapterRegistry, CorruptAdapterError
+from training.router import augment_questions, train_router
 from training.sentiment import TrainArgs
 from training.serving import load_encoder
 from training.snapshot import Snapshot, take_snapshot

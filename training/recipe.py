@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+
 def _vectorizer(**options):  # noqa: ANN003, ANN202 (sklearn keyword options)
     """The one TF-IDF configuration, for fitting and for loading: character 1-3-grams within words."""
     from sklearn.feature_extraction.text import TfidfVectorizer

@@ -20,10 +20,10 @@ from torch import nn
 from training.decision import Decision
 from training.encoder import Encoder
 from training.faq import FaqIndex
-from training.router import RouterWeights, cue_score
 from training.features import FeatureCache, length_batches, pad_batch
 from training.memory import CorrectionMemory
 from training.recipe import CharNgramModel, blend
+from training.router import RouterWeights, cue_score
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from training.encoder import EmbeddingModel, Encoder, choose_trunk_dtype
 from training.faq import FaqIndex, export_sentence_transformer, load_faq
 from training.features import FeatureCache
 from training.memory import CorrectionMemory
+from training.recipe import load_blend
 from training.registry import AdapterRegistry, CorruptAdapterError
 from training.runtime import ModelRuntime, ServingModel
-from training.recipe import load_blend
 from training.sentiment import LABELS, load_sentiment
 from training.snapshot import CORRECTION_SOURCES
 

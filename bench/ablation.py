@@ -24,7 +24,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import common  # noqa: F401  (puts the repo on sys.path)
+import common  # puts the repo on sys.path
 import numpy as np
 import torch
 from common import base_folder, read_tsv, save

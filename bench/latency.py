@@ -13,7 +13,7 @@ import statistics
 import time
 from pathlib import Path
 
-import common  # noqa: F401  (sys.path)
+import common  # puts the repo on sys.path
 import numpy as np
 import torch
 from common import base_folder, peak_rss_mb, save

@@ -43,7 +43,7 @@ STAFF_CHAT = -1001
 
 
 def serve_bot(workdir: str, base: str, mirror: bool, base_url: str, base_file_url: str, token: str,
-              ready, stop) -> None:  # noqa: ANN001 (multiprocessing events)
+              ready, stop) -> None:  # multiprocessing events
     """Run the bot (real stack, benchmark model) until `stop` is set; `ready` once it polls."""
     settings = settings_from_dict({
         "model": {"base": base},

@@ -69,7 +69,7 @@ class RetryingRateLimiter(AIORateLimiter):
         return self._chat_limiters.setdefault(str(chat_id), AsyncLimiter(self.chat_burst,
                                                                          self.chat_burst * CHAT_INTERVAL_S))
 
-    async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):  # noqa: ANN001
+    async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):
         """Rate-limit one request; retry it after RetryAfter or a network failure."""
         for attempt in range(self.network_retries + 1):
             try:

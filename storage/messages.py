@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlite_utils import Database
 from sqlite_utils.db import NotFoundError as RowNotFound
@@ -44,7 +44,7 @@ class MessageRepository:
 
     def delete_older_than(self, days: int, now: datetime | None = None) -> int:
         """Delete messages created more than `days` days before `now`; decisions stay, unlinked. Return the count."""
-        cutoff = to_timestamp((now or datetime.now(timezone.utc)) - timedelta(days=days))
+        cutoff = to_timestamp((now or datetime.now(UTC)) - timedelta(days=days))
         with write_transaction(self.db):
             count = self.table.count_where("created_at < ?", [cutoff])
             self.table.delete_where("created_at < ?", [cutoff])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ from training.registry import (
 
 FILES = {"adapter_config.json": b'{"r": 8}', "adapter_model.safetensors": b"\x00weights\x01" * 64,
          "head/classifier.pt": b"head-bytes"}
-FIXED = datetime(2026, 11, 23, 20, 30, 12, tzinfo=timezone.utc)
+FIXED = datetime(2026, 11, 23, 20, 30, 12, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 import warnings
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from bot.texts import OWNER
 from storage.clock import to_timestamp
 from storage.store import Store
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def outcome(task: str, version: str, candidate: float, active: float | None, base: float | None,
@@ -119,7 +119,7 @@ def test_report_without_any_training_still_has_a_chart(make_settings) -> None:
         report = build_weekly_report(settings, store, "en")
     assert "no retraining yet" in report.text and "none this week" in report.text
     assert report.png.startswith(b"\x89PNG")
-    assert render_chart(weekly_history([], timezone.utc), "zh").startswith(b"\x89PNG")
+    assert render_chart(weekly_history([], UTC), "zh").startswith(b"\x89PNG")
 
 
 def test_shopbot_report_prints_and_saves_text_and_png(tmp_path: Path, history, capsys) -> None:

@@ -66,7 +66,7 @@ def resolve_base_model(spec: str, cache_dir: Path) -> Path:
         from huggingface_hub import snapshot_download  # local cache lookup only, never a download
 
         return Path(snapshot_download(spec, local_files_only=True))
-    except Exception as exc:  # noqa: BLE001 - any failure means "not available offline"
+    except Exception as exc:  # any failure means "not available offline"
         raise BaseModelError(
             f"model.base: {spec!r} is neither a local folder nor a hub id in the local cache "
             f"(nothing is downloaded at run time); use base = \"bundled\" or a folder path ({exc})"

@@ -117,7 +117,7 @@ class Encoder:
             x = _layer_out(layer(x, attention_mask=ext))
         return TrunkOutput(x.float().cpu(), mask.cpu())
 
-    def new_top(self) -> "TopLayers":
+    def new_top(self) -> TopLayers:
         """A fresh, trainable copy of the top layers (to be wrapped with LoRA)."""
         return TopLayers(copy.deepcopy(self.pristine_top))
 

@@ -61,7 +61,7 @@ class FaqIndex:
     vectors: np.ndarray  # (n, hidden), unit length
 
     @classmethod
-    def build(cls, model: nn.Module, cache: FeatureCache, items: Sequence[tuple[str, str]]) -> "FaqIndex":
+    def build(cls, model: nn.Module, cache: FeatureCache, items: Sequence[tuple[str, str]]) -> FaqIndex:
         """Index (text, key) pairs."""
         unique = list(dict.fromkeys(items))
         vectors = embed(model, cache, [t for t, _ in unique]) if unique else np.zeros((0, 1), dtype=np.float32)

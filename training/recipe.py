@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 
-def _vectorizer(**options):  # noqa: ANN003, ANN202 (sklearn keyword options)
+def _vectorizer(**options):  # sklearn keyword options
     """The one TF-IDF configuration, for fitting and for loading: character 1-3-grams within words."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -32,7 +32,7 @@ class CharNgramModel:
 
     @classmethod
     def fit(cls, texts: Sequence[str], labels: Sequence[str], label_order: tuple[str, ...],
-            c: float = 10.0) -> "CharNgramModel":
+            c: float = 10.0) -> CharNgramModel:
         """Fit on (text, label) pairs; classes balanced so a rare class is not ignored."""
         from sklearn.linear_model import LogisticRegression
 
@@ -59,7 +59,7 @@ class CharNgramModel:
                  intercept=self.classifier.intercept_)
 
     @classmethod
-    def load(cls, folder: Path) -> "CharNgramModel":
+    def load(cls, folder: Path) -> CharNgramModel:
         """The model `save` wrote."""
         from sklearn.linear_model import LogisticRegression
 

@@ -111,7 +111,7 @@ class RouterWeights:
                 "cue_names": list(self.cue_names), "cue_weight": self.cue_weight.tolist()}
 
     @classmethod
-    def from_json(cls, data: dict) -> "RouterWeights":
+    def from_json(cls, data: dict) -> RouterWeights:
         """From router.json; an old file (embedding weights only) gives a router without cues."""
         names = tuple(data.get("cue_names", ()))
         cue_weight = np.asarray(data.get("cue_weight", [0.0] * len(names)), dtype=np.float32)

@@ -61,8 +61,7 @@ def serve_bot(workdir: str, base: str, mirror: bool, base_url: str, base_file_ur
     async def serve() -> None:
         async with running(app):
             ready.set()
-            while not stop.is_set():
-                await asyncio.sleep(0.05)
+            await asyncio.to_thread(stop.wait)
 
     asyncio.run(serve())
 

@@ -204,7 +204,7 @@ def webhook_options(settings: Settings) -> dict[str, Any] | None:
 
 
 @asynccontextmanager
-async def running(application: Application, poll_interval: float = 0.0, timeout: int = 1,
+async def running(application: Application, poll_interval: float = 0.0, timeout: int = 1,  # noqa: ASYNC109 - getUpdates' long poll, as run_polling's
                   webhook: dict[str, Any] | None = None) -> AsyncIterator[Application]:
     """Run the application inside an existing event loop until exit, as run_polling (or, given
     `webhook_options(settings)`, run_webhook) would."""

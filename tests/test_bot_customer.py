@@ -136,7 +136,7 @@ def test_forget_deletes_the_customers_messages(bot: BotHarness) -> None:
 
 def test_a_customer_who_blocked_the_bot_is_marked_skipped_and_unmarked_when_they_write(bot: BotHarness) -> None:
     customer = type(ALICE)(1097, "Blocker", "en")
-    reply, mirror, decision = bot.ask(customer, "Can you keep a table for twelve on Sunday?")
+    reply, mirror, _ = bot.ask(customer, "Can you keep a table for twelve on Sunday?")
     bot.emulator.block_bot(customer)
 
     def sends_to_customer() -> int:

@@ -215,8 +215,8 @@ def test_a_hung_retrain_is_stopped_at_the_limit_recorded_and_told(bot: BotHarnes
     started = bot.command(BOSS, "retrain")
     assert started["text"].startswith("⏳")
     done = bot.emulator.wait_for_message(BOSS.id, "Retrain finished", after=started["message_id"], timeout=60)
-    assert done["text"].splitlines() == ["Retrain finished: failed", "training was still running after 0.05 minutes "
-                                         "(schedule.retrain_timeout_minutes): stopped"]
+    assert done["text"].splitlines() == ["Retrain finished: failed", ("training was still running after 0.05 minutes "
+                                                                      "(schedule.retrain_timeout_minutes): stopped")]
     with bot.store() as store:
         run = store.runs.last()
         assert run.status == "failed" and "schedule.retrain_timeout_minutes" in (run.error or "")

@@ -61,8 +61,8 @@ def history(make_settings) -> tuple[Any, Store]:
     add_run(store, "schedule", "promoted", {"status": "promoted", "reasons": ["sentiment: promoted s-2"], "tasks": {
         "sentiment": outcome("sentiment", "s-2", 0.86, 0.80, None, True, ["ok"]),
         "faq": outcome("faq", "f-2", 0.78, 0.70, 0.55, True, ["ok"])}}, days_ago=14)
-    add_run(store, "manual", "skipped", {"status": "skipped", "reasons": ["1 new labelled examples since the last "
-                                                                          "retrain, fewer than 5"]}, days_ago=3)
+    add_run(store, "manual", "skipped", {"status": "skipped", "reasons": [("1 new labelled examples since the last "
+                                                                           "retrain, fewer than 5")]}, days_ago=3)
     add_run(store, "schedule", "refused", {"status": "refused", "reasons": ["sentiment: refused s-3"], "tasks": {
         "sentiment": outcome("sentiment", "s-3", 0.84, 0.86, None, False,
                              ["accuracy 0.840 < threshold 0.900", "regresses 0.020 against active s-2"],

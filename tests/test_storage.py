@@ -40,7 +40,7 @@ def add_review(store: Store, text: str = "The tea was lovely", customer: int = 4
 
 def test_fresh_database_has_every_table(fresh_store: Store) -> None:
     assert set(fresh_store.db.table_names()) >= TABLES
-    assert [m.name for m in migrations.applied(fresh_store.db)][0] == "m001_initial_schema"
+    assert next(m.name for m in migrations.applied(fresh_store.db)) == "m001_initial_schema"
     assert migrations.pending(fresh_store.db) == []
 
 
@@ -78,7 +78,7 @@ def test_migration_function_is_idempotent_on_a_database_with_data(tmp_path: Path
         store.db.table("_sqlite_migrations").delete_where()  # as if the record of it were lost
     with Store(path) as store:  # so opening re-applies it (and every later one: each is idempotent)
         assert store.decisions.recent()[0].label == "price"
-        assert [m.name for m in migrations.applied(store.db)][0] == "m001_initial_schema"
+        assert next(m.name for m in migrations.applied(store.db)) == "m001_initial_schema"
         assert migrations.pending(store.db) == []
 
 
@@ -409,7 +409,7 @@ def test_an_opted_out_customers_messages_are_never_training_data(fresh_store: St
     assert fresh_store.corrections.add(review.id, 5, "label", new_label="negative").new_label == "negative"
     question = add_question(fresh_store, "Do you sell cheesecake?", customer=42, label=None)
     answer = fresh_store.corrections.add(question.id, 5, "answer", answer_text="Yes, 25 yuan.")
-    assert answer.new_label is None and not [k for k in fresh_store.faq.keys() if k.startswith("staff-")]
+    assert answer.new_label is None and not [k for k in fresh_store.faq.keys() if k.startswith("staff-")]  # noqa: SIM118 - a repository query
     assert fresh_store.decisions.get(question.id).status == "answered_by_staff"  # the answer still counts
     exported = io.StringIO()
     assert export(fresh_store, "examples", "jsonl", exported) == 1 and "cheesecake" not in exported.getvalue()

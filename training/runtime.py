@@ -145,11 +145,12 @@ class ModelRuntime:
                 near = self.memory.near(serving, vector, serving.embed)
                 if near is not None:
                     remembered, similarity = near
-            if remembered is not None:
-                decision = Decision(remembered.task, remembered.label, similarity,
-                                    remembered.task == "question", ((remembered.label, similarity),),
-                                    "memory", serving.version, decision.question_probability)
-            out.append(decision)
+            if remembered is None:
+                out.append(decision)
+                continue
+            out.append(Decision(remembered.task, remembered.label, similarity,
+                                remembered.task == "question", ((remembered.label, similarity),),
+                                "memory", serving.version, decision.question_probability))
         return out
 
     def remember(self, text: str, task: str, label: str) -> None:

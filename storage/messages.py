@@ -8,7 +8,7 @@ from sqlite_utils import Database
 from sqlite_utils.db import NotFoundError as RowNotFound
 
 from storage.clock import to_timestamp, utc_now
-from storage.db import write_transaction
+from storage.db import inserted_id, write_transaction
 from storage.records import CONTENT_TYPES, Message, NotFoundError, check_choice
 
 
@@ -26,7 +26,7 @@ class MessageRepository:
         table = self.db.table("messages")
         table.insert({"customer_id": customer_id, "chat_id": chat_id, "telegram_message_id": telegram_message_id,
                       "text": text, "content_type": content_type, "created_at": utc_now()})
-        return self.get(table.last_rowid)
+        return self.get(inserted_id(table))
 
     def get(self, message_id: int) -> Message:
         """The message; NotFoundError if missing (or deleted)."""

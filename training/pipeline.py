@@ -68,7 +68,7 @@ def retrain(settings: Settings, trigger: str = "cli", run_id: int | None = None,
             last = _last_success(store)
             new = store.examples.count_since(last) if last else None
             if not force and trigger in ("schedule", "catchup") and new is not None and new < settings.thresholds.min_new_examples:
-                result = {"status": "skipped", "reasons": [(f"{new} new labelled examples since the last retrain, "
+                result: dict[str, Any] = {"status": "skipped", "reasons": [(f"{new} new labelled examples since the last retrain, "
                                                              f"fewer than {settings.thresholds.min_new_examples}")]}
                 store.runs.finish(run_id, "skipped", snapshot.id, result)
                 return result

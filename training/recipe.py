@@ -11,11 +11,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:  # sklearn is imported only when a model is fitted or loaded
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
 
-def _vectorizer(**options):  # sklearn keyword options
+
+def _vectorizer(**options: Any) -> TfidfVectorizer:
     """The one TF-IDF configuration, for fitting and for loading: character 1-3-grams within words."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -26,8 +31,8 @@ def _vectorizer(**options):  # sklearn keyword options
 class CharNgramModel:
     """TF-IDF over character 1-3-grams (within word boundaries, sublinear tf) + multinomial logistic regression."""
 
-    vectorizer: object
-    classifier: object
+    vectorizer: TfidfVectorizer
+    classifier: LogisticRegression
     labels: tuple[str, ...]
 
     @classmethod

@@ -58,12 +58,13 @@ class ServingModel:
         """(FAQ embeddings, sentiment probabilities or None) from trunk features."""
         n = len(features)
         vectors = np.zeros((n, self.encoder.hidden_size), dtype=np.float32)
-        probs = np.zeros((n, len(self.labels)), dtype=np.float32) if self.sentiment_model is not None else None
+        sentiment = self.sentiment_model
+        probs = np.zeros((n, len(self.labels)), dtype=np.float32) if sentiment is not None else None
         for idx in length_batches([f.shape[0] for f in features], batch_size, shuffle=False):
             hidden, mask = pad_batch([features[i] for i in idx])
             vectors[idx] = self.faq_model(hidden, mask).cpu().numpy()
-            if probs is not None:
-                probs[idx] = self.sentiment_model(hidden, mask).softmax(-1).cpu().numpy()
+            if sentiment is not None and probs is not None:
+                probs[idx] = sentiment(hidden, mask).softmax(-1).cpu().numpy()
         return vectors, probs
 
     @torch.inference_mode()

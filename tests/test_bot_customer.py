@@ -200,7 +200,8 @@ def test_a_customer_who_blocks_the_bot_before_its_reply_is_marked_not_reported_a
     customer = type(ALICE)(1096, "Quick blocker", "en")
     bot.say(customer, "Hello")
     after = bot.cursor(STAFF_CHAT)
-    bot.emulator.fail_next("sendMessage", 403, description="Forbidden: bot was blocked by the user")
+    bot.emulator.fail_next("sendMessage", 403, description="Forbidden: bot was blocked by the user",
+                           chat_id=customer.id)  # not a late staff mirror of an earlier test's message
     bot.emulator.send_text(customer, "The oolong was nice today")  # blocked between writing and the reply
     assert isinstance(bot.take_errors(at_least=1)[0], Forbidden)
     with bot.store() as store:

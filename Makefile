@@ -1,4 +1,5 @@
 # The two commands of the README: `make run` (the bot, or the local sandbox without a token) and `make test`.
+# `make lint` (ruff + mypy) is the check before a commit; CI runs it first.
 # Each creates .venv on first use. torch is pinned to the local CPU wheel first: any other spec pulls GBs of CUDA.
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -6,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: run test test-fast install clean
+.PHONY: run test test-fast lint install clean
 
 run: $(STAMP)
 	$(VENV)/bin/shopbot up
@@ -16,6 +17,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 install: $(STAMP)
 

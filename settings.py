@@ -11,7 +11,7 @@ import tomllib
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import time as clock_time  # ScheduleSettings has a field called `time`
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -216,10 +216,10 @@ class ScheduleSettings(_Section):
             _fail(self._key("keep_adapters"), f"must be at least 1, got {self.keep_adapters!r}")
 
     @property
-    def time_of_day(self) -> time:
+    def time_of_day(self) -> clock_time:
         """The retrain time as a timezone-aware `datetime.time`."""
         hour, minute = (int(part) for part in self.time.split(":"))
-        return time(hour, minute, tzinfo=ZoneInfo(self.timezone))
+        return clock_time(hour, minute, tzinfo=ZoneInfo(self.timezone))
 
 
 @dataclass(frozen=True)

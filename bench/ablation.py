@@ -24,18 +24,17 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import common  # noqa: F401  (puts the repo on sys.path)
+import common  # puts the repo on sys.path
 import numpy as np
 import torch
+from common import base_folder, read_tsv, save
 from torch import nn
 
-from common import read_tsv
-from common import base_folder, save
 from settings import load_settings
 from storage.text import stable_split
-from training.encoder import Encoder, extended_mask, mean_pool, _layer_out
-from training.features import FeatureCache, length_batches, pad_batch
+from training.encoder import Encoder, _layer_out, extended_mask, mean_pool
 from training.estimate import wilson_interval
+from training.features import FeatureCache, length_batches, pad_batch
 from training.recipe import CharNgramModel
 from training.sentiment import SentimentTrainer, TrainArgs
 from training.tasks import SentimentSpec
@@ -265,11 +264,11 @@ ROWS = {
     "epochs2": ("2 epochs (min_steps 150)", lambda b: b.trained(epochs=2, min_steps=150)),
     "epochs8": ("8 epochs", lambda b: b.trained(epochs=8)),
     "unbalanced": ("no class balancing", lambda b: b.trained(class_balance=False)),
-    "blend": ("shipped trainer + n-gram model blended, share chosen on validation", lambda b: blended(b)),
+    "blend": ("shipped trainer + n-gram model blended, share chosen on validation", blended),
     "layers4_blend": ("4 adapted layers + n-gram blend", lambda b: blended(b, top_layers=4)),
     "fp32_probe": ("fp32 features: logistic regression on the frozen sentence embedding", lambda b: row_probe(b, False)),
-    "fp32_blend": ("SHIPPED NOW: fp32 features (the product's bfloat16 trunk matches them to cosine 0.99998), "
-                   "LoRA on the top layers, n-gram blend", lambda b: blended(b, quantize=False)),
+    "fp32_blend": (("SHIPPED NOW: fp32 features (the product's bfloat16 trunk matches them to cosine 0.99998), "
+                    "LoRA on the top layers, n-gram blend"), lambda b: blended(b, quantize=False)),
     "fp32_layers4_blend": ("fp32 features: 4 adapted layers + n-gram blend", lambda b: blended(b, 4, False)),
     "fp32_epochs2_blend": ("fp32 features: 2 epochs + n-gram blend", lambda b: blended(b, quantize=False, epochs=2,
                                                                                         min_steps=150)),
@@ -311,7 +310,7 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict[str, dict] = {}
     probs: dict[str, np.ndarray] = {}
     wanted = [r for r in args.rows.split(",") if r]
-    for row in wanted + ["char_ngram"]:
+    for row in [*wanted, "char_ngram"]:
         saved = probs_dir / f"{row}.npz"
         if saved.exists():
             data = np.load(saved)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import common  # noqa: F401  (puts the repo on sys.path)
 import torch
-
 from common import REPO, base_folder, read_tsv, save
+
 from settings import load_settings
 from storage.text import detect_language, stable_split
 from training.encoder import Encoder, choose_trunk_dtype

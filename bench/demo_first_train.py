@@ -16,8 +16,8 @@ from pathlib import Path
 
 import common  # noqa: F401  (sys.path)
 import torch
-
 from common import REPO, peak_rss_mb, product_settings, save
+
 from storage.seed import load_demo
 from storage.store import Store
 from training.pipeline import retrain

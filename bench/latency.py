@@ -13,16 +13,16 @@ import statistics
 import time
 from pathlib import Path
 
-import common  # noqa: F401  (sys.path)
+import common  # puts the repo on sys.path
 import numpy as np
 import torch
-
 from common import base_folder, peak_rss_mb, save
+
 from settings import load_settings
 from training.encoder import Encoder, choose_trunk_dtype
 from training.faq import FaqIndex, new_faq_model
-from training.router import RouterWeights
 from training.features import FeatureCache
+from training.router import RouterWeights
 from training.runtime import ModelRuntime, ServingModel
 from training.sentiment import TrainArgs, new_sentiment_model
 

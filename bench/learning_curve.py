@@ -42,8 +42,8 @@ from typing import Any
 import common  # noqa: F401  (sys.path)
 import numpy as np
 import torch
-
 from common import RESULTS, base_folder
+
 from settings import Settings, settings_from_dict
 from storage.store import Store
 from storage.text import detect_language
@@ -172,7 +172,7 @@ def stream_week(store: Store, runtime: ModelRuntime, cache: FeatureCache, task: 
     return counts
 
 
-def candidate_accuracy(result: dict, store: Store, encoder, settings: Settings, cache: FeatureCache,  # noqa: ANN001
+def candidate_accuracy(result: dict, store: Store, encoder, settings: Settings, cache: FeatureCache,
                        task: str, test: list[tuple[str, str]]) -> float | None:
     """Accuracy of this week's candidate on the fixed test subset (promoted or not)."""
     outcome = (result.get("tasks") or {}).get(task)
@@ -342,7 +342,7 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
         dataset = next(r["dataset"] for r in runs if r["task"] == task)
         ax.set_title(f"{task}: {dataset}", fontsize=10)
         ax.set_xlabel("simulated week (0 = before any retrain)")
-        ax.set_xticks(range(0, max(len(r["accuracy_by_week"]) for r in runs if r["task"] == task) + 1))
+        ax.set_xticks(range(max(len(r["accuracy_by_week"]) for r in runs if r["task"] == task) + 1))
         ax.set_ylim(45, 101)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")

@@ -28,22 +28,22 @@ from pathlib import Path
 
 import common  # noqa: F401
 import numpy as np
+from common import REPO, base_folder, peak_rss_mb, save
+from latency import MESSAGES, build
 
 from bot.app import build_application, running
 from bot.emulator import BotAPIEmulator, FakeUser
-from common import REPO, base_folder, peak_rss_mb, save
-from latency import MESSAGES, build
 from settings import settings_from_dict
 from storage.seed import load_demo
 from storage.store import Store
-from training.serving import load_encoder
 from training.runtime import ModelRuntime
+from training.serving import load_encoder
 
 STAFF_CHAT = -1001
 
 
 def serve_bot(workdir: str, base: str, mirror: bool, base_url: str, base_file_url: str, token: str,
-              ready, stop) -> None:  # noqa: ANN001 (multiprocessing events)
+              ready, stop) -> None:  # multiprocessing events
     """Run the bot (real stack, benchmark model) until `stop` is set; `ready` once it polls."""
     settings = settings_from_dict({
         "model": {"base": base},
@@ -61,8 +61,7 @@ def serve_bot(workdir: str, base: str, mirror: bool, base_url: str, base_file_ur
     async def serve() -> None:
         async with running(app):
             ready.set()
-            while not stop.is_set():
-                await asyncio.sleep(0.05)
+            await asyncio.to_thread(stop.wait)
 
     asyncio.run(serve())
 

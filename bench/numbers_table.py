@@ -91,8 +91,8 @@ def ablation_rows(dataset: str) -> list[str]:
     r = _load(f"ablation-{dataset}")
     if r is None:
         return [f"(ablation-{dataset}: not run)"]
-    lines = [f"**{dataset}**: train {r['n_train']} (+{r['n_validation']} validation), test {r['n_test']}, seed 13. "
-             "Δ = paired bootstrap 95% interval of the difference to the old shipped row.", "",
+    lines = [(f"**{dataset}**: train {r['n_train']} (+{r['n_validation']} validation), test {r['n_test']}, seed 13. "
+              "Δ = paired bootstrap 95% interval of the difference to the old shipped row."), "",
              "| row | accuracy [95% interval] | Δ vs old shipped | train s | what |", "|---|---|---|---|---|"]
     for name, row in sorted(r["rows"].items(), key=lambda kv: -kv[1]["accuracy"]):
         delta = row.get("vs_shipped")

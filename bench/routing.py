@@ -30,8 +30,8 @@ from typing import Any
 
 import common  # noqa: F401  (sys.path)
 import torch
-
 from common import REPO, base_folder, peak_rss_mb, save
+
 from settings import settings_from_dict
 from storage.seed import load_demo
 from storage.store import Store

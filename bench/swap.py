@@ -33,11 +33,11 @@ from typing import Any
 
 import common  # noqa: F401  (sys.path)
 import torch
+from common import REPO, RESULTS, base_folder
 
 import bot.jobs
 from bot.app import build_application, running
 from bot.emulator import BotAPIEmulator, FakeUser
-from common import REPO, RESULTS, base_folder
 from settings import Settings, settings_from_dict
 from storage.seed import load_demo
 from storage.store import Store
@@ -78,7 +78,7 @@ def shop_texts(folder: Path) -> list[str]:
     return texts
 
 
-def publish_set(registry: AdapterRegistry, encoder, name: str, seed: int, base: str) -> dict[str, str]:  # noqa: ANN001
+def publish_set(registry: AdapterRegistry, encoder, name: str, seed: int, base: str) -> dict[str, str]:
     """Publish one sentiment + one FAQ adapter with random (seeded) weights; returns {task: version}."""
     args = TrainArgs(seed=seed, progress=False)
     generator = torch.Generator().manual_seed(seed)
@@ -98,7 +98,7 @@ def publish_set(registry: AdapterRegistry, encoder, name: str, seed: int, base: 
     return versions
 
 
-def expected_decisions(encoder, store: Store, registry: AdapterRegistry, versions: dict[str, str],  # noqa: ANN001
+def expected_decisions(encoder, store: Store, registry: AdapterRegistry, versions: dict[str, str],
                        texts: list[str], answer_threshold: float) -> tuple[str, dict[str, Any]]:
     """(serving version, {text: decision}) of one adapter set, in batches of 16 as the bot's batcher does."""
     serving = build_serving(encoder, store, registry.verify(versions["sentiment"]), registry.verify(versions["faq"]),
@@ -241,7 +241,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 decided[(message.chat_id, message.telegram_message_id)] = decision
     by_version = {expected[name][0]: name for name in expected}
 
-    def matches(decision, want) -> bool:  # noqa: ANN001
+    def matches(decision, want) -> bool:
         """Same task, each one's top label among the other's alternatives, every shared score within tolerance.
 
         Near-tied FAQ entries may swap places between a batch and a lone decision (int8 rounding

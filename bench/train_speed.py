@@ -20,9 +20,8 @@ from pathlib import Path
 
 import common  # noqa: F401
 import torch
+from common import base_folder, peak_rss_mb, read_tsv, save
 
-from common import read_tsv
-from common import base_folder, peak_rss_mb, save
 from settings import settings_from_dict
 from storage.store import Store
 from storage.text import detect_language

@@ -69,7 +69,7 @@ class RetryingRateLimiter(AIORateLimiter):
         return self._chat_limiters.setdefault(str(chat_id), AsyncLimiter(self.chat_burst,
                                                                          self.chat_burst * CHAT_INTERVAL_S))
 
-    async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):  # noqa: ANN001
+    async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):
         """Rate-limit one request; retry it after RetryAfter or a network failure."""
         for attempt in range(self.network_retries + 1):
             try:
@@ -204,7 +204,7 @@ def webhook_options(settings: Settings) -> dict[str, Any] | None:
 
 
 @asynccontextmanager
-async def running(application: Application, poll_interval: float = 0.0, timeout: int = 1,
+async def running(application: Application, poll_interval: float = 0.0, timeout: int = 1,  # noqa: ASYNC109 - getUpdates' long poll, as run_polling's
                   webhook: dict[str, Any] | None = None) -> AsyncIterator[Application]:
     """Run the application inside an existing event loop until exit, as run_polling (or, given
     `webhook_options(settings)`, run_webhook) would."""

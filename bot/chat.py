@@ -119,7 +119,7 @@ class TerminalChat:
         if line == "/?":
             self._print(HELP)
         elif line.startswith("/lang"):
-            code = (line.split() + ["none"])[1]
+            code = [*line.split(), "none"][1]
             self.customer = dataclasses.replace(self.customer, language_code=None if code == "none" else code)
             self._print(f"  (your Telegram language: {self.customer.language_code or 'not set'})")
         elif line in ("/sticker", "/photo", "/voice"):

@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from bot.limits import (
@@ -192,7 +192,7 @@ class BotAPIEmulator:
             self._deliverer.join()
             self._deliverer = None
 
-    def __enter__(self) -> BotAPIEmulator:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -400,8 +400,8 @@ class BotAPIEmulator:
 
         def describe() -> str:
             seen = [(m["message_id"], shown(m)) for m in self.messages(chat_id)]
-            return f"no bot message in chat {chat_id} with id > {after} containing " \
-                   f"{contains!r}; bot messages there: {seen}"
+            return (f"no bot message in chat {chat_id} with id > {after} containing "
+                    f"{contains!r}; bot messages there: {seen}")
         return self._wait(find, timeout, describe)
 
     def _wait(self, find: Callable[[], Found | None], timeout: float,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -108,7 +108,7 @@ def schedule_jobs(application: Application, services: Services, now: datetime | 
     queue.run_once(retention, 1.0, name=f"{RETENTION_JOB}-startup")
     queue.run_repeating(watch_adapters, WATCH_INTERVAL_S, first=WATCH_INTERVAL_S,  # a change before its first look counts
                         data={"versions": active_versions(services.store)}, name=WATCH_JOB)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if closed := services.store.runs.close_interrupted():
         log.warning("%d training run(s) lost their process (cut off by a stop): recorded as failed", closed)
     if catchup_due(services.store, schedule, now):
@@ -168,7 +168,7 @@ async def watch_adapters(context: BotContext) -> None:
         return
     try:
         version = await services.reload_adapters()
-    except Exception:  # noqa: BLE001 - the previous model keeps serving
+    except Exception:  # the previous model keeps serving
         log.exception("active adapters changed to %s but could not be loaded; still serving %s", active,
                       services.runtime.serving.version)
         return
@@ -185,11 +185,11 @@ async def run_weekly(bot: Bot, services: Services, trigger: str = "schedule",
     from training import pipeline  # deferred: it imports the whole training stack (torch), needed only here
 
     settings = services.settings
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     try:
         run = run_in_child or pipeline.run_in_child
         result = await in_daemon_thread(run, settings, trigger)
-    except Exception as error:  # noqa: BLE001 - reported to the owners below
+    except Exception as error:  # reported to the owners below
         log.exception("%s retrain could not run", trigger)
         result = {"status": "failed", "reasons": [f"{type(error).__name__}: {error}"]}
     status = str(result.get("status", "failed"))
@@ -197,12 +197,12 @@ async def run_weekly(bot: Bot, services: Services, trigger: str = "schedule",
     if status == "promoted":
         try:
             serving = await services.reload_adapters()
-        except Exception as error:  # noqa: BLE001 - the previous model keeps serving
+        except Exception as error:  # the previous model keeps serving
             log.exception("promoted adapters could not be swapped in")
             problem = f"{type(error).__name__}: {error}"
     try:
         await asyncio.to_thread(prune_adapters, settings)
-    except Exception:  # noqa: BLE001 - old folders stay until next week; the owners still get their report
+    except Exception:  # old folders stay until next week; the owners still get their report
         log.exception("pruning old adapter folders failed")
     if status in SUCCESS:
         _update_state(services.store, last_success=to_timestamp(started), last_status=status, last_trigger=trigger)
@@ -268,9 +268,9 @@ async def send_report(bot: Bot, services: Services) -> None:
             await bot.send_photo(owner_id, report.png, caption=report.caption)
         except TelegramError as error:
             log.warning("could not send the report to owner %s: %s", owner_id, error)
-        except Exception as error:  # noqa: BLE001 - one broken report must not stop the job
+        except Exception as error:  # one broken report must not stop the job
             log.exception("building the weekly report failed")
             problem = f"{type(error).__name__}: {error}"
-            await tell_owners(bot, services, lambda lang: owner_text(settings, lang, "report_unavailable",
-                                                                     problem=problem))
+            await tell_owners(bot, services, lambda lang, problem=problem: owner_text(
+                settings, lang, "report_unavailable", problem=problem))
             return

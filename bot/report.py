@@ -14,7 +14,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -118,7 +118,7 @@ def _short_time(stamp: str, zone: ZoneInfo) -> str:
 def build_status_text(settings: Settings, store: Store, serving_version: str, retraining: bool,
                       language: str, now: datetime | None = None) -> str:
     """/status: active versions and accuracy, corrections since the last retrain, next scheduled retrain."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     zone = ZoneInfo(settings.schedule.timezone)
     lines = [owner_text(settings, language, "status_title"), *model_lines(settings, store, language),
              owner_text(settings, language, "status_serving", version=serving_version)]
@@ -171,7 +171,7 @@ def build_report_text(settings: Settings, store: Store, language: str | None = N
                       now: datetime | None = None, days: int = 7) -> str:
     """The weekly report (last `days` days) as plain text: traffic, staff feedback, models."""
     language = language or settings.default_language
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     since = now - timedelta(days=days)
     return "\n".join([*_summary_lines(settings, store, language, now, since), *_models_lines(settings, store, language)])
 
@@ -384,7 +384,7 @@ def build_weekly_report(settings: Settings, store: Store, language: str | None =
                         now: datetime | None = None, days: int = 7) -> WeeklyReport:
     """The weekly report: `build_report_text` + how the models learnt, and the trend chart (PNG)."""
     language = language or settings.default_language
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     since = now - timedelta(days=days)
     zone = ZoneInfo(settings.schedule.timezone)
     runs = store.runs.all()
@@ -413,7 +413,7 @@ def save_report(settings: Settings, store: Store, report: WeeklyReport) -> tuple
     """Write the report's text and PNG under paths.reports and record it in storage; returns both paths."""
     folder = settings.paths.reports
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"report-{report.period_end.astimezone(timezone.utc):%Y%m%d-%H%M%S}-{report.language}"
+    stem = f"report-{report.period_end.astimezone(UTC):%Y%m%d-%H%M%S}-{report.language}"
     chart, text = folder / f"{stem}.png", folder / f"{stem}.txt"
     chart.write_bytes(report.png)
     text.write_text(report.text + "\n", encoding="utf-8")

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from typing import Any, TextIO
+from typing import Any, Self, TextIO
 from urllib.parse import urlsplit
 
 from bot.emulator import TINY_PNG, FakeUser
@@ -113,7 +113,7 @@ class Sandbox:
             self._server = self._thread = None
         self.chat.stop()
 
-    def __enter__(self) -> Sandbox:
+    def __enter__(self) -> Self:
         return self.start(0)
 
     def __exit__(self, *exc: object) -> None:
@@ -345,7 +345,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("sandbox web: " + format, *args)
+        log.debug("sandbox web: %s", format % args)
 
 
 # ---------------------------------------------------------------------- `shopbot up`

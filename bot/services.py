@@ -104,7 +104,7 @@ class Services:
             self._index_dirty = False
             try:
                 await self.refresh_index()
-            except Exception:  # noqa: BLE001 - the old index keeps serving; the memory already applies
+            except Exception:  # the old index keeps serving; the memory already applies
                 log.exception("rebuilding the FAQ index failed; the previous index keeps serving")
 
     async def refresh_index(self) -> None:

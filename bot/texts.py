@@ -262,7 +262,7 @@ def language_from_code(language_code: str | None) -> str | None:
     """"zh"/"en" from a Telegram language_code such as "zh-hans" or "en-GB", else None."""
     code = (language_code or "").lower()
     for language in ("zh", "en"):
-        if code == language or code.startswith(language + "-") or code.startswith(language + "_"):
+        if code == language or code.startswith((language + "-", language + "_")):
             return language
     return None
 

@@ -1,0 +1,1 @@
+"""All SQL of shopbot: the SQLite database, its migrations and one repository per table (sqlite-utils)."""

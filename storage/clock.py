@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def to_timestamp(moment: datetime | str) -> str:
@@ -11,9 +11,9 @@ def to_timestamp(moment: datetime | str) -> str:
         moment = datetime.fromisoformat(moment)
     if moment.tzinfo is None:
         raise ValueError(f"timestamp must be timezone-aware, got {moment.isoformat()}")
-    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def utc_now() -> str:
     """The current time in the stored UTC text form."""
-    return to_timestamp(datetime.now(timezone.utc))
+    return to_timestamp(datetime.now(UTC))

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlite_utils import Database
 
 from storage.clock import to_timestamp, utc_now
-from storage.db import write_transaction
+from storage.db import inserted_id, write_transaction
 from storage.decisions import DecisionRepository
 from storage.examples import ExampleRepository
 from storage.faq import FaqRepository
@@ -69,7 +69,7 @@ class CorrectionRepository:
         return self.faq.add_entry_from_staff(text, answer_text, detect_language(text))
 
     def _check_key(self, key: str) -> None:
-        if key not in self.faq.keys():
+        if key not in self.faq.keys():  # noqa: SIM118 - FaqRepository.keys() is a query, not a dict view
             raise NotFoundError(f"no FAQ entry with key {key!r}")
 
     def add(self, decision_id: int, staff_id: int, kind: str, old_label: str | None = None,
@@ -94,7 +94,7 @@ class CorrectionRepository:
                 "old_label": old_label if old_label is not None else decision.label,
                 "new_label": label, "answer_text": answer_text, "created_at": utc_now(),
             })
-            correction_id = table.last_rowid
+            correction_id = inserted_id(table)
             self.db.table("examples").delete_where("decision_id = ?", [decision_id])
             if text is not None and label is not None:
                 task = _EXAMPLE_TASK[decision.task] if kind == "confirm" else _TASK_OF_KIND[kind]

@@ -9,7 +9,6 @@ from storage.clock import utc_now
 from storage.db import write_transaction
 from storage.records import Customer, NotFoundError
 
-
 _THEIR_DECISIONS = ("decision_id in (select decisions.id from decisions join messages"
                     " on decisions.message_id = messages.id where messages.customer_id = ?)")
 

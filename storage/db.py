@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sqlite_utils import Database
+from sqlite_utils.db import Table
 
 from storage.migrations import migrations
 
@@ -43,6 +44,13 @@ def write_transaction(db: Database) -> Iterator[Database]:
     except BaseException:
         db.rollback()
         raise
+
+
+def inserted_id(table: Table) -> int:
+    """The rowid of the row `table.insert` just wrote."""
+    if table.last_rowid is None:
+        raise RuntimeError(f"nothing was inserted into {table.name}")
+    return table.last_rowid
 
 
 def apply_migrations(db: Database) -> None:

@@ -10,6 +10,7 @@ from sqlite_utils import Database
 from sqlite_utils.db import NotFoundError as RowNotFound
 
 from storage.clock import to_timestamp, utc_now
+from storage.db import inserted_id
 from storage.records import (
     DECISION_ACTIONS,
     DECISION_SOURCES,
@@ -42,7 +43,7 @@ class DecisionRepository:
             "alternatives": json.dumps([[key, float(score)] for key, score in alternatives], ensure_ascii=False),
             "staff_chat_id": None, "staff_message_id": None, "status": "pending", "created_at": utc_now(),
         })
-        return self.get(table.last_rowid)
+        return self.get(inserted_id(table))
 
     def get(self, decision_id: int) -> Decision:
         """The decision; NotFoundError if missing."""

@@ -9,7 +9,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from storage.clock import to_timestamp, utc_now
-from storage.db import write_transaction
+from storage.db import inserted_id, write_transaction
 from storage.records import EXAMPLE_SOURCES, EXAMPLE_TASKS, SPLITS, Example, check_choice
 from storage.text import stable_split
 
@@ -37,7 +37,7 @@ class ExampleRepository:
         """Add one example; its split is computed from the text."""
         table = self.db.table("examples")
         table.insert(self._row(task, text, label, language, source, decision_id))
-        return Example.from_row(table.get(table.last_rowid))
+        return Example.from_row(table.get(inserted_id(table)))
 
     def add_many(self, task: str, rows: Iterable[tuple[str, str, str]], source: str) -> int:
         """Add (text, label, language) rows in one transaction; return how many."""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlite_utils import Database
 from sqlite_utils.db import NotFoundError as RowNotFound
 
 from storage.clock import to_timestamp, utc_now
-from storage.db import write_transaction
+from storage.db import inserted_id, write_transaction
 from storage.records import CONTENT_TYPES, Message, NotFoundError, check_choice
 
 
@@ -26,7 +26,7 @@ class MessageRepository:
         table = self.db.table("messages")
         table.insert({"customer_id": customer_id, "chat_id": chat_id, "telegram_message_id": telegram_message_id,
                       "text": text, "content_type": content_type, "created_at": utc_now()})
-        return self.get(table.last_rowid)
+        return self.get(inserted_id(table))
 
     def get(self, message_id: int) -> Message:
         """The message; NotFoundError if missing (or deleted)."""
@@ -44,7 +44,7 @@ class MessageRepository:
 
     def delete_older_than(self, days: int, now: datetime | None = None) -> int:
         """Delete messages created more than `days` days before `now`; decisions stay, unlinked. Return the count."""
-        cutoff = to_timestamp((now or datetime.now(timezone.utc)) - timedelta(days=days))
+        cutoff = to_timestamp((now or datetime.now(UTC)) - timedelta(days=days))
         with write_transaction(self.db):
             count = self.table.count_where("created_at < ?", [cutoff])
             self.table.delete_where("created_at < ?", [cutoff])

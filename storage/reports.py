@@ -11,6 +11,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from storage.clock import to_timestamp, utc_now
+from storage.db import inserted_id
 from storage.records import Report
 
 
@@ -30,7 +31,7 @@ class ReportRepository:
             "text": text, "chart_path": None if chart_path is None else str(chart_path),
             "data": json.dumps(dict(data or {}), ensure_ascii=False),
         })
-        return Report.from_row(table.get(table.last_rowid))
+        return Report.from_row(table.get(inserted_id(table)))
 
     def latest(self) -> Report | None:
         """The newest report, if any."""

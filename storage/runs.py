@@ -12,6 +12,7 @@ from sqlite_utils import Database
 from sqlite_utils.db import NotFoundError as RowNotFound
 
 from storage.clock import utc_now
+from storage.db import inserted_id
 from storage.records import RUN_STATUSES, RUN_TRIGGERS, NotFoundError, TrainingRun, check_choice
 
 
@@ -61,8 +62,7 @@ class RunRepository:
         table = self.db.table("training_runs")
         table.insert({"trigger": trigger, "status": "running", "snapshot_id": None, "started_at": utc_now(),
                       "finished_at": None, "result": None, "error": None, **_this_process()})
-        assert table.last_rowid is not None
-        return table.last_rowid
+        return inserted_id(table)
 
     def claim(self, run_id: int) -> None:
         """Make this process the run's owner (the training child, for a run its parent started)."""

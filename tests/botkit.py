@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from bot.app import build_application, running, webhook_options
 from bot.emulator import BotAPIEmulator, FakeUser
@@ -146,7 +146,7 @@ class BotHarness:
         if self._own_emulator:
             self.emulator.stop()
 
-    def __enter__(self) -> BotHarness:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

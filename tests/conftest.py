@@ -1,4 +1,4 @@
-"""Shared pytest fixtures.
+"""Shared pytest fixtures: settings in tmp_path, fresh and file stores, the tiny and real base models, the emulator.
 
 Keep this file small: each block is a group of fixtures for one layer. Other
 groups (e.g. model fixtures for training/ tests) are appended below by their
@@ -17,7 +17,6 @@ import pytest
 from bot.emulator import BotAPIEmulator
 from settings import Settings, settings_from_dict
 from storage.store import Store
-
 
 # --- settings -----------------------------------------------------------------
 

@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 
 from training.base_model import (
-    BUNDLED_DIRNAME, MANIFEST, BaseModelError, _dequantise_q4, ensure_bundled, is_complete,
-    resolve_base_model, sanity_margin,
+    BUNDLED_DIRNAME,
+    MANIFEST,
+    BaseModelError,
+    _dequantise_q4,
+    ensure_bundled,
+    is_complete,
+    resolve_base_model,
+    sanity_margin,
 )
 
 
@@ -45,7 +51,7 @@ def test_unknown_hub_id_fails_clearly_without_network(tmp_path, monkeypatch):
 
 def test_folder_without_config_is_refused(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(BaseModelError, match="no config.json"):
+    with pytest.raises(BaseModelError, match=r"no config.json"):
         resolve_base_model(str(tmp_path / "empty"), tmp_path)
 
 

@@ -136,7 +136,7 @@ def test_forget_deletes_the_customers_messages(bot: BotHarness) -> None:
 
 def test_a_customer_who_blocked_the_bot_is_marked_skipped_and_unmarked_when_they_write(bot: BotHarness) -> None:
     customer = type(ALICE)(1097, "Blocker", "en")
-    reply, mirror, decision = bot.ask(customer, "Can you keep a table for twelve on Sunday?")
+    reply, mirror, _ = bot.ask(customer, "Can you keep a table for twelve on Sunday?")
     bot.emulator.block_bot(customer)
 
     def sends_to_customer() -> int:
@@ -201,7 +201,8 @@ def test_a_customer_who_blocks_the_bot_before_its_reply_is_marked_not_reported_a
     customer = type(ALICE)(1096, "Quick blocker", "en")
     bot.say(customer, "Hello")
     after = bot.cursor(STAFF_CHAT)
-    bot.emulator.fail_next("sendMessage", 403, description="Forbidden: bot was blocked by the user", chat_id=customer.id)
+    bot.emulator.fail_next("sendMessage", 403, description="Forbidden: bot was blocked by the user",
+                           chat_id=customer.id)  # not a late staff mirror of an earlier test's message
     bot.emulator.send_text(customer, "The oolong was nice today")  # blocked between writing and the reply
     assert isinstance(bot.take_errors(at_least=1)[0], Forbidden)
     with bot.store() as store:

@@ -199,15 +199,15 @@ def test_forged_truncated_and_stale_button_data_get_a_clear_answer(bot: BotHarne
     before = db_state(bot, decision.id)
     cases = {
         "garbage": "This button isn't recognised.",
-        "v1:%d:o" % decision.id: "This button isn't recognised.",  # truncated action
-        "v1:%d" % decision.id: "This button isn't recognised.",  # truncated
-        "v1:%d:lab:happy" % decision.id: "This button isn't recognised.",  # unknown label
-        "v1:%d:ok:extra" % decision.id: "This button isn't recognised.",
-        "v1:%d:" % decision.id + "x" * 80: "This button isn't recognised.",  # over 64 bytes
-        "v0:%d:ok" % decision.id: "This button is out of date; please use the latest message.",
+        f"v1:{decision.id}:o": "This button isn't recognised.",  # truncated action
+        f"v1:{decision.id}": "This button isn't recognised.",  # truncated
+        f"v1:{decision.id}:lab:happy": "This button isn't recognised.",  # unknown label
+        f"v1:{decision.id}:ok:extra": "This button isn't recognised.",
+        f"v1:{decision.id}:" + "x" * 80: "This button isn't recognised.",  # over 64 bytes
+        f"v0:{decision.id}:ok": "This button is out of date; please use the latest message.",
         "v1:999999:ok": "I can't find this item any more (it may have been deleted).",
-        "v1:%d:ok" % other.id: "This button doesn't belong to this message.",
-        "v1:%d:faq:0" % decision.id: "That action doesn't apply to this message.",
+        f"v1:{other.id}:ok": "This button doesn't belong to this message.",
+        f"v1:{decision.id}:faq:0": "That action doesn't apply to this message.",
     }
     for data, expected in cases.items():
         assert press_raw(bot, MEI, mirror, data)["text"] == expected, data

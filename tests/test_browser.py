@@ -11,6 +11,7 @@ Set SHOPBOT_SCREENSHOT=1 to also copy the screenshot to bench/results/sandbox.pn
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -59,7 +60,8 @@ class Browser:
              "--disable-extensions", "--disable-default-apps", "--mute-audio", "--hide-scrollbars",
              f"--window-size={width},{height}", f"--user-data-dir={profile}", "--remote-debugging-pipe",
              "about:blank"],
-            pass_fds=(3, 4), preexec_fn=pipes_on_3_and_4, stdin=subprocess.DEVNULL,
+            pass_fds=(3, 4), preexec_fn=pipes_on_3_and_4,  # noqa: PLW1509 - the pipe must be fds 3 and 4; only dup2s
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for fd in high:
             os.close(fd)
@@ -134,10 +136,8 @@ class Browser:
 
     def close(self) -> None:
         """Quit Chromium."""
-        try:
+        with contextlib.suppress(OSError, TimeoutError, EOFError, RuntimeError):
             self.call("Browser.close", session=False, timeout=5)
-        except (OSError, TimeoutError, EOFError, RuntimeError):
-            pass
         try:
             self.process.wait(10)
         except subprocess.TimeoutExpired:

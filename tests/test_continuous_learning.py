@@ -14,7 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -50,7 +50,7 @@ def fire_weekly_job(bot: BotHarness) -> int:
 
     async def due_now() -> None:
         (job,) = bot.app.job_queue.get_jobs_by_name(WEEKLY_JOB)
-        job.job.modify(next_run_time=datetime.now(timezone.utc))
+        job.job.modify(next_run_time=datetime.now(UTC))
 
     bot.run(due_now())
     return cursor
@@ -88,7 +88,7 @@ def test_scheduled_job_trains_promotes_and_the_running_bot_answers_with_the_new_
         assert (run.trigger, run.status) == ("schedule", "promoted")
         assert store.reports.latest() is not None and store.reports.latest().chart_path.is_file()
     next_t = bot.app.job_queue.get_jobs_by_name(WEEKLY_JOB)[0].next_t
-    assert next_t == next_retrain(bot.settings.schedule, datetime.now(timezone.utc))  # back on its weekly slot
+    assert next_t == next_retrain(bot.settings.schedule, datetime.now(UTC))  # back on its weekly slot
 
 
 def _same_prefix_test_pair() -> list[tuple[str, str, str]]:
@@ -121,11 +121,11 @@ def test_failing_candidate_is_refused_and_the_old_model_keeps_serving(bot: BotHa
     assert decision.adapter_version == serving.version
 
 
-def _pausing_child(settings, *args) -> None:  # noqa: ANN001, ANN002 - runs in the spawned child
+def _pausing_child(settings, *args) -> None:  # runs in the spawned child
     """The training child (`_child_main`), paused just before it would publish its first candidate."""
     import training.pipeline as pipeline
 
-    def pause(*args, **kwargs):  # noqa: ANN002, ANN003
+    def pause(*args, **kwargs):
         (settings.paths.database.parent / PAUSE_MARKER).write_text(str(os.getpid()))
         time.sleep(600)
 

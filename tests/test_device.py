@@ -11,7 +11,7 @@ import torch
 
 import training.serving as serving
 from settings import ConfigError
-from training.device import DeviceError, SKIP_QUANTISATION, quantisation_config, top_layer_names
+from training.device import SKIP_QUANTISATION, DeviceError, quantisation_config, top_layer_names
 from training.encoder import Encoder
 from training.faq import new_faq_model
 from training.sentiment import TrainArgs, new_sentiment_model
@@ -62,7 +62,7 @@ def test_load_in_4bit_without_cuda_is_a_clear_error(monkeypatch, recorded, make_
 
 def test_4bit_with_another_trunk_dtype_is_a_config_error(make_settings):
     for dtype in ("int8", "float32", "bfloat16"):
-        with pytest.raises(ConfigError, match='model.load_in_4bit: .*trunk_dtype = "auto"'):
+        with pytest.raises(ConfigError, match=r'model.load_in_4bit: .*trunk_dtype = "auto"'):
             make_settings(model={"load_in_4bit": True, "trunk_dtype": dtype})
     assert make_settings(model={"load_in_4bit": True}).model.load_in_4bit
 
@@ -72,7 +72,7 @@ def test_4bit_config_is_nf4_and_keeps_the_adapted_layers_and_head_unquantised(mo
     config = quantisation_config(True, "cuda", keep=top_layer_names(12, 2))
     assert config.load_in_4bit and config.bnb_4bit_quant_type == "nf4"
     assert config.bnb_4bit_compute_dtype == torch.bfloat16
-    assert config.llm_int8_skip_modules == SKIP_QUANTISATION + ["encoder.layer.10", "encoder.layer.11"]
+    assert config.llm_int8_skip_modules == [*SKIP_QUANTISATION, "encoder.layer.10", "encoder.layer.11"]
 
 
 def test_4bit_without_bitsandbytes_names_the_gpu_extra(monkeypatch):
@@ -84,7 +84,7 @@ def test_4bit_without_bitsandbytes_names_the_gpu_extra(monkeypatch):
 def test_nf4_and_int8_are_refused_on_the_wrong_device(tiny_base):
     with pytest.raises(DeviceError, match="needs CUDA"):
         Encoder(tiny_base, 1, trunk_dtype="nf4", device="cpu")
-    with pytest.raises(ValueError, match="int8 .*CPU"):
+    with pytest.raises(ValueError, match=r"int8 .*CPU"):
         Encoder(tiny_base, 1, trunk_dtype="int8", device="cuda")
 
 

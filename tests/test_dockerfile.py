@@ -117,7 +117,7 @@ def test_entrypoint_healthcheck_and_user() -> None:
     assert re.search(r'^ENTRYPOINT \["shopbot", "run"\]$', DOCKERFILE, re.MULTILINE)
     health = re.search(r'^HEALTHCHECK .* CMD \["shopbot", "(\w+)"\]$', DOCKERFILE, re.MULTILINE)
     assert health and health[1] == "health"
-    commands = build_parser()._subparsers._group_actions[0].choices  # noqa: SLF001 - the CLI's subcommands
+    commands = build_parser()._subparsers._group_actions[0].choices  # the CLI's subcommands
     assert {"run", "health", "init"} <= set(commands)
     users = re.findall(r"^USER (\S+)$", DOCKERFILE, re.MULTILINE)
     assert users and users[-1] not in ("root", "0")

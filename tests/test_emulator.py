@@ -13,10 +13,16 @@ from collections.abc import Callable
 
 import pytest
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import (BadRequest, EndPointNotFound, Forbidden, InvalidToken, NetworkError, RetryAfter,
-                            TimedOut)
-from telegram.ext import (AIORateLimiter, Application, CallbackQueryHandler, CommandHandler,
-                          ContextTypes, MessageHandler, filters)
+from telegram.error import BadRequest, EndPointNotFound, Forbidden, InvalidToken, NetworkError, RetryAfter, TimedOut
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
 from bot.emulator import TINY_PNG, BotAPIEmulator, FakeUser
 
@@ -199,7 +205,7 @@ def test_html_not_modified_commands_chat_and_wrong_token(emulator: BotAPIEmulato
 
     async def main() -> None:
         async with direct_bot(emulator) as bot:
-            with pytest.raises(BadRequest, match="(?i)can't parse entities"):
+            with pytest.raises(BadRequest, match=r"(?i)can't parse entities"):
                 await bot.send_message(ALICE.id, "1 < 2", parse_mode="HTML")
             sent = await bot.send_message(ALICE.id, "hi")
             with pytest.raises(BadRequest, match="not modified"):
@@ -322,10 +328,10 @@ def test_text_length_is_counted_in_utf16_units_on_sends_and_edits(emulator: BotA
     async def main() -> None:
         async with direct_bot(emulator) as bot:
             sent = await bot.send_message(ALICE.id, "🧋" * 2048)  # 2,048 characters, 4,096 UTF-16 units
-            with pytest.raises(BadRequest, match="^Message is too long$"):
+            with pytest.raises(BadRequest, match=r"^Message is too long$"):
                 await bot.send_message(ALICE.id, "🧋" * 2048 + "x")
             await bot.send_message(ALICE.id, f"<b>{'好' * 4096}</b>", parse_mode="HTML")  # tags don't count
-            with pytest.raises(BadRequest, match="(?i)^message_too_long$"):
+            with pytest.raises(BadRequest, match=r"(?i)^message_too_long$"):
                 await bot.edit_message_text("🧋" * 2049, ALICE.id, sent.message_id)
             assert (await bot.edit_message_text("🧋" * 2047, ALICE.id, sent.message_id)).text == "🧋" * 2047
 
@@ -338,7 +344,7 @@ def test_caption_length_is_counted_in_utf16_units(emulator: BotAPIEmulator) -> N
     async def main() -> None:
         async with direct_bot(emulator) as bot:
             await bot.send_photo(ALICE.id, TINY_PNG, caption="🧋" * 512)
-            with pytest.raises(BadRequest, match="(?i)caption is too long"):
+            with pytest.raises(BadRequest, match=r"(?i)caption is too long"):
                 await bot.send_document(ALICE.id, b"x", filename="x.txt", caption="🧋" * 513)
 
     asyncio.run(main())
@@ -351,12 +357,12 @@ def test_callback_data_over_64_bytes_is_refused_on_sends_and_edits(emulator: Bot
 
     async def main() -> None:
         async with direct_bot(emulator) as bot:
-            with pytest.raises(BadRequest, match="(?i)button_data_invalid"):
+            with pytest.raises(BadRequest, match=r"(?i)button_data_invalid"):
                 await bot.send_message(ALICE.id, "menu", reply_markup=too_long)
             sent = await bot.send_message(ALICE.id, "menu", reply_markup=fits)
-            with pytest.raises(BadRequest, match="(?i)button_data_invalid"):
+            with pytest.raises(BadRequest, match=r"(?i)button_data_invalid"):
                 await bot.edit_message_reply_markup(ALICE.id, sent.message_id, reply_markup=too_long)
-            with pytest.raises(BadRequest, match="(?i)button_data_invalid"):
+            with pytest.raises(BadRequest, match=r"(?i)button_data_invalid"):
                 await bot.edit_message_text("menu 2", ALICE.id, sent.message_id, reply_markup=too_long)
             assert emulator.messages(ALICE.id)[0]["reply_markup"] == fits.to_dict()
 
@@ -388,9 +394,9 @@ def test_unknown_chats_are_not_found_until_someone_writes_or_a_test_adds_them(em
     async def main() -> None:
         async with direct_bot(emulator) as bot:
             for chat_id in (STAFF_CHAT, SAM.id):
-                with pytest.raises(BadRequest, match="^Chat not found$"):
+                with pytest.raises(BadRequest, match=r"^Chat not found$"):
                     await bot.send_message(chat_id, "hello?")
-            with pytest.raises(BadRequest, match="^Chat not found$"):
+            with pytest.raises(BadRequest, match=r"^Chat not found$"):
                 await bot.get_chat(STAFF_CHAT)
             emulator.add_chat(STAFF_CHAT, title="Tea staff")
             assert (await bot.send_message(STAFF_CHAT, "hello")).chat.title == "Tea staff"
@@ -409,7 +415,7 @@ def test_a_user_who_blocked_the_bot_gets_nothing_until_they_unblock_it(emulator:
         async with direct_bot(emulator) as bot:
             before = await bot.send_message(ALICE.id, "before")
             emulator.block_bot(ALICE)
-            with pytest.raises(Forbidden, match="^Forbidden: bot was blocked by the user$"):
+            with pytest.raises(Forbidden, match=r"^Forbidden: bot was blocked by the user$"):
                 await bot.send_message(ALICE.id, "while blocked")
             with pytest.raises(Forbidden, match="blocked"):
                 await bot.edit_message_text("edited while blocked", ALICE.id, before.message_id)

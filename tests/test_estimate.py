@@ -143,7 +143,7 @@ def test_cross_validation_predicts_every_row_once_by_a_model_that_never_saw_it()
 
         def ranked(self, model, texts, index):
             assert not set(texts) & fitted[model]  # never predicts a row its model was fitted on
-            return [[dict((r.text, r.label) for r in rows)[t]] for t in texts]
+            return [[{r.text: r.label for r in rows}[t]] for t in texts]
 
     ranked = cross_validate(Spec(), rows, (), folds=5)  # type: ignore[arg-type]
     assert len(fitted) == 5 and all(labels == [r.label] for labels, r in zip(ranked, rows))

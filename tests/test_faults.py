@@ -363,7 +363,7 @@ def test_bot_killed_between_a_press_and_its_storage_leaves_no_half_state(tmp_pat
                     continue
                 before = len(emulator.requests)
                 query = emulator.press_button(MEI, current, buttons(current)["✅ correct"])
-                _, answer = emulator.wait_for(lambda m, p: m == "answerCallbackQuery"
+                _, answer = emulator.wait_for(lambda m, p, query=query: m == "answerCallbackQuery"
                                               and p["callback_query_id"] == query["id"], after=before, timeout=20)
                 answers.append(answer.get("text"))
             # the first press is either redelivered at restart (Telegram had not seen it confirmed) and

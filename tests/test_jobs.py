@@ -8,7 +8,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -39,13 +39,13 @@ def test_last_slot_is_the_latest_scheduled_time_not_after_now() -> None:
     assert jobs.last_slot(schedule, wednesday) == wednesday
     assert jobs.last_slot(schedule, wednesday + timedelta(days=6)) == wednesday
     assert jobs.last_slot(schedule, wednesday - timedelta(minutes=1)) == wednesday - timedelta(days=7)
-    across_dst = jobs.last_slot(schedule, datetime(2026, 11, 5, 12, tzinfo=timezone.utc))  # DST ended Nov 1
+    across_dst = jobs.last_slot(schedule, datetime(2026, 11, 5, 12, tzinfo=UTC))  # DST ended Nov 1
     assert across_dst.astimezone(zone).strftime("%a %H:%M") == "Wed 21:30"
 
 
 def test_catchup_is_due_only_for_a_slot_missed_since_the_bot_first_ran(fresh_store: Store) -> None:
     schedule = ScheduleSettings(**SCHEDULE)
-    now = datetime(2026, 11, 23, 12, tzinfo=timezone.utc)  # a Monday; last slot: Wed 2026-11-18 21:30 New York
+    now = datetime(2026, 11, 23, 12, tzinfo=UTC)  # a Monday; last slot: Wed 2026-11-18 21:30 New York
     assert not jobs.catchup_due(fresh_store, schedule, now)  # first start ever: nothing missed
     jobs.mark_watching(fresh_store, now - timedelta(days=10))
     assert jobs.catchup_due(fresh_store, schedule, now)  # up 10 days ago, then down over Wednesday
@@ -65,7 +65,7 @@ def bot(tmp_path_factory: pytest.TempPathFactory, tiny_base: Path) -> Iterator[B
     with Store(settings.paths.database) as store:  # messages from before the bot started
         store.customers.touch(777, "en")
         old = store.messages.add(777, 777, 1, "from last year")
-        last_year = to_timestamp(datetime.now(timezone.utc) - timedelta(days=200))
+        last_year = to_timestamp(datetime.now(UTC) - timedelta(days=200))
         store.messages.table.update(old.id, {"created_at": last_year})
         store.messages.add(777, 777, 2, "from today")
     with pytest.MonkeyPatch.context() as patch:
@@ -76,7 +76,7 @@ def bot(tmp_path_factory: pytest.TempPathFactory, tiny_base: Path) -> Iterator[B
 
 def test_weekly_retrain_is_scheduled_at_the_configured_weekday_time_and_zone(bot: BotHarness) -> None:
     (weekly,) = bot.app.job_queue.get_jobs_by_name(jobs.WEEKLY_JOB)
-    expected = next_retrain(bot.settings.schedule, datetime.now(timezone.utc))
+    expected = next_retrain(bot.settings.schedule, datetime.now(UTC))
     assert weekly.next_t == expected
     assert weekly.next_t.astimezone(ZoneInfo("America/New_York")).strftime("%A %H:%M") == "Wednesday 21:30"
     assert weekly.data == "schedule"
@@ -98,7 +98,7 @@ def serve_versions_only(bot: BotHarness, monkeypatch: pytest.MonkeyPatch) -> Non
     """Reloading serves the active versions on the current model (the fake adapter folders hold no weights)."""
     base = bot.services.runtime.serving
 
-    def active_serving(settings, encoder):  # noqa: ANN001, ANN202
+    def active_serving(settings, encoder):
         with Store(settings.paths.database) as store:
             versions = {t: r.version for t in ("sentiment", "faq") if (r := store.adapters.active(t))}
         return dataclasses.replace(base, versions=versions)
@@ -131,7 +131,7 @@ def test_a_shopbot_rollback_during_a_refused_retrain_is_served_after_it(bot: Bot
         bot.run(jobs.watch_adapters(context))  # its first look: remembers what is active
         release = threading.Event()
 
-        def run_in_child(settings, trigger):  # noqa: ANN001, ANN202
+        def run_in_child(settings, trigger):
             assert release.wait(20)
             return {"status": "refused", "reasons": ["faq: refused faq-new"]}
 
@@ -149,11 +149,11 @@ def test_a_shopbot_rollback_during_a_refused_retrain_is_served_after_it(bot: Bot
         bot.run(_enable(job, True))
 
 
-async def _enable(job, enabled: bool) -> None:  # noqa: ANN001 - a PTB Job, paused or resumed on the bot's loop
+async def _enable(job, enabled: bool) -> None:  # a PTB Job, paused or resumed on the bot's loop
     job.enabled = enabled
 
 
-def _wait(condition, timeout: float = 10) -> None:  # noqa: ANN001
+def _wait(condition, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
@@ -166,7 +166,7 @@ def test_missed_run_is_caught_up_once_after_a_restart(tmp_path: Path, tiny_base:
 
     triggers: list[str] = []
 
-    def run_in_child(settings, trigger):  # noqa: ANN001, ANN202
+    def run_in_child(settings, trigger):
         triggers.append(trigger)
         with Store(settings.paths.database) as store:  # as the pipeline records a skipped run
             run = store.runs.start(trigger)
@@ -178,7 +178,7 @@ def test_missed_run_is_caught_up_once_after_a_restart(tmp_path: Path, tiny_base:
     monkeypatch.setattr(jobs, "CATCHUP_DELAY_S", 0.2)
     settings = bot_settings(tmp_path, tiny_base, schedule=SCHEDULE)
     with Store(settings.paths.database) as store:  # the bot first ran 15 days ago, then was down over a slot
-        jobs.mark_watching(store, datetime.now(timezone.utc) - timedelta(days=15))
+        jobs.mark_watching(store, datetime.now(UTC) - timedelta(days=15))
 
     with BotHarness(settings) as harness:
         done = harness.emulator.wait_for_message(BOSS.id, "Weekly retrain", timeout=30)
@@ -201,7 +201,7 @@ def test_missed_run_is_caught_up_once_after_a_restart(tmp_path: Path, tiny_base:
     assert triggers == ["catchup"]
 
 
-def hang(settings, trigger, run_id) -> None:  # noqa: ANN001 - the training child's target, stuck for good
+def hang(settings, trigger, run_id) -> None:  # the training child's target, stuck for good
     time.sleep(3600)
 
 
@@ -215,8 +215,8 @@ def test_a_hung_retrain_is_stopped_at_the_limit_recorded_and_told(bot: BotHarnes
     started = bot.command(BOSS, "retrain")
     assert started["text"].startswith("⏳")
     done = bot.emulator.wait_for_message(BOSS.id, "Retrain finished", after=started["message_id"], timeout=60)
-    assert done["text"].splitlines() == ["Retrain finished: failed", "training was still running after 0.05 minutes "
-                                         "(schedule.retrain_timeout_minutes): stopped"]
+    assert done["text"].splitlines() == ["Retrain finished: failed", ("training was still running after 0.05 minutes "
+                                                                      "(schedule.retrain_timeout_minutes): stopped")]
     with bot.store() as store:
         run = store.runs.last()
         assert run.status == "failed" and "schedule.retrain_timeout_minutes" in (run.error or "")

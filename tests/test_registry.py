@@ -5,19 +5,27 @@ from __future__ import annotations
 import json
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from storage.records import AdapterRecord, NotFoundError
 from storage.store import Store
-from training.registry import (MANIFEST, PRUNED, ROLLED_BACK, AdapterRegistry, CorruptAdapterError, RollbackError,
-                               files_checksum, sha256_file)
+from training.registry import (
+    MANIFEST,
+    PRUNED,
+    ROLLED_BACK,
+    AdapterRegistry,
+    CorruptAdapterError,
+    RollbackError,
+    files_checksum,
+    sha256_file,
+)
 
 FILES = {"adapter_config.json": b'{"r": 8}', "adapter_model.safetensors": b"\x00weights\x01" * 64,
          "head/classifier.pt": b"head-bytes"}
-FIXED = datetime(2026, 11, 23, 20, 30, 12, tzinfo=timezone.utc)
+FIXED = datetime(2026, 11, 23, 20, 30, 12, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 import warnings
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +14,20 @@ import pytest
 
 import bot.report_chart as report_chart
 from bot.cli import main
-from bot.report import (build_report_text, build_status_text, build_weekly_report, learning_text, model_lines,
-                        weekly_history)
+from bot.report import (
+    build_report_text,
+    build_status_text,
+    build_weekly_report,
+    learning_text,
+    model_lines,
+    weekly_history,
+)
 from bot.report_chart import render_chart
 from bot.texts import OWNER
 from storage.clock import to_timestamp
 from storage.store import Store
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def outcome(task: str, version: str, candidate: float, active: float | None, base: float | None,
@@ -55,8 +61,8 @@ def history(make_settings) -> tuple[Any, Store]:
     add_run(store, "schedule", "promoted", {"status": "promoted", "reasons": ["sentiment: promoted s-2"], "tasks": {
         "sentiment": outcome("sentiment", "s-2", 0.86, 0.80, None, True, ["ok"]),
         "faq": outcome("faq", "f-2", 0.78, 0.70, 0.55, True, ["ok"])}}, days_ago=14)
-    add_run(store, "manual", "skipped", {"status": "skipped", "reasons": ["1 new labelled examples since the last "
-                                                                          "retrain, fewer than 5"]}, days_ago=3)
+    add_run(store, "manual", "skipped", {"status": "skipped", "reasons": [("1 new labelled examples since the last "
+                                                                           "retrain, fewer than 5")]}, days_ago=3)
     add_run(store, "schedule", "refused", {"status": "refused", "reasons": ["sentiment: refused s-3"], "tasks": {
         "sentiment": outcome("sentiment", "s-3", 0.84, 0.86, None, False,
                              ["accuracy 0.840 < threshold 0.900", "regresses 0.020 against active s-2"],
@@ -113,7 +119,7 @@ def test_report_without_any_training_still_has_a_chart(make_settings) -> None:
         report = build_weekly_report(settings, store, "en")
     assert "no retraining yet" in report.text and "none this week" in report.text
     assert report.png.startswith(b"\x89PNG")
-    assert render_chart(weekly_history([], timezone.utc), "zh").startswith(b"\x89PNG")
+    assert render_chart(weekly_history([], UTC), "zh").startswith(b"\x89PNG")
 
 
 def test_shopbot_report_prints_and_saves_text_and_png(tmp_path: Path, history, capsys) -> None:

@@ -7,8 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from training.router import (CUE_NAMES, QUESTION_CUES, RouterWeights, augment_questions, cue_score, question_cues,
-                          train_router)
+from training.router import (
+    CUE_NAMES,
+    QUESTION_CUES,
+    RouterWeights,
+    augment_questions,
+    cue_score,
+    question_cues,
+    train_router,
+)
 from training.runtime import heuristic_question_probability
 
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from training.device import DeviceError, SKIP_QUANTISATION, choose_device, quantisation_config
+from training.device import SKIP_QUANTISATION, DeviceError, choose_device, quantisation_config
 from training.encoder import EmbeddingModel, Encoder, SentimentModel
 from training.faq import FaqIndex
-from training.router import RouterWeights
 from training.features import FeatureCache
 from training.memory import CorrectionMemory
+from training.router import RouterWeights
 from training.runtime import ModelRuntime, ServingModel
 
 TEXTS = ["珍珠太硬了", "能做少糖吗?", "do you deliver?", "great tea", "还行吧", "the pearls were stale"]

@@ -96,7 +96,7 @@ def test_staff_buttons_pop_ups_media_and_language(sandbox: Sandbox) -> None:
     request(sandbox.url + "api/media", {"as": "customer", "kind": "sticker"})
     state = wait_state(sandbox, lambda s: any("only read text" in m["text"] for m in bot_said(s, "customer")))
     assert state["language"] == "en"
-    assert any("🙂 (sticker)" == m["text"] for m in state["chats"]["customer"]["messages"])
+    assert any(m["text"] == "🙂 (sticker)" for m in state["chats"]["customer"]["messages"])
 
     request(sandbox.url + "api/send", {"as": "customer", "text": "The brown sugar tea was great"})
     state = wait_state(sandbox, lambda s: any("brown sugar" in m["text"] and m["buttons"] for m in bot_said(s, "staff")))
@@ -153,7 +153,7 @@ def test_up_without_a_token_seeds_trains_once_and_serves_the_page(
     settings = bot_settings(tmp_path, tiny_base)
     trained = []
 
-    def fake_retrain(settings, trigger, args=None):  # noqa: ANN001, ANN202 - records a run as the real one does
+    def fake_retrain(settings, trigger, args=None):  # records a run as the real one does
         trained.append(trigger)
         with Store(settings.paths.database) as store:
             store.runs.finish(store.runs.start(trigger), "refused", None, {"status": "refused"})

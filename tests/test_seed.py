@@ -46,6 +46,6 @@ def test_load_demo_adds_only_new_rows(fresh_store: Store, tmp_path: Path) -> Non
 def test_load_demo_rejects_bad_labels(fresh_store: Store, tmp_path: Path) -> None:
     shutil.copytree(MINI_SHOP, tmp_path / "shop")
     (tmp_path / "shop" / "reviews.tsv").write_text("text\tlabel\nnice\tgreat\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="reviews.tsv:2"):
+    with pytest.raises(ValueError, match=r"reviews.tsv:2"):
         load_demo(fresh_store, tmp_path / "shop")
     assert fresh_store.faq.all() == []  # nothing half-loaded

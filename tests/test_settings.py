@@ -108,7 +108,7 @@ def test_unknown_section_suggests_the_closest(tmp_path: Path) -> None:
 
 def test_unknown_key_in_file_is_reported(tmp_path: Path) -> None:
     path = write_config(tmp_path, "[model]\ndevise = 'cpu'\n")
-    with pytest.raises(ConfigError, match="model.devise: unknown key; did you mean model.device"):
+    with pytest.raises(ConfigError, match=r"model.devise: unknown key; did you mean model.device"):
         load_settings(path, env={})
 
 

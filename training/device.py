@@ -41,8 +41,8 @@ def quantisation_config(load_in_4bit: bool, device: str, keep: Sequence[str] = (
         raise DeviceError("model.load_in_4bit needs CUDA (bitsandbytes 4-bit is a CUDA-only path here); "
                           f"the model would run on {device}")
     try:
-        from transformers import BitsAndBytesConfig
         import bitsandbytes  # noqa: F401  (the optional `gpu` extra)
+        from transformers import BitsAndBytesConfig
     except ImportError as exc:
         raise DeviceError("model.load_in_4bit needs the gpu extra: pip install 'shopbot[gpu]'") from exc
     return BitsAndBytesConfig(

@@ -12,11 +12,15 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from training.device import quantisation_config, top_layer_names
+
+if TYPE_CHECKING:  # transformers is imported when an encoder is loaded, not with this module
+    from transformers import BatchEncoding
 
 QUERY_PREFIX = "query: "
 # How the frozen trunk computes: int8 = dynamic quantisation (CPU only); nf4 = 4-bit bitsandbytes weights
@@ -98,7 +102,7 @@ class Encoder:
         """Whether the trunk is int8 (then serving quantises the merged tops too)."""
         return self.trunk_dtype == "int8"
 
-    def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+    def tokenize(self, texts: list[str]) -> BatchEncoding:
         """Tokenise with e5's "query: " prefix, padded to the longest text in the batch."""
         return self.tokenizer(
             [QUERY_PREFIX + t for t in texts], padding=True, truncation=True,
@@ -117,7 +121,7 @@ class Encoder:
             x = _layer_out(layer(x, attention_mask=ext))
         return TrunkOutput(x.float().cpu(), mask.cpu())
 
-    def new_top(self) -> "TopLayers":
+    def new_top(self) -> TopLayers:
         """A fresh, trainable copy of the top layers (to be wrapped with LoRA)."""
         return TopLayers(copy.deepcopy(self.pristine_top))
 

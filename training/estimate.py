@@ -54,7 +54,7 @@ class Estimate:
     folds: int = 0
 
     @classmethod
-    def of(cls, correct: Sequence[bool], method: str, folds: int = 0) -> "Estimate":
+    def of(cls, correct: Sequence[bool], method: str, folds: int = 0) -> Estimate:
         """The estimate from per-example hits."""
         n, hits = len(correct), int(sum(bool(c) for c in correct))
         low, high = wilson_interval(hits, n)
@@ -76,7 +76,7 @@ class Comparison:
     high: float
 
     @classmethod
-    def of(cls, candidate_correct: Sequence[bool], active_correct: Sequence[bool]) -> "Comparison":
+    def of(cls, candidate_correct: Sequence[bool], active_correct: Sequence[bool]) -> Comparison:
         """Paired difference of two models' hits on the same examples (normal approximation)."""
         n = len(candidate_correct)
         if n != len(active_correct):

@@ -10,11 +10,11 @@ from training.metrics import load_metric
 
 
 class Confusion(NamedTuple):
-    """How often the true label was predicted as another label."""
+    """How often (`times`) the true label was predicted as another label."""
 
     true: str
     predicted: str
-    count: int
+    times: int  # not `count`, which would hide tuple.count
 
 
 class Mistake(NamedTuple):

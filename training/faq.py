@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from training.base_model import write_sentence_transformers_config
 from training.early_stopping import EarlyStopping
-from training.encoder import EmbeddingModel, Encoder
+from training.encoder import EmbeddingModel, Encoder, TopLayers
 from training.features import FeatureCache, length_batches, pad_batch
 from training.router import RouterWeights
 from training.sentiment import TrainArgs, TrainResult, epochs_for, lora_config
@@ -61,7 +61,7 @@ class FaqIndex:
     vectors: np.ndarray  # (n, hidden), unit length
 
     @classmethod
-    def build(cls, model: nn.Module, cache: FeatureCache, items: Sequence[tuple[str, str]]) -> "FaqIndex":
+    def build(cls, model: nn.Module, cache: FeatureCache, items: Sequence[tuple[str, str]]) -> FaqIndex:
         """Index (text, key) pairs."""
         unique = list(dict.fromkeys(items))
         vectors = embed(model, cache, [t for t, _ in unique]) if unique else np.zeros((0, 1), dtype=np.float32)
@@ -83,7 +83,7 @@ class FaqIndex:
     def search(self, query_vectors: np.ndarray, k: int = 3) -> list[list[tuple[str, float, float]]]:
         """Top-k entries per query as (key, cosine, confidence); confidence = softmax(SCALE * cosine)."""
         entries, best = self.entry_scores(query_vectors)
-        results = []
+        results: list[list[tuple[str, float, float]]] = []
         for row in best:
             if not entries:
                 results.append([])
@@ -234,7 +234,9 @@ def export_sentence_transformer(encoder: Encoder, faq_model: nn.Module, out: Pat
 
     model = AutoModel.from_pretrained(encoder.folder, add_pooling_layer=False)
     first = len(model.encoder.layer) - encoder.top_layers
-    for i, layer in enumerate(faq_model.top.layers):
+    top = faq_model.top
+    assert isinstance(top, TopLayers), f"not an FAQ model: {type(faq_model).__name__}"
+    for i, layer in enumerate(top.layers):
         model.encoder.layer[first + i].load_state_dict({k: v.float().cpu() for k, v in layer.state_dict().items()})
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)

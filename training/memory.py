@@ -69,6 +69,7 @@ class CorrectionMemory:
             with self._lock:
                 if self._generation == generation:
                     self._vectors = cached
+        assert cached is not None  # not stale means cached
         _, items, vectors = cached
         if not items:
             return None

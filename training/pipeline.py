@@ -21,12 +21,12 @@ import torch
 from settings import Settings
 from storage.store import Store
 from training.estimate import Estimate, holdout_is_enough
-from training.measure import compare_unseen, cross_validate, pairs_of, report_on, row_key, top1_accuracy
 from training.faq import embed
-from training.router import augment_questions, train_router
 from training.features import FeatureCache
 from training.gate import gate
+from training.measure import compare_unseen, cross_validate, pairs_of, report_on, row_key, top1_accuracy
 from training.registry import AdapterRegistry, CorruptAdapterError
+from training.router import augment_questions, train_router
 from training.sentiment import TrainArgs
 from training.serving import load_encoder
 from training.snapshot import Snapshot, take_snapshot
@@ -68,8 +68,8 @@ def retrain(settings: Settings, trigger: str = "cli", run_id: int | None = None,
             last = _last_success(store)
             new = store.examples.count_since(last) if last else None
             if not force and trigger in ("schedule", "catchup") and new is not None and new < settings.thresholds.min_new_examples:
-                result = {"status": "skipped", "reasons": [f"{new} new labelled examples since the last retrain, "
-                                                            f"fewer than {settings.thresholds.min_new_examples}"]}
+                result: dict[str, Any] = {"status": "skipped", "reasons": [(f"{new} new labelled examples since the last retrain, "
+                                                             f"fewer than {settings.thresholds.min_new_examples}")]}
                 store.runs.finish(run_id, "skipped", snapshot.id, result)
                 return result
             outcomes = _train_all(settings, store, snapshot, args or TrainArgs(progress=False))

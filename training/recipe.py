@@ -11,10 +11,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-def _vectorizer(**options):  # noqa: ANN003, ANN202 (sklearn keyword options)
+if TYPE_CHECKING:  # sklearn is imported only when a model is fitted or loaded
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+
+def _vectorizer(**options: Any) -> TfidfVectorizer:
     """The one TF-IDF configuration, for fitting and for loading: character 1-3-grams within words."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -25,13 +31,13 @@ def _vectorizer(**options):  # noqa: ANN003, ANN202 (sklearn keyword options)
 class CharNgramModel:
     """TF-IDF over character 1-3-grams (within word boundaries, sublinear tf) + multinomial logistic regression."""
 
-    vectorizer: object
-    classifier: object
+    vectorizer: TfidfVectorizer
+    classifier: LogisticRegression
     labels: tuple[str, ...]
 
     @classmethod
     def fit(cls, texts: Sequence[str], labels: Sequence[str], label_order: tuple[str, ...],
-            c: float = 10.0) -> "CharNgramModel":
+            c: float = 10.0) -> CharNgramModel:
         """Fit on (text, label) pairs; classes balanced so a rare class is not ignored."""
         from sklearn.linear_model import LogisticRegression
 
@@ -58,7 +64,7 @@ class CharNgramModel:
                  intercept=self.classifier.intercept_)
 
     @classmethod
-    def load(cls, folder: Path) -> "CharNgramModel":
+    def load(cls, folder: Path) -> CharNgramModel:
         """The model `save` wrote."""
         from sklearn.linear_model import LogisticRegression
 

@@ -14,7 +14,7 @@ import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ def _fsync(path: Path) -> None:
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class AdapterRegistry:
@@ -99,7 +99,7 @@ class AdapterRegistry:
 
     def new_version(self, task: str) -> str:
         """An unused version name such as "sentiment-20261123-203012" (UTC), with -2, -3... on a clash."""
-        base = f"{task}-{self.clock().astimezone(timezone.utc):%Y%m%d-%H%M%S}"
+        base = f"{task}-{self.clock().astimezone(UTC):%Y%m%d-%H%M%S}"
         version, suffix = base, 1
         while self._taken(version, task):
             suffix += 1
@@ -122,7 +122,7 @@ class AdapterRegistry:
         if not isinstance(manifest.get("metrics"), Mapping) or not isinstance(manifest.get("base_model"), str):
             raise ValueError("manifest needs 'metrics' (a mapping) and 'base_model' (a string)")
         content = {**manifest, "task": task, "version": manifest.get("version") or self.new_version(task)}
-        content.setdefault("created_at", self.clock().astimezone(timezone.utc).isoformat())
+        content.setdefault("created_at", self.clock().astimezone(UTC).isoformat())
         version = content["version"]
         final = self.root / task / version
         if not isinstance(version, str) or not _SAFE_NAME.fullmatch(version) or self._taken(version, task):

@@ -28,15 +28,15 @@ QUESTION_CUES: tuple[tuple[str, str, int], ...] = (
     ("question_mark", r"[?？]", 1),
     ("zh_final_particle", r"(?:吗|呢|(?<!什)么|嘛|咩|不|没|没有)" + _END, 1),
     ("zh_particle", r"吗|嘛", 1),
-    ("zh_question_word", r"谁|(?<![为凭])什么|(?<!为)啥|哪|怎|咋|几[点个种号楼杯分天毫公折时位]|多少|多久|多长|多大|多远"
-                         r"|是否|([\u4e00-\u9fff])[不没]\1|是[^，。！？,.!?]{1,8}还是", 1),  # A不A: 开不开; 是A还是B
+    ("zh_question_word", (r"谁|(?<![为凭])什么|(?<!为)啥|哪|怎|咋|几[点个种号楼杯分天毫公折时位]|多少|多久|多长|多大|多远"
+                          r"|是否|([\u4e00-\u9fff])[不没]\1|是[^，。！？,.!?]{1,8}还是"), 1),  # A不A: 开不开; 是A还是B
     ("zh_asking", r"请问|想问|问一?下|想知道|想了解|咨询|求|推荐|建议|麻烦|告诉我|发一下|帮我", 1),
-    ("en_question_start", r"^\W*(?:(?:hi|hey|hello)\W+)?(?:can|could|do|does|did|is|are|was|were|will|would|should"
-                          r"|may|any|anything|what(?! an?\b)|whats|how|when|where|which|who|r)\b(?!'t|n't)", 1),
+    ("en_question_start", (r"^\W*(?:(?:hi|hey|hello)\W+)?(?:can|could|do|does|did|is|are|was|were|will|would|should"
+                           r"|may|any|anything|what(?! an?\b)|whats|how|when|where|which|who|r)\b(?!'t|n't)"), 1),
     ("en_question_word", r"\b(?:what(?! an?\b)|whats|how|when|where|which|who|whether)\b", 1),
-    ("en_asking", r"\b(?:i'?d like to know|i (?:wanna|want to|need to) know|wondering|tell me|let me know|please|pls|plz"
-                  r"|recommend|suggest|any (?:chance|update|idea|recs?|tips?)|is there|are there|do (?:you|u)"
-                  r"|can (?:i|you|u)|could (?:i|you|u))\b", 1),
+    ("en_asking", (r"\b(?:i'?d like to know|i (?:wanna|want to|need to) know|wondering|tell me|let me know|please|pls|plz"
+                   r"|recommend|suggest|any (?:chance|update|idea|recs?|tips?)|is there|are there|do (?:you|u)"
+                   r"|can (?:i|you|u)|could (?:i|you|u))\b"), 1),
     ("exclamation", r"[!！]", -1),
     ("emphasis", r"这么|那么|(?<![不别])太|真的|超|好[吃喝难甜香]|\b(?:so|too|really|super|such|way)\b", -1),
 )
@@ -111,7 +111,7 @@ class RouterWeights:
                 "cue_names": list(self.cue_names), "cue_weight": self.cue_weight.tolist()}
 
     @classmethod
-    def from_json(cls, data: dict) -> "RouterWeights":
+    def from_json(cls, data: dict) -> RouterWeights:
         """From router.json; an old file (embedding weights only) gives a router without cues."""
         names = tuple(data.get("cue_names", ()))
         cue_weight = np.asarray(data.get("cue_weight", [0.0] * len(names)), dtype=np.float32)

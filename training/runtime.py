@@ -20,10 +20,10 @@ from torch import nn
 from training.decision import Decision
 from training.encoder import Encoder
 from training.faq import FaqIndex
-from training.router import RouterWeights, cue_score
 from training.features import FeatureCache, length_batches, pad_batch
 from training.memory import CorrectionMemory
 from training.recipe import CharNgramModel, blend
+from training.router import RouterWeights, cue_score
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +58,13 @@ class ServingModel:
         """(FAQ embeddings, sentiment probabilities or None) from trunk features."""
         n = len(features)
         vectors = np.zeros((n, self.encoder.hidden_size), dtype=np.float32)
-        probs = np.zeros((n, len(self.labels)), dtype=np.float32) if self.sentiment_model is not None else None
+        sentiment = self.sentiment_model
+        probs = np.zeros((n, len(self.labels)), dtype=np.float32) if sentiment is not None else None
         for idx in length_batches([f.shape[0] for f in features], batch_size, shuffle=False):
             hidden, mask = pad_batch([features[i] for i in idx])
             vectors[idx] = self.faq_model(hidden, mask).cpu().numpy()
-            if probs is not None:
-                probs[idx] = self.sentiment_model(hidden, mask).softmax(-1).cpu().numpy()
+            if sentiment is not None and probs is not None:
+                probs[idx] = sentiment(hidden, mask).softmax(-1).cpu().numpy()
         return vectors, probs
 
     @torch.inference_mode()
@@ -145,11 +146,12 @@ class ModelRuntime:
                 near = self.memory.near(serving, vector, serving.embed)
                 if near is not None:
                     remembered, similarity = near
-            if remembered is not None:
-                decision = Decision(remembered.task, remembered.label, similarity,
-                                    remembered.task == "question", ((remembered.label, similarity),),
-                                    "memory", serving.version, decision.question_probability)
-            out.append(decision)
+            if remembered is None:
+                out.append(decision)
+                continue
+            out.append(Decision(remembered.task, remembered.label, similarity,
+                                remembered.task == "question", ((remembered.label, similarity),),
+                                "memory", serving.version, decision.question_probability))
         return out
 
     def remember(self, text: str, task: str, label: str) -> None:

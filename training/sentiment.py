@@ -68,8 +68,8 @@ def lora_config(args: TrainArgs, modules_to_save: list[str] | None = None) -> Lo
     )
 
 
-def new_sentiment_model(encoder: Encoder, args: TrainArgs, labels: tuple[str, ...] = LABELS) -> PeftModel:
-    """A freshly initialised LoRA-wrapped sentiment model (same seed -> same weights)."""
+def new_sentiment_model(encoder: Encoder, args: TrainArgs, labels: tuple[str, ...] = LABELS) -> PeftModel | SentimentModel:
+    """A freshly initialised LoRA-wrapped sentiment model (same seed -> same weights); unwrapped for adapter "full"."""
     torch.manual_seed(args.seed)
     base = SentimentModel(encoder.new_top(), encoder.hidden_size, len(labels)).to(encoder.device)
     if args.adapter == "full":

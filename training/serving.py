@@ -10,14 +10,15 @@ import torch
 from settings import Settings
 from storage.store import Store
 from training.base_model import resolve_base_model
+from training.decision import Task
 from training.device import choose_device, quantisation_config
 from training.encoder import EmbeddingModel, Encoder, choose_trunk_dtype
 from training.faq import FaqIndex, export_sentence_transformer, load_faq
 from training.features import FeatureCache
 from training.memory import CorrectionMemory
+from training.recipe import load_blend
 from training.registry import AdapterRegistry, CorruptAdapterError
 from training.runtime import ModelRuntime, ServingModel
-from training.recipe import load_blend
 from training.sentiment import LABELS, load_sentiment
 from training.snapshot import CORRECTION_SOURCES
 
@@ -111,7 +112,8 @@ def export_faq_encoder(settings: Settings, out: Path) -> str:
 def load_memory(store: Store) -> CorrectionMemory:
     """The correction memory, refilled from the staff feedback stored so far."""
     memory = CorrectionMemory()
-    for task, decision_task in (("sentiment", "review"), ("faq", "question")):
+    pairs: tuple[tuple[str, Task], ...] = (("sentiment", "review"), ("faq", "question"))
+    for task, decision_task in pairs:
         for ex in store.examples.all(task=task):
             if ex.source in CORRECTION_SOURCES:
                 memory.add(ex.text, decision_task, ex.label)

@@ -63,5 +63,5 @@ async def on_error(update: object, context: BotContext) -> None:
         await context.bot.send_message(services.settings.roles.staff_chat_id,
                                        staff_text(services.settings, "error_notice", error=html.escape(summary)),
                                        parse_mode=ParseMode.HTML)
-    except Exception:  # noqa: BLE001 - the error handler must not fail
+    except Exception:  # the error handler must not fail
         log.exception("could not tell the staff chat about the error")

@@ -72,7 +72,7 @@ async def _retrain_and_report(bot: Bot, services: Services, chat_id: int, langua
         await bot.send_message(chat_id, "\n".join(lines))
     except asyncio.CancelledError:
         raise
-    except Exception as error:  # noqa: BLE001 - a background task: nobody else would see it
+    except Exception as error:  # a background task: nobody else would see it
         log.exception("owner retrain failed")
         await bot.send_message(chat_id, say("retrain_done", status=f"failed ({type(error).__name__}: {error})"))
 
@@ -109,7 +109,7 @@ async def report(update: Update, context: BotContext) -> None:
     language = user_language(services, update.effective_user)
     try:  # built in a thread with its own store: rendering the chart must not hold up the event loop
         weekly = await asyncio.to_thread(report_in_thread, services.settings, language)
-    except Exception as error:  # noqa: BLE001 - fall back to the plain-text report
+    except Exception as error:  # fall back to the plain-text report
         log.exception("building the weekly report failed")
         await update.effective_message.reply_text(
             build_report_text(services.settings, services.store, language) + "\n\n"

@@ -18,6 +18,7 @@ from telegram.ext import (
     AIORateLimiter,
     Application,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     MessageHandler,
     filters,
@@ -125,6 +126,7 @@ def _add_handlers(application: Application, settings: Settings, answer_timeout_s
     application.add_handler(CommandHandler("forget", customer.forget, filters=private & new_message))
     application.add_handler(CommandHandler("optout", customer.opt_out, filters=private & new_message))
     application.add_handler(CommandHandler("optin", customer.opt_in, filters=private & new_message))
+    application.add_handler(ChatMemberHandler(customer.on_bot_status, ChatMemberHandler.MY_CHAT_MEMBER))
     for name in OWNER_COMMANDS:
         application.add_handler(CommandHandler(name, getattr(owner, name), filters=new_message))
     staff_chat_id = settings.roles.staff_chat_id

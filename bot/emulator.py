@@ -17,7 +17,8 @@ inspect the bot with ``messages``/``calls``/``wait_for`` and break it with ``fai
 * Refusals are Telegram's (status and description): text over 4,096 / captions over 1,024
   UTF-16 units (sends and edits), callback_data over 64 bytes, answerCallbackQuery later than
   ``callback_answer_window_s`` after the press, chats nobody wrote in nor ``add_chat`` registered
-  ("chat not found"), users who ``block_bot`` (403), unknown methods (404 "Not Found").
+  ("chat not found"), users who ``block_bot`` (403; the bot gets ``my_chat_member`` updates on
+  blocking and unblocking, as from Telegram), unknown methods (404 "Not Found").
 * Flood limits are on unless ``flood_limits=False``: messages sent to one chat get a burst of
   ``chat_burst`` then about 1/s, to one group ``group_burst`` then about 20/min; the next one is
   answered 429 "Too Many Requests: retry after N" with ``parameters.retry_after`` (edits and
@@ -290,14 +291,29 @@ class BotAPIEmulator:
                 else {"id": chat_id, "type": "private", "first_name": title})))
 
     def block_bot(self, user: FakeUser) -> None:
-        """``user`` blocks the bot: what it sends or edits in their chat gets 403 from now on."""
+        """``user`` blocks the bot: what it sends or edits in their chat gets 403 from now on, and the bot
+        gets a ``my_chat_member`` update (member → kicked), as from Telegram."""
         with self._cond:
-            self._blocked.add(user.id)
+            if user.id not in self._blocked:
+                self._blocked.add(user.id)
+                self._bot_status_changed(user, "member", "kicked")
 
     def unblock_bot(self, user: FakeUser) -> None:
-        """``user`` unblocks the bot (writing to it does too: a client cannot write to a blocked bot)."""
+        """``user`` unblocks the bot (writing to it does too: a client cannot write to a blocked bot);
+        the bot gets a ``my_chat_member`` update (kicked → member)."""
         with self._cond:
-            self._blocked.discard(user.id)
+            if user.id in self._blocked:
+                self._blocked.discard(user.id)
+                self._bot_status_changed(user, "kicked", "member")
+
+    def _bot_status_changed(self, user: FakeUser, old: str, new: str) -> None:
+        bot = {key: value for key, value in self._api_getMe({}).items() if key in ("id", "is_bot", "first_name",
+                                                                                    "username")}
+        member = {"kicked": lambda: {"user": bot, "status": "kicked", "until_date": 0},
+                  "member": lambda: {"user": bot, "status": "member"}}
+        chat = self._chats.setdefault(user.id, {"id": user.id, "type": "private", "first_name": user.first_name})
+        self._inject("my_chat_member", {"chat": copy.deepcopy(chat), "from": user.to_api(), "date": int(time.time()),
+                                        "old_chat_member": member[old](), "new_chat_member": member[new]()})
 
     def reply_to(self, user: FakeUser, message: dict, text: str,
                  chat_id: int | None = None) -> dict:
@@ -627,7 +643,7 @@ class BotAPIEmulator:
             if chat_id is None:
                 chat = self._chats[user.id] = {"id": user.id, "type": "private",
                                                "first_name": user.first_name}
-                self._blocked.discard(user.id)
+                self.unblock_bot(user)
             else:
                 chat = self._chats.setdefault(chat_id, (
                     {"id": chat_id, "type": "supergroup", "title": "Staff"} if chat_id < 0

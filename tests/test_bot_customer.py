@@ -210,3 +210,14 @@ def test_a_customer_who_blocks_the_bot_before_its_reply_is_marked_not_reported_a
     bot.wait_mirror("The oolong was nice today", after=after)  # staff still see the review
     staff = [m["text"] for m in bot.emulator.messages(STAFF_CHAT) if m["message_id"] > after]
     assert not any("Forbidden" in text for text in staff), staff  # not an error notice: a customer's choice
+
+
+def test_blocking_and_unblocking_the_bot_is_known_from_telegrams_chat_member_update(bot: BotHarness) -> None:
+    stranger = type(ALICE)(1094, "Never wrote", "en")
+    bot.emulator.block_bot(stranger)  # nothing stored about them: nothing to mark, and no error
+    customer = type(ALICE)(1095, "Blocks early", "en")
+    bot.say(customer, "Hello")
+    bot.emulator.block_bot(customer)  # Telegram tells the bot at once (my_chat_member: kicked)
+    bot.wait_until(lambda store: store.customers.get(customer.id).blocked_at is not None)
+    bot.emulator.unblock_bot(customer)  # and when they restart it (member)
+    bot.wait_until(lambda store: store.customers.get(customer.id).blocked_at is None)

@@ -432,6 +432,19 @@ def test_a_user_who_blocked_the_bot_gets_nothing_until_they_unblock_it(emulator:
         403, {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"})
 
 
+def test_blocking_and_unblocking_send_my_chat_member_updates(emulator: BotAPIEmulator) -> None:
+    async def main() -> list[tuple[str, str]]:
+        async with direct_bot(emulator) as bot:
+            emulator.block_bot(ALICE)
+            emulator.block_bot(ALICE)  # already blocked: no second update
+            emulator.send_text(ALICE, "hi again")  # writing unblocks first
+            updates = await bot.get_updates(timeout=0)
+            return [(u.my_chat_member.old_chat_member.status, u.my_chat_member.new_chat_member.status)
+                    if u.my_chat_member else ("message", u.message.text) for u in updates]
+
+    assert asyncio.run(main()) == [("member", "kicked"), ("kicked", "member"), ("message", "hi again")]
+
+
 def test_unknown_method_is_404_not_found(emulator: BotAPIEmulator) -> None:
     async def main() -> None:
         async with direct_bot(emulator) as bot:

@@ -1,10 +1,12 @@
-"""Customer handlers: /start, /help, /forget, /optout, /optin, text messages, and everything that is not text."""
+"""Customer handlers: /start, /help, /forget, /optout, /optin, text messages, everything that is not text,
+and a customer blocking or unblocking the bot."""
 
 from __future__ import annotations
 
 import logging
 
-from telegram import Message, Update
+from telegram import ChatMember, Message, Update
+from telegram.constants import ChatType
 
 from bot.context import BotContext
 from bot.handlers import staff
@@ -141,3 +143,17 @@ async def opt_out(update: Update, context: BotContext) -> None:
 async def opt_in(update: Update, context: BotContext) -> None:
     """Undo /optout: the customer's messages may be learnt from and are mirrored as usual."""
     await _set_opt_out(update, context, False)
+
+
+async def on_bot_status(update: Update, context: BotContext) -> None:
+    """A customer blocked (or unblocked) the bot in their private chat: mark them, so nothing is sent until
+    they come back; a customer never stored has nothing to mark."""
+    change = update.my_chat_member
+    if change is None or change.chat.type != ChatType.PRIVATE:
+        return
+    blocked = change.new_chat_member.status == ChatMember.BANNED
+    try:
+        context.services.store.customers.set_blocked(change.from_user.id, blocked)
+    except NotFoundError:
+        return
+    log.info("customer %s %s the bot", change.from_user.id, "blocked" if blocked else "unblocked")

@@ -29,7 +29,7 @@ TELEGRAM_FILE_URL = "https://api.telegram.org/file/bot"
 CONFIG_ENV = "SHOPBOT_CONFIG"
 
 _HH_MM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
-_SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # Telegram's rule for setWebhook's secret_token
+WEBHOOK_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # Telegram's rule for setWebhook's secret_token
 
 
 class ConfigError(ValueError):
@@ -311,7 +311,7 @@ class Settings:
         for name, cls in _SECTIONS.items():
             if not isinstance(getattr(self, name), cls):
                 raise ConfigError(f"{name}: must be a {cls.__name__}, got {getattr(self, name)!r}")
-        if self.webhook_secret is not None and not _SECRET_TOKEN.fullmatch(self.webhook_secret):
+        if self.webhook_secret is not None and not WEBHOOK_SECRET_PATTERN.fullmatch(self.webhook_secret):
             raise ConfigError(f"{WEBHOOK_SECRET_ENV}: must be 1-256 characters A-Z, a-z, 0-9, _ or - "
                               f"(got {len(self.webhook_secret)} characters, not all of them allowed)")
 

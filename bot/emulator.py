@@ -60,6 +60,7 @@ from bot.limits import (
     MAX_TEXT,
     utf16_len,
 )
+from settings import WEBHOOK_SECRET_PATTERN
 
 Found = TypeVar("Found")
 _TEXT_PARAMS = frozenset("text caption parse_mode callback_query_id url action photo document "
@@ -286,9 +287,7 @@ class BotAPIEmulator:
     def add_chat(self, chat_id: int, title: str = "Staff") -> dict:
         """Let the bot write to a group (negative id, a supergroup) or user before anyone wrote there."""
         with self._cond:
-            return copy.deepcopy(self._chats.setdefault(chat_id, (
-                {"id": chat_id, "type": "supergroup", "title": title} if chat_id < 0
-                else {"id": chat_id, "type": "private", "first_name": title})))
+            return copy.deepcopy(self._open_chat(chat_id, title))
 
     def block_bot(self, user: FakeUser) -> None:
         """``user`` blocks the bot: what it sends or edits in their chat gets 403 from now on, and the bot
@@ -309,11 +308,13 @@ class BotAPIEmulator:
     def _bot_status_changed(self, user: FakeUser, old: str, new: str) -> None:
         bot = {key: value for key, value in self._api_getMe({}).items() if key in ("id", "is_bot", "first_name",
                                                                                     "username")}
-        member = {"kicked": lambda: {"user": bot, "status": "kicked", "until_date": 0},
-                  "member": lambda: {"user": bot, "status": "member"}}
-        chat = self._chats.setdefault(user.id, {"id": user.id, "type": "private", "first_name": user.first_name})
+
+        def member(status: str) -> dict:
+            return {"user": bot, "status": status} | ({"until_date": 0} if status == "kicked" else {})
+
+        chat = self._open_chat(user.id, user.first_name)
         self._inject("my_chat_member", {"chat": copy.deepcopy(chat), "from": user.to_api(), "date": int(time.time()),
-                                        "old_chat_member": member[old](), "new_chat_member": member[new]()})
+                                        "old_chat_member": member(old), "new_chat_member": member(new)})
 
     def reply_to(self, user: FakeUser, message: dict, text: str,
                  chat_id: int | None = None) -> dict:
@@ -495,7 +496,7 @@ class BotAPIEmulator:
         if url and not _is_loopback_url(url):
             raise _bad_request("bad webhook: this emulator delivers only to http(s) URLs on 127.0.0.1, ::1 or "
                                "localhost")
-        if secret and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+        if secret and not WEBHOOK_SECRET_PATTERN.fullmatch(secret):
             raise _bad_request("secret token contains unallowed characters")
         self._webhook_url, self._webhook_secret, self._webhook_error = url, secret, None
         if p.get("drop_pending_updates"):
@@ -595,6 +596,12 @@ class BotAPIEmulator:
                                            "accepted_gift_types": gifts}
 
     # ------------------------------------------------------------------ internals (lock held)
+    def _open_chat(self, chat_id: int, name: str) -> dict:
+        """The stored chat, created if new: a supergroup titled `name` for a negative id, else a private chat."""
+        return self._chats.setdefault(chat_id, (
+            {"id": chat_id, "type": "supergroup", "title": name} if chat_id < 0
+            else {"id": chat_id, "type": "private", "first_name": name}))
+
     def _known_chat(self, chat_id: Any) -> dict:
         """A chat the bot knows, else 400 "chat not found"."""
         try:
@@ -645,9 +652,7 @@ class BotAPIEmulator:
                                                "first_name": user.first_name}
                 self.unblock_bot(user)
             else:
-                chat = self._chats.setdefault(chat_id, (
-                    {"id": chat_id, "type": "supergroup", "title": "Staff"} if chat_id < 0
-                    else {"id": chat_id, "type": "private", "first_name": f"User {chat_id}"}))
+                chat = self._open_chat(chat_id, "Staff" if chat_id < 0 else f"User {chat_id}")
             stored = self._new_message(chat, user.to_api(), **fields)
             return self._inject("message", _as_api_message(stored))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from settings import Settings
+from storage.records import CORRECTION_SOURCES
 from storage.store import Store
 from training.base_model import resolve_base_model
 from training.decision import Task
@@ -20,7 +21,6 @@ from training.recipe import load_blend
 from training.registry import AdapterRegistry, CorruptAdapterError
 from training.runtime import ModelRuntime, ServingModel
 from training.sentiment import LABELS, load_sentiment
-from training.snapshot import CORRECTION_SOURCES
 
 log = logging.getLogger(__name__)
 

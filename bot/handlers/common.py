@@ -72,21 +72,29 @@ def decision_for_staff_message(services: Services, chat_id: int, message_id: int
     return None
 
 
+def mark_blocked(services: Services, customer_id: int, blocked: bool = True, why: object = "") -> bool:
+    """Record that the customer blocked (or unblocked) the bot: nothing is sent to a blocked one until they
+    write again. False when they were never stored as a customer (nothing to mark)."""
+    try:
+        services.store.customers.set_blocked(customer_id, blocked)
+    except NotFoundError:
+        return False
+    log.info("customer %s %s the bot%s", customer_id, "blocked" if blocked else "unblocked", f" ({why})" if why else "")
+    return True
+
+
 async def send_to_customer(services: Services, bot: Bot, message: StoredMessage, text: str) -> str | None:
     """Send `text` to the customer, quoting their message; returns None, or the problem if it failed.
 
     A customer who blocked the bot (403) is marked so and skipped until they write again.
     """
-    customers = services.store.customers
-    if customers.get(message.customer_id).blocked_at is not None:
+    if services.store.customers.get(message.customer_id).blocked_at is not None:
         return staff_text(services.settings, "customer_blocked")
     try:
         await bot.send_message(message.chat_id, text, reply_parameters=ReplyParameters(
             message.telegram_message_id, allow_sending_without_reply=True))
     except Forbidden as error:
-        log.info("customer %s blocked the bot (%s): marked, not written to until they write", message.customer_id,
-                 error)
-        customers.set_blocked(message.customer_id, True)
+        mark_blocked(services, message.customer_id, why=error)
         return staff_text(services.settings, "customer_blocked")
     except TelegramError as error:
         log.warning("could not deliver to customer chat %s: %s", message.chat_id, error)

@@ -10,7 +10,7 @@ from telegram.constants import ChatType
 
 from bot.context import BotContext
 from bot.handlers import staff
-from bot.handlers.common import user_language
+from bot.handlers.common import mark_blocked, user_language
 from bot.services import Services
 from bot.staff_view import Customer, should_notify
 from bot.texts import customer_text, review_reply
@@ -151,9 +151,4 @@ async def on_bot_status(update: Update, context: BotContext) -> None:
     change = update.my_chat_member
     if change is None or change.chat.type != ChatType.PRIVATE:
         return
-    blocked = change.new_chat_member.status == ChatMember.BANNED
-    try:
-        context.services.store.customers.set_blocked(change.from_user.id, blocked)
-    except NotFoundError:
-        return
-    log.info("customer %s %s the bot", change.from_user.id, "blocked" if blocked else "unblocked")
+    mark_blocked(context.services, change.from_user.id, change.new_chat_member.status == ChatMember.BANNED)

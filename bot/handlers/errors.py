@@ -15,8 +15,8 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import Forbidden
 
 from bot.context import BotContext
+from bot.handlers.common import mark_blocked
 from bot.texts import staff_text
-from storage.records import NotFoundError
 
 log = logging.getLogger(__name__)
 NOTICE_INTERVAL_S = 30.0  # at most one staff-chat notice per this many seconds (outages raise many)
@@ -43,14 +43,8 @@ async def on_error(update: object, context: BotContext) -> None:
     error = context.error
     services = context.bot_data.services
     customer_id = _blocked_by_customer(update, error)
-    if services is not None and customer_id is not None:
-        try:
-            services.store.customers.set_blocked(customer_id, True)
-        except NotFoundError:
-            pass  # never stored as a customer: an ordinary error below
-        else:
-            log.info("customer %s blocked the bot (%s): marked, not written to until they write", customer_id, error)
-            return
+    if services is not None and customer_id is not None and mark_blocked(services, customer_id, why=error):
+        return  # a customer's choice, not an error (one never stored is an ordinary error below)
     log.error("error while handling %s", _describe(update), exc_info=error)
     if services is None or not services.settings.roles.staff_chat_id:
         return

@@ -258,8 +258,8 @@ async def deliver_staff_answer(context: BotContext, decision: Decision, staff: U
     if message is None:
         outcome += "\n" + staff_text(settings, "customer_gone")
     else:
-        if correction.new_label and message.text and message.text.strip():
-            services.runtime.remember(message.text, "question", correction.new_label)
+        if correction.new_label:
+            _remember(services, decision, "question", correction.new_label)
             services.request_index_refresh()
         language = stored_language(services, message.customer_id) or settings.default_language
         problem = await send_to_customer(services, context.bot, message,

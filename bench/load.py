@@ -32,12 +32,12 @@ from common import REPO, base_folder, peak_rss_mb, save
 from latency import MESSAGES, build
 
 from bot.app import build_application, running
-from bot.emulator import BotAPIEmulator, FakeUser
+from sandbox.emulator import BotAPIEmulator, FakeUser
+from serving.runtime import ModelRuntime
 from settings import settings_from_dict
 from storage.seed import load_demo
 from storage.store import Store
-from training.runtime import ModelRuntime
-from training.serving import load_encoder
+from training.encoder import load_encoder
 
 STAFF_CHAT = -1001
 

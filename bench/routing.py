@@ -7,7 +7,7 @@ Loads the demo shop (data/demo) into a fresh database, retrains both adapters wi
 temporary folder and the bundled base is taken from its build in .cache/models instead of being
 rebuilt there; both overrides are printed and saved), then routes every message of the TSV
 (text<TAB>kind<TAB>language, kind = question|review) through the bot's `ModelRuntime`
-(`training.serving.load_runtime`).
+(`serving.loading.load_runtime`).
 
 Reports, overall and per language: n, the share of questions taken for reviews (they never reach
 the FAQ) and of reviews taken for questions, plus every misrouted message with its p(question),
@@ -32,13 +32,13 @@ import common  # noqa: F401  (sys.path)
 import torch
 from common import REPO, base_folder, peak_rss_mb, save
 
+from serving.loading import build_serving, load_runtime
+from serving.runtime import ModelRuntime
 from settings import settings_from_dict
 from storage.seed import load_demo
 from storage.store import Store
 from training.pipeline import retrain
 from training.registry import AdapterRegistry
-from training.runtime import ModelRuntime
-from training.serving import build_serving, load_runtime
 
 DEMO = REPO / "data" / "demo"
 MESSAGES = REPO / "bench" / "data" / "routing_messages.tsv"

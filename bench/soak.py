@@ -38,7 +38,7 @@ import common  # noqa: F401 - puts the repo on sys.path
 import numpy as np
 from common import REPO, RESULTS
 
-from bot.emulator import BotAPIEmulator, FakeUser, _as_api_message
+from sandbox.emulator import BotAPIEmulator, FakeUser, _as_api_message
 
 STAFF_CHAT = -1_000_100
 OWNER = FakeUser(30_100, "Owner", "en")

@@ -37,15 +37,17 @@ from common import REPO, RESULTS, base_folder
 
 import bot.jobs
 from bot.app import build_application, running
-from bot.emulator import BotAPIEmulator, FakeUser
+from sandbox.emulator import BotAPIEmulator, FakeUser
+from serving.loading import build_serving, load_active, load_memory
+from serving.runtime import ModelRuntime
 from settings import Settings, settings_from_dict
 from storage.seed import load_demo
 from storage.store import Store
+from training.encoder import load_encoder
 from training.faq import new_faq_model, save_faq
 from training.registry import AdapterRegistry
-from training.runtime import ModelRuntime
-from training.sentiment import LABELS, TrainArgs, new_sentiment_model, save_sentiment
-from training.serving import build_serving, load_active, load_encoder, load_memory
+from training.sentiment import TrainArgs, new_sentiment_model, save_sentiment
+from vocabulary import SENTIMENT_LABELS
 
 STAFF_CHAT = -100900
 OWNER = 7001
@@ -89,7 +91,7 @@ def publish_set(registry: AdapterRegistry, encoder, name: str, seed: int, base: 
                 parameter.data.normal_(0.0, 0.2, generator=generator)
         staging = registry.staging_dir(task)
         if task == "sentiment":  # the second set also names the classes in reverse: its labels differ for sure
-            save_sentiment(model, staging, LABELS if seed % 2 else tuple(reversed(LABELS)))
+            save_sentiment(model, staging, SENTIMENT_LABELS if seed % 2 else tuple(reversed(SENTIMENT_LABELS)))
         else:
             save_faq(model, staging)
         record = registry.publish(task, staging, {"metrics": {"accuracy": 0.0}, "base_model": base,

@@ -1,1 +1,1 @@
-"""The Telegram side of shopbot: wiring, handlers by feature, jobs, texts, the CLI and the local emulator."""
+"""The Telegram side of shopbot: wiring, handlers by feature, the staff-chat view, scheduled jobs."""

@@ -30,9 +30,9 @@ from bot.context import BotData, context_types
 from bot.handlers import customer, errors, owner, staff, staff_answer
 from bot.limits import CHAT_BURST, CHAT_INTERVAL_S, GROUP_BURST, GROUP_INTERVAL_S
 from bot.services import RuntimeFactory, open_services
-from bot.texts import COMMANDS
 from bot.updates import ChatOrderedUpdateProcessor
 from settings import TOKEN_ENV, Settings
+from shop.texts import COMMANDS
 
 log = logging.getLogger(__name__)
 

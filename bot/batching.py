@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from training.decision import Decision
+from serving.prediction import Decision
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from bot.limits import MAX_CALLBACK_DATA
-from storage.records import SENTIMENT_LABELS
+from vocabulary import SENTIMENT_LABELS
 
 VERSION = "v1"
 MAX_ALTERNATIVES = 5

@@ -29,10 +29,10 @@ from telegram.ext import Application
 
 from bot.context import BotContext
 from bot.limits import MAX_TEXT, utf16_cut
-from bot.report import TASKS, learning_text, next_retrain, report_in_thread
 from bot.services import Services, in_daemon_thread
-from bot.texts import owner_text
 from settings import WEEKDAYS, ScheduleSettings, Settings
+from shop.report import TASKS, learning_text, next_retrain, report_in_thread
+from shop.texts import owner_text
 from storage.clock import to_timestamp
 from storage.records import NotFoundError
 from storage.store import Store

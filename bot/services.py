@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.batching import DecisionBatcher
+from serving.prediction import Decision
 from settings import Settings
 from storage.store import Store
-from training.decision import Decision
 
 if TYPE_CHECKING:
+    from serving.runtime import ModelRuntime, ServingModel
     from training.encoder import Encoder
-    from training.runtime import ModelRuntime, ServingModel
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -30,21 +30,21 @@ RuntimeFactory = Callable[[Settings], "ModelRuntime"]
 
 def load_runtime_for(settings: Settings, encoder: Encoder | None = None) -> ModelRuntime:
     """Load the serving runtime with a store of this thread's own (blocking: call it in a thread)."""
-    from training.serving import load_runtime
+    from serving.loading import load_runtime
 
     with Store(settings.paths.database) as store:
         return load_runtime(settings, store, encoder)
 
 
 def _rebuilt_index(settings: Settings, serving: ServingModel) -> ServingModel:
-    from training.serving import rebuild_index
+    from serving.loading import rebuild_index
 
     with Store(settings.paths.database) as store:
         return rebuild_index(serving, store)
 
 
 def _active_serving(settings: Settings, encoder: Encoder) -> ServingModel:
-    from training.serving import load_active
+    from serving.loading import load_active
 
     with Store(settings.paths.database) as store:
         return load_active(encoder, settings, store)
@@ -122,7 +122,7 @@ class Services:
 
     def reload_memory(self) -> None:
         """Refill the correction memory from storage (after /forget deleted examples)."""
-        from training.serving import load_memory
+        from serving.loading import load_memory
 
         self.runtime.memory = load_memory(self.store)
 

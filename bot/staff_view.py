@@ -25,9 +25,10 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import callbacks
 from bot.limits import utf16_cut
-from bot.texts import STAFF, label_name, staff_text
 from settings import Settings
-from storage.records import SENTIMENT_LABELS, Decision, FaqEntry
+from shop.texts import STAFF, label_name, staff_text
+from storage.records import Decision, FaqEntry
+from vocabulary import SENTIMENT_LABELS
 
 MAX_QUOTE = 3000  # UTF-16 units of the customer's text; the mirror's other lines fit in the rest of 4,096
 MAX_ANSWER = 400  # UTF-16 units, as all the cuts below

@@ -11,7 +11,8 @@ from sqlite_utils import Database
 
 from storage.clock import utc_now
 from storage.db import write_transaction
-from storage.records import ADAPTER_STATUSES, EXAMPLE_TASKS, AdapterRecord, NotFoundError, check_choice
+from storage.records import AdapterRecord, NotFoundError, check_choice
+from vocabulary import TASKS, AdapterStatus
 
 
 class AdapterRepository:
@@ -28,7 +29,7 @@ class AdapterRepository:
     def add_candidate(self, version: str, task: str, path: Path | str, metrics: Mapping[str, Any], checksum: str,
                       base_model: str, snapshot_id: str | None = None) -> AdapterRecord:
         """Register a freshly trained adapter as a candidate (`path`: its folder relative to paths.adapters)."""
-        check_choice("task", task, EXAMPLE_TASKS)
+        check_choice("task", task, TASKS)
         self.table.insert({
             "version": version, "task": task, "path": str(path), "metrics": json.dumps(dict(metrics)),
             "status": "candidate", "checksum": checksum, "snapshot_id": snapshot_id, "base_model": base_model,
@@ -45,7 +46,7 @@ class AdapterRepository:
 
     def set_status(self, version: str, status: str, reasons: Iterable[str] = ()) -> AdapterRecord:
         """Change status; making one active retires the task's current active adapter and stamps promoted_at."""
-        check_choice("status", status, ADAPTER_STATUSES)
+        check_choice("status", status, AdapterStatus)
         with write_transaction(self.db):
             record = self.get(version)
             updates: dict[str, Any] = {"status": status, "reasons": json.dumps(list(reasons), ensure_ascii=False)}

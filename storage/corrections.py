@@ -12,22 +12,15 @@ from storage.decisions import DecisionRepository
 from storage.examples import ExampleRepository
 from storage.faq import FaqRepository
 from storage.messages import MessageRepository
-from storage.records import (
-    CORRECTION_KINDS,
-    CORRECTION_SOURCES,
-    SENTIMENT_LABELS,
-    Correction,
-    Decision,
-    NotFoundError,
-    check_choice,
-)
+from storage.records import Correction, Decision, NotFoundError, check_choice
 from storage.text import detect_language
+from vocabulary import CORRECTION_SOURCES, SENTIMENT_LABELS, CorrectionKind
 
 _EXAMPLE_TASK = {"question": "faq", "review": "sentiment"}  # of a confirmation: the decision's own task
 _TASK_OF_KIND = {"label": "sentiment", "faq": "faq", "answer": "faq"}  # a label on a question: "it's a review"
 _STATUS = {"confirm": "confirmed", "label": "corrected", "faq": "corrected", "answer": "answered_by_staff"}
 _SOURCE = {"confirm": "confirmation", "label": "correction", "faq": "correction", "answer": "staff_answer"}
-CORRECTING_KINDS = tuple(kind for kind in CORRECTION_KINDS if _SOURCE[kind] in CORRECTION_SOURCES)  # all but confirm
+CORRECTING_KINDS = tuple(kind for kind in CorrectionKind if _SOURCE[kind] in CORRECTION_SOURCES)  # all but confirm
 
 
 class CorrectionRepository:
@@ -83,7 +76,7 @@ class CorrectionRepository:
         existing key (source=staff_answer). No example (and no FAQ entry) is written when the message has no
         text any more or its customer opted out.
         """
-        check_choice("kind", kind, CORRECTION_KINDS)
+        check_choice("kind", kind, CorrectionKind)
         with write_transaction(self.db):
             decision = self.decisions.get(decision_id)
             text = self.messages.learnable_text(decision.message_id)
@@ -119,4 +112,4 @@ class CorrectionRepository:
         """Counts per kind at or after `since`, or of all time for None (every kind present, zeros included)."""
         where, args = ("", []) if since is None else (" where created_at >= ?", [to_timestamp(since)])
         rows = self.db.query(f"select kind, count(*) as n from corrections{where} group by kind", args)
-        return {**dict.fromkeys(CORRECTION_KINDS, 0), **{row["kind"]: row["n"] for row in rows}}
+        return {**dict.fromkeys(CorrectionKind, 0), **{row["kind"]: row["n"] for row in rows}}

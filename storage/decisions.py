@@ -11,15 +11,8 @@ from sqlite_utils.db import NotFoundError as RowNotFound
 
 from storage.clock import to_timestamp, utc_now
 from storage.db import inserted_id
-from storage.records import (
-    DECISION_ACTIONS,
-    DECISION_SOURCES,
-    DECISION_STATUSES,
-    DECISION_TASKS,
-    Decision,
-    NotFoundError,
-    check_choice,
-)
+from storage.records import Decision, NotFoundError, check_choice
+from vocabulary import Action, DecisionStatus, MessageKind, PredictionSource
 
 
 class DecisionRepository:
@@ -33,9 +26,9 @@ class DecisionRepository:
             source: str = "model", adapter_version: str | None = None,
             alternatives: Sequence[tuple[str, float]] = ()) -> Decision:
         """Record a decision (status starts as pending)."""
-        check_choice("task", task, DECISION_TASKS)
-        check_choice("action", action, DECISION_ACTIONS)
-        check_choice("source", source, DECISION_SOURCES)
+        check_choice("task", task, MessageKind)
+        check_choice("action", action, Action)
+        check_choice("source", source, PredictionSource)
         table = self.db.table("decisions")
         table.insert({
             "message_id": message_id, "task": task, "label": label, "confidence": float(confidence),
@@ -60,7 +53,7 @@ class DecisionRepository:
 
     def set_status(self, decision_id: int, status: str) -> Decision:
         """Set the review status."""
-        check_choice("status", status, DECISION_STATUSES)
+        check_choice("status", status, DecisionStatus)
         self.get(decision_id)
         self.table.update(decision_id, {"status": status})
         return self.get(decision_id)
@@ -89,7 +82,7 @@ class DecisionRepository:
 
     def labels_since(self, since: datetime | str, task: str) -> dict[str | None, int]:
         """Counts of `task` decisions made at or after `since`, keyed by label."""
-        check_choice("task", task, DECISION_TASKS)
+        check_choice("task", task, MessageKind)
         rows = self.db.query("select label, count(*) as n from decisions where created_at >= ? and task = ?"
                              " group by label", [to_timestamp(since), task])
         return {row["label"]: row["n"] for row in rows}

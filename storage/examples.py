@@ -10,8 +10,9 @@ from sqlite_utils import Database
 
 from storage.clock import to_timestamp, utc_now
 from storage.db import inserted_id, write_transaction
-from storage.records import EXAMPLE_SOURCES, EXAMPLE_TASKS, SPLITS, Example, check_choice
+from storage.records import SPLITS, Example, check_choice
 from storage.text import stable_split
+from vocabulary import TASKS, ExampleSource
 
 
 class ExampleRepository:
@@ -23,8 +24,8 @@ class ExampleRepository:
 
     def _row(self, task: str, text: str, label: str, language: str, source: str,
              decision_id: int | None) -> dict[str, Any]:
-        check_choice("task", task, EXAMPLE_TASKS)
-        check_choice("source", source, EXAMPLE_SOURCES)
+        check_choice("task", task, TASKS)
+        check_choice("source", source, ExampleSource)
         if not text.strip() or not label:
             raise ValueError("an example needs a non-empty text and label")
         return {
@@ -50,7 +51,7 @@ class ExampleRepository:
         """Examples, optionally of one task and/or split, in insertion order."""
         wheres, args = [], []
         if task is not None:
-            check_choice("task", task, EXAMPLE_TASKS)
+            check_choice("task", task, TASKS)
             wheres.append("task = ?")
             args.append(task)
         if split is not None:

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# The storage-only column values; the shared ones (tasks, labels, statuses, kinds) are in vocabulary.py.
 FAQ_SOURCES = ("seed", "staff")
-EXAMPLE_TASKS = ("sentiment", "faq")
-EXAMPLE_SOURCES = ("seed", "correction", "confirmation", "staff_answer")
-CORRECTION_SOURCES = ("correction", "staff_answer")  # feedback that corrects the bot; a confirmation agrees with it
 SPLITS = ("train", "validation", "test")
-SENTIMENT_LABELS = ("positive", "neutral", "negative")
 CONTENT_TYPES = ("text", "sticker", "photo", "voice", "other")
-DECISION_TASKS = ("question", "review")
-DECISION_ACTIONS = ("answered", "handoff", "acknowledged")
-DECISION_SOURCES = ("model", "memory")
-DECISION_STATUSES = ("pending", "confirmed", "corrected", "answered_by_staff")
-CORRECTION_KINDS = ("confirm", "label", "faq", "answer")
-ADAPTER_STATUSES = ("candidate", "active", "retired", "rejected")
-RUN_TRIGGERS = ("schedule", "manual", "catchup", "cli")
-RUN_STATUSES = ("running", "promoted", "refused", "failed", "skipped")
 
 
 class NotFoundError(KeyError):
@@ -32,8 +21,9 @@ class NotFoundError(KeyError):
         return str(self.args[0]) if self.args else "not found"
 
 
-def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    """Raise ValueError unless `value` is one of `choices`."""
+def check_choice(name: str, value: object, choices: Iterable[str]) -> None:
+    """Raise ValueError unless `value` is one of `choices` (a tuple of strings, or a StrEnum class)."""
+    choices = tuple(choices)
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
 

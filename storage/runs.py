@@ -13,7 +13,8 @@ from sqlite_utils.db import NotFoundError as RowNotFound
 
 from storage.clock import utc_now
 from storage.db import inserted_id
-from storage.records import RUN_STATUSES, RUN_TRIGGERS, NotFoundError, TrainingRun, check_choice
+from storage.records import NotFoundError, TrainingRun, check_choice
+from vocabulary import RunStatus, RunTrigger
 
 
 def process_started(pid: int) -> str | None:
@@ -58,7 +59,7 @@ class RunRepository:
 
     def start(self, trigger: str) -> int:
         """Record a run as running now, owned by this process; return its id."""
-        check_choice("trigger", trigger, RUN_TRIGGERS)
+        check_choice("trigger", trigger, RunTrigger)
         table = self.db.table("training_runs")
         table.insert({"trigger": trigger, "status": "running", "snapshot_id": None, "started_at": utc_now(),
                       "finished_at": None, "result": None, "error": None, **_this_process()})
@@ -79,7 +80,7 @@ class RunRepository:
     def finish(self, run_id: int, status: str, snapshot_id: str | None = None,
                result: Mapping[str, Any] | None = None, error: str | None = None) -> TrainingRun:
         """Record how a run ended."""
-        check_choice("status", status, RUN_STATUSES)
+        check_choice("status", status, RunStatus)
         self.get(run_id)
         self.table.update(run_id, {
             "status": status, "snapshot_id": snapshot_id, "finished_at": utc_now(),
@@ -92,7 +93,7 @@ class RunRepository:
         if status is None:
             rows = list(self.table.rows_where(order_by="id desc", limit=1))
         else:
-            check_choice("status", status, RUN_STATUSES)
+            check_choice("status", status, RunStatus)
             rows = list(self.table.rows_where("status = ?", [status], order_by="id desc", limit=1))
         return TrainingRun.from_row(rows[0]) if rows else None
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from storage.db import write_transaction
-from storage.records import SENTIMENT_LABELS
 from storage.store import Store
 from storage.text import detect_language
+from vocabulary import SENTIMENT_LABELS
 
 
 def _read_faq(path: Path) -> list[dict[str, Any]]:

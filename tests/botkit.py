@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Self
 
 from bot.app import build_application, running, webhook_options
-from bot.emulator import BotAPIEmulator, FakeUser
 from bot.services import load_runtime_for
+from sandbox.emulator import BotAPIEmulator, FakeUser
 from settings import Settings, settings_from_dict
 from storage.records import Decision
 from storage.seed import load_demo
@@ -53,7 +53,7 @@ _ENCODERS_LOCK = threading.Lock()
 
 def shared_encoder(settings: Settings) -> Any:
     """One loaded encoder per model config for the whole test session (loading takes seconds)."""
-    from training.serving import load_encoder
+    from training.encoder import load_encoder
 
     with _ENCODERS_LOCK:
         if settings.model not in _ENCODERS:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.emulator import BotAPIEmulator
+from sandbox.emulator import BotAPIEmulator
 from settings import Settings, settings_from_dict
 from storage.store import Store
 

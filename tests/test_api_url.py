@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import build_application
-from bot.emulator import BotAPIEmulator
+from sandbox.emulator import BotAPIEmulator
 from settings import ConfigError, settings_from_dict
 
 

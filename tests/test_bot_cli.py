@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import bot.services as bot_services
-from bot.cli import main
+from cli import main
 from settings import load_settings
 from tests.botkit import MINI_SHOP, load_real_runtime, shared_encoder
 
@@ -107,8 +107,8 @@ def test_train_then_eval(config: Path, capsys: pytest.CaptureFixture) -> None:
 
 def test_adapters_are_served_after_the_data_folder_is_moved(tmp_path: Path, tiny_base: Path,
                                                             capsys: pytest.CaptureFixture) -> None:
+    from serving.loading import load_runtime
     from storage.store import Store
-    from training.serving import load_runtime
 
     shop = tmp_path / "shop"
     shop.mkdir()

@@ -13,8 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from serving.prediction import Decision
 from tests.botkit import ALICE, BOB, STAFF_CHAT, XIAO, BotHarness, bot_settings
-from training.decision import Decision
 
 ANSWER = "We are open 10:00 to 22:00 every day."
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from bot.sandbox import Sandbox, prepare
+from sandbox.web import Sandbox, prepare
 from storage.store import Store
 from tests.botkit import bot_settings, load_real_runtime
 

@@ -71,9 +71,9 @@ def test_training_and_serving_run_on_the_gpu_and_adapters_load_on_the_cpu(tiny_b
 
 
 def test_the_bot_runtime_serves_from_the_gpu(tiny_base, make_settings, file_store):
+    from serving.loading import load_runtime
     from storage.seed import load_demo
     from tests.botkit import MINI_SHOP
-    from training.serving import load_runtime
 
     settings = make_settings(model={"base": str(tiny_base), "top_layers": 1, "device": "cuda"})
     load_demo(file_store, MINI_SHOP)
@@ -101,7 +101,7 @@ def test_4bit_trunk_is_nf4_and_the_adapted_layers_and_head_are_not(tiny_base, tm
 
 @needs_bitsandbytes
 def test_load_in_4bit_setting_builds_the_nf4_encoder(tiny_base, make_settings):
-    from training.serving import load_encoder
+    from training.encoder import load_encoder
 
     encoder = load_encoder(make_settings(model={"base": str(tiny_base), "top_layers": 1, "load_in_4bit": True}))
     assert encoder.trunk_dtype == "nf4" and encoder.device.type == "cuda"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import training.serving as serving
+import training.encoder as encoders
 from settings import ConfigError
 from training.device import SKIP_QUANTISATION, DeviceError, quantisation_config, top_layer_names
 from training.encoder import Encoder
@@ -33,31 +33,31 @@ def cuda_present(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def recorded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(serving, "Encoder", RecordingEncoder)
+    monkeypatch.setattr(encoders, "Encoder", RecordingEncoder)
 
 
 def test_auto_picks_cuda_when_present_and_the_encoder_gets_it(cuda_present, recorded, make_settings, tiny_base):
-    encoder = serving.load_encoder(make_settings(model={"base": str(tiny_base), "top_layers": 1}))
+    encoder = encoders.load_encoder(make_settings(model={"base": str(tiny_base), "top_layers": 1}))
     assert encoder.args == {"top_layers": 1, "trunk_dtype": "bfloat16", "device": "cuda"}
 
 
 def test_cpu_setting_keeps_the_model_on_the_cpu_even_with_cuda(cuda_present, recorded, make_settings, tiny_base):
     settings = make_settings(model={"base": str(tiny_base), "top_layers": 1, "device": "cpu", "trunk_dtype": "int8"})
-    assert serving.load_encoder(settings).args["device"] == "cpu"
-    assert serving.load_encoder(settings).args["trunk_dtype"] == "int8"
+    assert encoders.load_encoder(settings).args["device"] == "cpu"
+    assert encoders.load_encoder(settings).args["trunk_dtype"] == "int8"
 
 
 def test_load_in_4bit_asks_for_an_nf4_trunk_on_cuda(cuda_present, recorded, make_settings, tiny_base, monkeypatch):
     monkeypatch.setitem(sys.modules, "bitsandbytes", types.ModuleType("bitsandbytes"))  # the import check only
     settings = make_settings(model={"base": str(tiny_base), "top_layers": 1, "device": "cuda", "load_in_4bit": True})
-    assert serving.load_encoder(settings).args == {"top_layers": 1, "trunk_dtype": "nf4", "device": "cuda"}
+    assert encoders.load_encoder(settings).args == {"top_layers": 1, "trunk_dtype": "nf4", "device": "cuda"}
 
 
 def test_load_in_4bit_without_cuda_is_a_clear_error(monkeypatch, recorded, make_settings, tiny_base):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     settings = make_settings(model={"base": str(tiny_base), "top_layers": 1, "load_in_4bit": True})  # device auto
     with pytest.raises(DeviceError, match="load_in_4bit needs CUDA"):
-        serving.load_encoder(settings)
+        encoders.load_encoder(settings)
 
 
 def test_4bit_with_another_trunk_dtype_is_a_config_error(make_settings):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import build_parser
+from cli import build_parser
 from settings import settings_from_dict
 
 REPO = Path(__file__).resolve().parents[1]

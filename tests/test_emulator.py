@@ -24,7 +24,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.emulator import TINY_PNG, BotAPIEmulator, FakeUser
+from sandbox.emulator import TINY_PNG, BotAPIEmulator, FakeUser
 
 ALICE = FakeUser(id=1001, first_name="Alice", language_code="en", username="alice")
 SAM = FakeUser(id=2002, first_name="Sam")

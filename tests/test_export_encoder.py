@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
-from bot.cli import main
+from cli import main
 from storage.store import Store
 from training.encoder import EmbeddingModel, Encoder
 from training.faq import embed, export_sentence_transformer, load_faq, new_faq_model, save_faq

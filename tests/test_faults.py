@@ -22,13 +22,13 @@ from types import SimpleNamespace
 import pytest
 
 from bot import callbacks
-from bot.cli import main as shopbot
-from bot.emulator import BotAPIEmulator
+from cli import main as shopbot
+from sandbox.emulator import BotAPIEmulator
+from serving.prediction import Decision
 from storage.records import AdapterRecord
 from storage.seed import load_demo
 from storage.store import Store
 from tests.botkit import ALICE, BOB, BOSS, MEI, MINI_SHOP, STAFF_CHAT, XIAO, BotHarness, bot_settings, buttons
-from training.decision import Decision
 from training.pipeline import retrain
 from training.registry import AdapterRegistry, CorruptAdapterError
 from training.sentiment import TrainArgs
@@ -263,7 +263,7 @@ BOT_PROCESS = textwrap.dedent("""
     from types import SimpleNamespace
     from bot.app import build_application, running
     from tests.botkit import bot_settings
-    from training.decision import Decision
+    from serving.prediction import Decision
 
     class StubRuntime:  # every message is a positive review (as in the test module)
         serving = SimpleNamespace(version="stub", versions={}, encoder=None)

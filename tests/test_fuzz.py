@@ -35,10 +35,10 @@ from hypothesis import strategies as st
 
 import bot.services as bot_services
 from bot import callbacks
-from bot.emulator import FakeUser, _as_api_message
-from bot.texts import staff_text
+from sandbox.emulator import FakeUser, _as_api_message
+from serving.prediction import Decision
+from shop.texts import staff_text
 from tests.botkit import MEI, STAFF_CHAT, BotHarness, bot_settings
-from training.decision import Decision
 
 MIN_UPDATES = 10_000
 DEFAULT_EXAMPLES = 100

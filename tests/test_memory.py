@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 
-from training.memory import CorrectionMemory
+from serving.memory import CorrectionMemory
 
 VECTORS = {"珍珠太硬了": [1.0, 0.0, 0.0], "奶茶太甜了": [0.0, 1.0, 0.0], "奶茶太甜了!!": [0.0, 0.99, 0.141],
            "好喝": [0.0, 0.0, 1.0]}

@@ -10,8 +10,9 @@ import pytest
 from training.encoder import Encoder
 from training.features import FeatureCache
 from training.recipe import CharNgramModel, blend, choose_weight, load_blend, save_blend
-from training.sentiment import LABELS, TrainArgs
+from training.sentiment import TrainArgs
 from training.tasks import SentimentSpec
+from vocabulary import SENTIMENT_LABELS as LABELS
 
 REVIEWS = [("珍珠太硬了", "negative"), ("难喝，踩雷了", "negative"), ("waited forever, cold tea", "negative"),
            ("too sweet and watery", "negative"), ("还行吧，一般般", "neutral"), ("it was ok, nothing special", "neutral"),
@@ -70,7 +71,7 @@ def test_sentiment_spec_round_trip_predicts_the_same(tiny_base: Path, tmp_path: 
 
 
 def test_serving_blends_the_n_gram_model_as_training_scored_it(tiny_base: Path, tmp_path: Path, fresh_store) -> None:
-    from training.serving import build_serving
+    from serving.loading import build_serving
 
     encoder = Encoder(tiny_base, top_layers=1)
     cache = FeatureCache(encoder)

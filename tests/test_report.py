@@ -12,9 +12,9 @@ from typing import Any
 import matplotlib.image
 import pytest
 
-import bot.report_chart as report_chart
-from bot.cli import main
-from bot.report import (
+import shop.report_chart as report_chart
+from cli import main
+from shop.report import (
     build_report_text,
     build_status_text,
     build_weekly_report,
@@ -22,8 +22,8 @@ from bot.report import (
     model_lines,
     weekly_history,
 )
-from bot.report_chart import render_chart
-from bot.texts import OWNER
+from shop.report_chart import render_chart
+from shop.texts import OWNER
 from storage.clock import to_timestamp
 from storage.store import Store
 

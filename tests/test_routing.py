@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from serving.runtime import heuristic_question_probability
 from training.router import (
     CUE_NAMES,
     QUESTION_CUES,
@@ -16,7 +17,6 @@ from training.router import (
     question_cues,
     train_router,
 )
-from training.runtime import heuristic_question_probability
 
 
 def cues_of(text: str) -> set[str]:

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from serving.memory import CorrectionMemory
+from serving.runtime import ModelRuntime, ServingModel
 from training.device import SKIP_QUANTISATION, DeviceError, choose_device, quantisation_config
 from training.encoder import EmbeddingModel, Encoder, SentimentModel
 from training.faq import FaqIndex
 from training.features import FeatureCache
-from training.memory import CorrectionMemory
 from training.router import RouterWeights
-from training.runtime import ModelRuntime, ServingModel
 
 TEXTS = ["珍珠太硬了", "能做少糖吗?", "do you deliver?", "great tea", "还行吧", "the pearls were stale"]
 FAQ = [("几点开门", "hours"), ("when do you open", "hours"), ("可以外卖吗", "delivery"), ("do you deliver", "delivery")]

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-import bot.cli as cli
-from bot.sandbox import Sandbox, prepare, up
+import cli
+from sandbox.web import Sandbox, prepare, up
 from storage.store import Store
 from tests.botkit import bot_settings, load_real_runtime
 

@@ -6,7 +6,7 @@ import string
 
 import pytest
 
-from bot import report, report_chart, texts
+from shop import report, report_chart, texts
 
 TABLES = {
     "texts.CUSTOMER": texts.CUSTOMER,

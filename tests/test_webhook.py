@@ -19,7 +19,7 @@ from telegram import Bot
 from telegram.error import BadRequest, Conflict
 
 from bot.app import webhook_options
-from bot.emulator import BotAPIEmulator
+from sandbox.emulator import BotAPIEmulator
 from settings import ConfigError, settings_from_dict
 from tests.botkit import ALICE, BotHarness, bot_settings
 
@@ -200,7 +200,7 @@ def test_the_webhook_secret_comes_from_the_environment_or_is_generated(make_sett
 def test_shopbot_run_starts_the_webhook_server(make_settings, monkeypatch: pytest.MonkeyPatch) -> None:
     from telegram.ext import Application
 
-    from bot import cli
+    import cli
 
     started: dict[str, Any] = {}
     monkeypatch.setattr(Application, "run_webhook", lambda self, **kwargs: started.update(kwargs))

@@ -1,1 +1,1 @@
-"""The models: a shared frozen encoder trunk, LoRA adapters per task, training, the gate and serving."""
+"""The models: a shared frozen encoder trunk, LoRA adapters per task, training, evaluation and the gate."""

@@ -10,6 +10,7 @@ forwards, and training only back-propagates through k layers.
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,11 +18,14 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from training.device import quantisation_config, top_layer_names
+from settings import Settings
+from training.base_model import resolve_base_model
+from training.device import choose_device, quantisation_config, top_layer_names
 
 if TYPE_CHECKING:  # transformers is imported when an encoder is loaded, not with this module
     from transformers import BatchEncoding
 
+log = logging.getLogger(__name__)
 QUERY_PREFIX = "query: "
 # How the frozen trunk computes: int8 = dynamic quantisation (CPU only); nf4 = 4-bit bitsandbytes weights
 # computing in bfloat16 (CUDA only, model.load_in_4bit).
@@ -183,3 +187,22 @@ def mean_pool(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def _layer_out(out: torch.Tensor | tuple) -> torch.Tensor:
     return out[0] if isinstance(out, tuple) else out
+
+
+def load_encoder(settings: Settings) -> Encoder:
+    """The base model split into trunk and top, on the configured device (`model.device`, `model.trunk_dtype`).
+
+    On CUDA the trunk computes in bfloat16 (auto), or with 4-bit NF4 weights when `model.load_in_4bit`;
+    int8 is a CPU path and falls back to float32 there.
+    """
+    folder = resolve_base_model(settings.model.base, settings.paths.model_cache)
+    device = choose_device(settings.model.device)
+    if settings.model.load_in_4bit:
+        quantisation_config(True, device)  # a clear error before loading anything: no CUDA, or no bitsandbytes
+        trunk_dtype = "nf4"
+    else:
+        trunk_dtype = choose_trunk_dtype(settings.model.trunk_dtype, device)
+    if trunk_dtype == "int8" and device != "cpu":
+        log.warning("model.trunk_dtype = int8 is a CPU path: the trunk runs in float32 on %s", device)
+        trunk_dtype = "float32"
+    return Encoder(folder, settings.model.top_layers, settings.model.max_length, trunk_dtype, device=device)

@@ -20,6 +20,7 @@ import torch
 
 from settings import Settings
 from storage.store import Store
+from training.encoder import load_encoder
 from training.estimate import Estimate, holdout_is_enough
 from training.faq import embed
 from training.features import FeatureCache
@@ -28,7 +29,6 @@ from training.measure import compare_unseen, cross_validate, pairs_of, report_on
 from training.registry import AdapterRegistry, CorruptAdapterError
 from training.router import augment_questions, train_router
 from training.sentiment import TrainArgs
-from training.serving import load_encoder
 from training.snapshot import Snapshot, take_snapshot
 from training.tasks import FaqSpec, TaskSpec, read_trained_on, task_specs, write_trained_on
 

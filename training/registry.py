@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from storage.records import EXAMPLE_TASKS, AdapterRecord, NotFoundError
+from storage.records import AdapterRecord, NotFoundError
 from storage.store import Store
+from vocabulary import TASKS
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +115,8 @@ class AdapterRegistry:
 
     def publish(self, task: str, build_dir: Path, manifest: Mapping[str, Any]) -> AdapterRecord:
         """Write manifest.json into build_dir, move it atomically to root/task/version, register a candidate."""
-        if task not in EXAMPLE_TASKS:
-            raise ValueError(f"task must be one of {', '.join(EXAMPLE_TASKS)}, got {task!r}")
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
         folder = self._check_build_dir(build_dir)
         if "files" in manifest or manifest.get("task", task) != task:
             raise ValueError("manifest must not carry 'files' and its 'task' must match the task published")
@@ -262,7 +263,7 @@ class AdapterRegistry:
         if keep < 0:
             raise ValueError(f"keep must be ≥ 0, got {keep}")
         deleted: list[str] = []
-        for task in EXAMPLE_TASKS:
+        for task in TASKS:
             spared = {record.version for record in (self.active(task), self.rollback_target(task)) if record}
             others = [record for record in self.store.adapters.history(task)
                       if record.version not in spared and record.status != "active"

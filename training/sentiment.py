@@ -17,10 +17,10 @@ from tqdm.auto import tqdm
 from training.early_stopping import MIN_VALIDATION, EarlyStopping
 from training.encoder import Encoder, SentimentModel
 from training.features import FeatureCache, length_batches, pad_batch
+from vocabulary import SENTIMENT_LABELS
 
 log = logging.getLogger(__name__)
 
-LABELS = ("negative", "neutral", "positive")
 LORA_TARGETS = ["query", "key", "value", "dense"]
 
 
@@ -68,7 +68,7 @@ def lora_config(args: TrainArgs, modules_to_save: list[str] | None = None) -> Lo
     )
 
 
-def new_sentiment_model(encoder: Encoder, args: TrainArgs, labels: tuple[str, ...] = LABELS) -> PeftModel | SentimentModel:
+def new_sentiment_model(encoder: Encoder, args: TrainArgs, labels: tuple[str, ...] = SENTIMENT_LABELS) -> PeftModel | SentimentModel:
     """A freshly initialised LoRA-wrapped sentiment model (same seed -> same weights); unwrapped for adapter "full"."""
     torch.manual_seed(args.seed)
     base = SentimentModel(encoder.new_top(), encoder.hidden_size, len(labels)).to(encoder.device)
@@ -82,7 +82,7 @@ def new_sentiment_model(encoder: Encoder, args: TrainArgs, labels: tuple[str, ..
 class SentimentTrainer:
     """train() on (text, label) pairs with early stopping on validation accuracy; predict() for evaluation."""
 
-    def __init__(self, encoder: Encoder, cache: FeatureCache, args: TrainArgs, labels: tuple[str, ...] = LABELS):
+    def __init__(self, encoder: Encoder, cache: FeatureCache, args: TrainArgs, labels: tuple[str, ...] = SENTIMENT_LABELS):
         self.encoder = encoder
         self.cache = cache
         self.args = args
@@ -155,7 +155,7 @@ class SentimentTrainer:
         return sum(p == y for p, (_, y) in zip(predicted, data)) / max(len(data), 1)
 
 
-def save_sentiment(model: PeftModel, folder: Path, labels: tuple[str, ...] = LABELS) -> None:
+def save_sentiment(model: PeftModel, folder: Path, labels: tuple[str, ...] = SENTIMENT_LABELS) -> None:
     """Write the LoRA weights + classifier head (peft save_pretrained) and the label order."""
     model.save_pretrained(str(folder))
     (folder / "labels.json").write_text(json.dumps(list(labels)))

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from datasets import Dataset
 
-from storage.records import CORRECTION_SOURCES
 from storage.store import Store
 from storage.text import normalise_text
+from vocabulary import CORRECTION_SOURCES
 
 TASKS = ("sentiment", "faq")
 SPLITS = ("train", "validation", "test")

@@ -20,7 +20,8 @@ from training.evaluation import classification_report, misclassified, most_confu
 from training.faq import FaqIndex, FaqTrainer, embed, load_faq, new_faq_model, save_faq
 from training.features import FeatureCache
 from training.recipe import CharNgramModel, blend, choose_weight, load_blend, save_blend
-from training.sentiment import LABELS, SentimentTrainer, TrainArgs, load_sentiment, save_sentiment
+from training.sentiment import SentimentTrainer, TrainArgs, load_sentiment, save_sentiment
+from vocabulary import SENTIMENT_LABELS
 
 Pairs = Sequence[tuple[str, str]]
 TRAINED_ON = "trained_on.json"  # hashes of the texts an adapter was fitted on (for unseen-data comparisons)
@@ -40,7 +41,7 @@ class SentimentSpec:
 
     name = "sentiment"
 
-    def __init__(self, cache: FeatureCache, args: TrainArgs, labels: tuple[str, ...] = LABELS):
+    def __init__(self, cache: FeatureCache, args: TrainArgs, labels: tuple[str, ...] = SENTIMENT_LABELS):
         self.cache = cache
         self.args = args
         self.labels = labels

@@ -8,7 +8,7 @@ from telegram import Bot, Message, ReplyParameters, User
 from telegram.error import Forbidden, TelegramError
 
 from bot.services import Services
-from bot.texts import pick_language, staff_text
+from shop.texts import pick_language, staff_text
 from storage.records import Decision, NotFoundError
 from storage.records import Message as StoredMessage
 

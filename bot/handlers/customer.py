@@ -13,9 +13,9 @@ from bot.handlers import staff
 from bot.handlers.common import mark_blocked, user_language
 from bot.services import Services
 from bot.staff_view import Customer, should_notify
-from bot.texts import customer_text, review_reply
+from serving.prediction import Decision
+from shop.texts import customer_text, review_reply
 from storage.records import FaqEntry, NotFoundError
-from training.decision import Decision
 
 log = logging.getLogger(__name__)
 

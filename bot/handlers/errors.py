@@ -16,7 +16,7 @@ from telegram.error import Forbidden
 
 from bot.context import BotContext
 from bot.handlers.common import mark_blocked
-from bot.texts import staff_text
+from shop.texts import staff_text
 
 log = logging.getLogger(__name__)
 NOTICE_INTERVAL_S = 30.0  # at most one staff-chat notice per this many seconds (outages raise many)

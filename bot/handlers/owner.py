@@ -11,9 +11,9 @@ from telegram import Bot, Update
 
 from bot.context import BotContext
 from bot.handlers.common import user_language
-from bot.report import TASKS, build_report_text, build_status_text, report_in_thread
 from bot.services import Services, in_daemon_thread
-from bot.texts import customer_text, owner_text
+from shop.report import TASKS, build_report_text, build_status_text, report_in_thread
+from shop.texts import customer_text, owner_text
 from training.registry import AdapterRegistry, RollbackError
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from bot.handlers.common import (
 )
 from bot.limits import MAX_CALLBACK_ANSWER, utf16_cut
 from bot.services import Services
-from bot.texts import customer_text, review_reply, staff_text
+from shop.texts import customer_text, review_reply, staff_text
 from storage.records import Decision, FaqEntry, NotFoundError
 
 log = logging.getLogger(__name__)

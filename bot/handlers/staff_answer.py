@@ -24,7 +24,7 @@ from bot import callbacks, staff_view
 from bot.context import BotContext
 from bot.handlers import staff
 from bot.handlers.common import display_name, faq_lookup, message_html
-from bot.texts import staff_text
+from shop.texts import staff_text
 from storage.records import NotFoundError
 
 log = logging.getLogger(__name__)

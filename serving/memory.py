@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from serving.prediction import Task
 from storage.text import normalise_text
-from training.decision import Task
 
 
 @dataclass(frozen=True)

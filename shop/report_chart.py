@@ -7,10 +7,10 @@ import io
 import math
 from typing import TYPE_CHECKING
 
-from storage.records import EXAMPLE_TASKS as TASKS
+from vocabulary import TASKS
 
 if TYPE_CHECKING:
-    from bot.report import RunSummary
+    from shop.report import RunSummary
 
 _CHART = {
     "zh": {"title": "每周准确率", "served": "使用中", "candidate": "候选（已启用）", "refused": "候选（未启用）",

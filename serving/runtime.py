@@ -17,13 +17,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.decision import Decision
+from serving.memory import CorrectionMemory
+from serving.prediction import Decision
 from training.encoder import Encoder
 from training.faq import FaqIndex
 from training.features import FeatureCache, length_batches, pad_batch
-from training.memory import CorrectionMemory
 from training.recipe import CharNgramModel, blend
 from training.router import RouterWeights, cue_score
+from vocabulary import SENTIMENT_LABELS
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class ServingModel:
     faq_model: nn.Module
     index: FaqIndex
     sentiment_model: nn.Module | None = None
-    labels: tuple[str, ...] = ("negative", "neutral", "positive")
+    labels: tuple[str, ...] = SENTIMENT_LABELS
     router: RouterWeights | None = None
     versions: dict[str, str] = field(default_factory=dict)
     cache: FeatureCache | None = None  # trunk features of known texts (the FAQ index), shared across swaps

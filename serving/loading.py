@@ -7,41 +7,20 @@ from pathlib import Path
 
 import torch
 
+from serving.memory import CorrectionMemory
+from serving.prediction import Task
+from serving.runtime import ModelRuntime, ServingModel
 from settings import Settings
-from storage.records import CORRECTION_SOURCES
 from storage.store import Store
-from training.base_model import resolve_base_model
-from training.decision import Task
-from training.device import choose_device, quantisation_config
-from training.encoder import EmbeddingModel, Encoder, choose_trunk_dtype
+from training.encoder import EmbeddingModel, Encoder, load_encoder
 from training.faq import FaqIndex, export_sentence_transformer, load_faq
 from training.features import FeatureCache
-from training.memory import CorrectionMemory
 from training.recipe import load_blend
 from training.registry import AdapterRegistry, CorruptAdapterError
-from training.runtime import ModelRuntime, ServingModel
-from training.sentiment import LABELS, load_sentiment
+from training.sentiment import load_sentiment
+from vocabulary import CORRECTION_SOURCES, SENTIMENT_LABELS
 
 log = logging.getLogger(__name__)
-
-
-def load_encoder(settings: Settings) -> Encoder:
-    """The base model split into trunk and top, on the configured device (`model.device`, `model.trunk_dtype`).
-
-    On CUDA the trunk computes in bfloat16 (auto), or with 4-bit NF4 weights when `model.load_in_4bit`;
-    int8 is a CPU path and falls back to float32 there.
-    """
-    folder = resolve_base_model(settings.model.base, settings.paths.model_cache)
-    device = choose_device(settings.model.device)
-    if settings.model.load_in_4bit:
-        quantisation_config(True, device)  # a clear error before loading anything: no CUDA, or no bitsandbytes
-        trunk_dtype = "nf4"
-    else:
-        trunk_dtype = choose_trunk_dtype(settings.model.trunk_dtype, device)
-    if trunk_dtype == "int8" and device != "cpu":
-        log.warning("model.trunk_dtype = int8 is a CPU path: the trunk runs in float32 on %s", device)
-        trunk_dtype = "float32"
-    return Encoder(folder, settings.model.top_layers, settings.model.max_length, trunk_dtype, device=device)
 
 
 def faq_index_items(store: Store) -> list[tuple[str, str]]:
@@ -58,7 +37,7 @@ def build_serving(encoder: Encoder, store: Store, sentiment_dir: Path | None, fa
         faq_model, router = load_faq(encoder, faq_dir)
     else:
         faq_model, router = EmbeddingModel(encoder.new_top()).eval(), None
-    sentiment_model, labels = load_sentiment(encoder, sentiment_dir) if sentiment_dir is not None else (None, LABELS)
+    sentiment_model, labels = load_sentiment(encoder, sentiment_dir) if sentiment_dir is not None else (None, SENTIMENT_LABELS)
     char, char_weight = load_blend(sentiment_dir) if sentiment_dir is not None else (None, 0.0)
     if encoder.quantized:
         faq_model = torch.ao.quantization.quantize_dynamic(faq_model, {torch.nn.Linear}, dtype=torch.qint8)

@@ -66,7 +66,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
     """Talk to the bot in this terminal as customer, staff and owner (no Telegram needed)."""
-    from bot.chat import run_chat
+    from sandbox.chat import run_chat
     from storage.seed import load_demo
     from storage.store import Store
 
@@ -79,7 +79,7 @@ def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     """Print this week's report (the text /report sends) and save it with its chart under paths.reports."""
-    from bot.report import build_weekly_report, save_report
+    from shop.report import build_weekly_report, save_report
     from storage.store import Store
 
     with Store(settings.paths.database) as store:
@@ -128,7 +128,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     """The bot on Telegram if a token is set, else the local sandbox (emulator + web page on 127.0.0.1)."""
     if settings.token:
         return cmd_run(settings, args)
-    from bot.sandbox import up
+    from sandbox.web import up
 
     return up(settings, port=args.port, train=not args.no_train)
 
@@ -171,7 +171,7 @@ def cmd_health(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_export_encoder(settings: Settings, args: argparse.Namespace) -> int:
     """Write the shop's FAQ encoder (active adapter merged in) as a folder that SentenceTransformer(OUT) loads."""
-    from training.serving import export_faq_encoder
+    from serving.loading import export_faq_encoder
 
     version = export_faq_encoder(settings, args.out)
     print(f"faq encoder {version} written to {args.out}: SentenceTransformer({str(args.out)!r}).encode(texts)")

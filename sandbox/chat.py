@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
-from bot.emulator import BotAPIEmulator, FakeUser
+from sandbox.emulator import BotAPIEmulator, FakeUser
 from settings import RolesSettings, Settings
 
 CUSTOMER = FakeUser(10_001, "You")

@@ -20,13 +20,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.limits import MAX_TEXT, utf16_cut
-from bot.report_chart import render_chart
-from bot.texts import owner_text, shop_name
 from settings import WEEKDAYS, ScheduleSettings, Settings
+from shop.report_chart import render_chart
+from shop.texts import owner_text, shop_name
 from storage.corrections import CORRECTING_KINDS
-from storage.records import EXAMPLE_TASKS as TASKS
 from storage.records import TrainingRun
 from storage.store import Store
+from vocabulary import TASKS
 
 log = logging.getLogger(__name__)
 

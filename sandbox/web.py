@@ -1,10 +1,10 @@
 """`shopbot up` without a token: the real bot against the local Bot API emulator, played from a web page.
 
-The bot half is `shopbot chat`'s (bot/chat.py): the same `build_application` polls a
+The bot half is `shopbot chat`'s (sandbox/chat.py): the same `build_application` polls a
 `BotAPIEmulator` on 127.0.0.1, with a sandbox customer, staff member, owner and staff chat added
 to the roles in memory. Same handlers, same model, same database as production; only Telegram's
 servers are replaced. On top, a stdlib HTTP server on 127.0.0.1 serves one page
-(bot/sandbox_page.html) and a small JSON API that maps onto the emulator's user side:
+(sandbox/page.html) and a small JSON API that maps onto the emulator's user side:
 
     GET  /                               the page
     GET  /api/state                      the three chats: messages, buttons, pop-up answers
@@ -36,8 +36,8 @@ from importlib import resources
 from typing import Any, Self, TextIO
 from urllib.parse import urlsplit
 
-from bot.emulator import TINY_PNG, FakeUser
 from bot.limits import MAX_TEXT, utf16_len
+from sandbox.emulator import TINY_PNG, FakeUser
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,8 @@ class Sandbox:
     """The bot, its emulator and the web page's HTTP server, started and stopped together."""
 
     def __init__(self, settings: Settings, runtime_factory: Callable[[Settings], Any] | None = None) -> None:
-        # Imported here, not at module level: bot.chat binds sys.stdout as a default argument when imported.
-        from bot import chat
+        # Imported here, not at module level: sandbox.chat binds sys.stdout as a default argument when imported.
+        from sandbox import chat
 
         self.chat = chat.TerminalChat(settings, out=io.StringIO(), runtime_factory=runtime_factory)
         self.emulator = self.chat.emulator
@@ -271,7 +271,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         sandbox = self.server.sandbox
         if path in ("/", "/index.html"):
-            page = resources.files("bot").joinpath("sandbox_page.html").read_bytes()
+            page = resources.files("sandbox").joinpath("page.html").read_bytes()
             self._reply(200, page, "text/html; charset=utf-8")
         elif path == "/api/state":
             self._json(200, sandbox.state())
@@ -366,7 +366,7 @@ def prepare(settings: Settings, train: bool = True, out: TextIO = sys.stdout) ->
         why = "no adapter has passed the quality gate yet" if tried else "no trained adapters yet"
         print(f"Note: {why}; the bot serves the base model (owner: /retrain).", file=out, flush=True)
         return
-    from bot.report import format_estimate
+    from shop.report import format_estimate
     from training.pipeline import retrain
     from training.sentiment import TrainArgs
 

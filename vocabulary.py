@@ -104,6 +104,7 @@ class RunStatus(StrEnum):
 
 
 COMPLETED_RUNS = (RunStatus.PROMOTED, RunStatus.REFUSED)  # a run that trained and gated its candidates
+SUCCESSFUL_RUNS = (*COMPLETED_RUNS, RunStatus.SKIPPED)  # a run that did its job (skipped: too few new examples)
 
 
 class AdapterStatus(StrEnum):

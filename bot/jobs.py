@@ -37,6 +37,7 @@ from storage.clock import to_timestamp
 from storage.records import NotFoundError
 from storage.store import Store
 from training.registry import AdapterRegistry
+from vocabulary import SUCCESSFUL_RUNS
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,6 @@ CATCHUP_DELAY_S = 2.0  # after start-up, so the bot answers first
 WATCH_INTERVAL_S = 10.0  # how often the active adapters in the database are compared with the served ones
 RETENTION_TIME = time(4, 30)  # local time (schedule.timezone) of the daily retention job
 MISFIRE_GRACE_S = 6 * 3600  # a slot missed by a busy or suspended process still runs within this
-SUCCESS = ("promoted", "refused", "skipped")
 RunInChild = Callable[[Settings, str], dict[str, Any]]
 
 
@@ -67,7 +67,8 @@ def last_slot(schedule: ScheduleSettings, now: datetime) -> datetime:
 
 def last_success(store: Store) -> datetime | None:
     """When the last successful retrain (promoted, refused or skipped; any trigger) started, if any."""
-    stamps = [run.started_at for run in store.runs.all() if run.status in SUCCESS]
+    last = store.runs.last_successful()
+    stamps = [last.started_at] if last else []
     stored = (store.state.get(STATE_KEY) or {}).get("last_success")
     stamps += [stored] if stored else []
     return max((datetime.fromisoformat(stamp) for stamp in stamps), default=None)
@@ -204,7 +205,7 @@ async def run_weekly(bot: Bot, services: Services, trigger: str = "schedule",
         await asyncio.to_thread(prune_adapters, settings)
     except Exception:  # old folders stay until next week; the owners still get their report
         log.exception("pruning old adapter folders failed")
-    if status in SUCCESS:
+    if status in SUCCESSFUL_RUNS:
         _update_state(services.store, last_success=to_timestamp(started), last_status=status, last_trigger=trigger)
     else:
         _update_state(services.store, last_failure=to_timestamp(started), last_status=status, last_trigger=trigger)

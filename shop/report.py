@@ -105,12 +105,6 @@ def corrected(kinds: Mapping[str, int]) -> int:
     return sum(kinds[kind] for kind in CORRECTING_KINDS)
 
 
-def last_retrain(store: Store) -> str | None:
-    """When the last finished (promoted or refused) retrain started, if any."""
-    runs = [run for run in store.runs.all() if run.status in ("promoted", "refused")]
-    return runs[-1].started_at if runs else None
-
-
 def _short_time(stamp: str, zone: ZoneInfo) -> str:
     return datetime.fromisoformat(stamp).astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
@@ -122,7 +116,8 @@ def build_status_text(settings: Settings, store: Store, serving_version: str, re
     zone = ZoneInfo(settings.schedule.timezone)
     lines = [owner_text(settings, language, "status_title"), *model_lines(settings, store, language),
              owner_text(settings, language, "status_serving", version=serving_version)]
-    since = last_retrain(store)
+    last = store.runs.last_trained()
+    since = last.started_at if last else None
     count = corrected(store.corrections.by_kind_since(since))
     if since is None:
         lines.append(owner_text(settings, language, "status_corrections_never", count=count))

@@ -14,7 +14,7 @@ from sqlite_utils.db import NotFoundError as RowNotFound
 from storage.clock import utc_now
 from storage.db import inserted_id
 from storage.records import NotFoundError, TrainingRun, check_choice
-from vocabulary import RunStatus, RunTrigger
+from vocabulary import COMPLETED_RUNS, SUCCESSFUL_RUNS, RunStatus, RunTrigger
 
 
 def process_started(pid: int) -> str | None:
@@ -95,6 +95,19 @@ class RunRepository:
         else:
             check_choice("status", status, RunStatus)
             rows = list(self.table.rows_where("status = ?", [status], order_by="id desc", limit=1))
+        return TrainingRun.from_row(rows[0]) if rows else None
+
+    def last_trained(self) -> TrainingRun | None:
+        """The latest run that trained and gated candidates (promoted or refused): what "since the last retrain" means."""
+        return self._last_of(COMPLETED_RUNS)
+
+    def last_successful(self) -> TrainingRun | None:
+        """The latest run that did its job: trained and gated, or skipped for too few new examples (the weekly slot is done)."""
+        return self._last_of(SUCCESSFUL_RUNS)
+
+    def _last_of(self, statuses: tuple[str, ...]) -> TrainingRun | None:
+        marks = ", ".join("?" * len(statuses))
+        rows = list(self.table.rows_where(f"status in ({marks})", list(statuses), order_by="id desc", limit=1))
         return TrainingRun.from_row(rows[0]) if rows else None
 
     def all(self) -> list[TrainingRun]:

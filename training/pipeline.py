@@ -65,8 +65,8 @@ def retrain(settings: Settings, trigger: str = "cli", run_id: int | None = None,
             store.runs.claim(run_id)  # started by run_in_child in the parent: this process trains it
         try:
             snapshot = take_snapshot(store)
-            last = _last_success(store)
-            new = store.examples.count_since(last) if last else None
+            last = store.runs.last_trained()
+            new = store.examples.count_since(last.started_at) if last else None
             if not force and trigger in ("schedule", "catchup") and new is not None and new < settings.thresholds.min_new_examples:
                 result: dict[str, Any] = {"status": "skipped", "reasons": [(f"{new} new labelled examples since the last retrain, "
                                                              f"fewer than {settings.thresholds.min_new_examples}")]}
@@ -85,11 +85,6 @@ def retrain(settings: Settings, trigger: str = "cli", run_id: int | None = None,
             result = {"status": "failed", "reasons": [f"{type(exc).__name__}: {exc}"]}
             store.runs.finish(run_id, "failed", None, result, traceback.format_exc(limit=5))
             return result
-
-
-def _last_success(store: Store) -> str | None:
-    runs = [r for r in store.runs.all() if r.status in ("promoted", "refused")]
-    return runs[-1].started_at if runs else None
 
 
 def _train_all(settings: Settings, store: Store, snapshot: Snapshot, args: TrainArgs) -> list[TaskOutcome]:

@@ -126,13 +126,13 @@ def route(runtime: ModelRuntime, rows: list[dict[str, str]]) -> dict[str, Any]:
     decisions = []
     for start in range(0, len(rows), 32):
         decisions += runtime.decide_batch([r["text"] for r in rows[start:start + 32]])
-    routed = [d.task for d in decisions]
+    routed = [d.kind for d in decisions]
     by_language = {lang: rates([r for r in rows if r["language"] == lang],
                                [g for r, g in zip(rows, routed) if r["language"] == lang])
                    for lang in sorted({r["language"] for r in rows})}
     misrouted = [{"text": r["text"], "kind": r["kind"], "language": r["language"],
                   "p_question": round(d.question_probability, 3)}
-                 for r, d in zip(rows, decisions) if d.task != r["kind"]]
+                 for r, d in zip(rows, decisions) if d.kind != r["kind"]]
     router = ("learned router (FAQ adapter " + runtime.serving.versions.get("faq", "?") + ")"
               if runtime.serving.router is not None else "cue heuristic (no FAQ adapter)")
     result = {"router": router, "overall": rates(rows, routed), "by_language": by_language, "misrouted": misrouted}

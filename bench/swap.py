@@ -251,9 +251,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         """
         got, want_scores = dict(decision.alternatives), dict(want.alternatives)
         if not got and not want_scores:
-            return (decision.task, decision.label) == (want.task, want.label)
+            return (decision.kind, decision.label) == (want.kind, want.label)
         shared = set(got) & set(want_scores)
-        return (decision.task == want.task and decision.label in want_scores and want.label in got
+        return (decision.kind == want.kind and decision.label in want_scores and want.label in got
                 and all(abs(got[key] - want_scores[key]) <= args.tolerance for key in shared))
 
     mixed, ambiguous, checked, undecided = [], 0, 0, 0

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from serving.prediction import Decision
+from serving.prediction import Prediction
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +23,10 @@ log = logging.getLogger(__name__)
 class Decider(Protocol):
     """What the batcher needs from the model runtime."""
 
-    def decide(self, text: str) -> Decision: ...
+    def decide(self, text: str) -> Prediction: ...
 
 
-def _decide_many(runtime: Decider, texts: Sequence[str]) -> list[Decision]:
+def _decide_many(runtime: Decider, texts: Sequence[str]) -> list[Prediction]:
     batch = getattr(runtime, "decide_batch", None)
     if batch is not None and len(texts) > 1:
         return list(batch(list(texts)))
@@ -41,13 +41,13 @@ class DecisionBatcher:
         self.workers = workers
         self.max_batch = max_batch
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shopbot-model")
-        self._queue: deque[tuple[str, asyncio.Future[Decision]]] = deque()
+        self._queue: deque[tuple[str, asyncio.Future[Prediction]]] = deque()
         self._busy = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def decide(self, text: str) -> Decision:
+    async def decide(self, text: str) -> Prediction:
         """The runtime's decision for `text`, computed in a worker thread."""
-        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
         self._queue.append((text, future))
         self._kick()
         return await future
@@ -63,7 +63,7 @@ class DecisionBatcher:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, batch: list[tuple[str, asyncio.Future[Decision]]]) -> None:
+    async def _run(self, batch: list[tuple[str, asyncio.Future[Prediction]]]) -> None:
         texts = [text for text, _ in batch]
         try:
             decisions = await asyncio.get_running_loop().run_in_executor(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.batching import DecisionBatcher
-from serving.prediction import Decision
+from serving.prediction import Prediction
 from settings import Settings
 from storage.store import Store
 
@@ -84,7 +84,7 @@ class Services:
     _index_dirty: bool = False
     _index_task: asyncio.Task[None] | None = None
 
-    async def decide(self, text: str) -> Decision:
+    async def decide(self, text: str) -> Prediction:
         """The model's decision for a customer message (never on the event loop)."""
         return await self.batcher.decide(text)
 

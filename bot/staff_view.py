@@ -71,9 +71,9 @@ def mirror_text(settings: Settings, decision: Decision, text: str | None, custom
                 answer: FaqEntry | None, lookup: QuestionLookup) -> str:
     """The staff-chat mirror of one decision (HTML)."""
     confidence = _pct(decision.confidence)
-    if decision.task == "review" and decision.label is None:
+    if decision.kind == "review" and decision.label is None:
         header = staff_text(settings, "review_unlabelled")
-    elif decision.task == "review":
+    elif decision.kind == "review":
         key = "review_negative" if decision.label == "negative" else "review"
         header = staff_text(settings, key, label=label_name(settings, decision.label), confidence=confidence)
     elif decision.action == "answered":
@@ -84,14 +84,14 @@ def mirror_text(settings: Settings, decision: Decision, text: str | None, custom
     lines = [f"<b>{html.escape(header)}</b>",
              staff_text(settings, "from", who=user_link(customer.id, customer.name), language=customer.language),
              _quote(text, settings)]
-    if decision.task == "question" and decision.action == "answered" and answer is not None:
+    if decision.kind == "question" and decision.action == "answered" and answer is not None:
         lines.append(html.escape(staff_text(settings, "bot_answered", question=_faq_title(answer.key, lookup),
                                             answer=utf16_cut(answer.answer, MAX_ANSWER))))
-    elif decision.task == "question" and decision.alternatives:
+    elif decision.kind == "question" and decision.alternatives:
         guesses = ", ".join(f"{_faq_title(key, lookup)} {_pct(score)}"
                             for key, score in decision.alternatives[: callbacks.MAX_ALTERNATIVES])
         lines.append(html.escape(staff_text(settings, "guesses", guesses=guesses)))
-    if decision.task == "question":
+    if decision.kind == "question":
         lines.append(html.escape(staff_text(settings, "reply_hint")))
     elif decision.label == "negative":
         lines.append(html.escape(staff_text(settings, "contact_hint")))
@@ -101,7 +101,7 @@ def mirror_text(settings: Settings, decision: Decision, text: str | None, custom
 def should_notify(decision: Decision) -> bool:
     """Handoffs, negative reviews and reviews no model could label (any may be a complaint) ring;
     routine mirrors arrive silently."""
-    return decision.action == "handoff" or (decision.task == "review" and decision.label in ("negative", None))
+    return decision.action == "handoff" or (decision.kind == "review" and decision.label in ("negative", None))
 
 
 def _button(text: str, decision_id: int, action: str, arg: str | int | None = None) -> InlineKeyboardButton:
@@ -126,10 +126,10 @@ def _question_button(settings: Settings, decision: Decision) -> list[InlineKeybo
 
 def main_keyboard(settings: Settings, decision: Decision, lookup: QuestionLookup) -> InlineKeyboardMarkup:
     """The buttons a fresh mirror carries."""
-    if decision.task == "question" and decision.action == "handoff":
+    if decision.kind == "question" and decision.action == "handoff":
         return InlineKeyboardMarkup([*_faq_buttons(settings, decision, lookup, skip_current=False),
                                      _label_buttons(settings, decision)])
-    if decision.task == "review" and decision.label is None:  # no sentiment model yet: ask for the label
+    if decision.kind == "review" and decision.label is None:  # no sentiment model yet: ask for the label
         return InlineKeyboardMarkup([_label_buttons(settings, decision), _question_button(settings, decision)])
     return InlineKeyboardMarkup([[_button(staff_text(settings, "btn_ok"), decision.id, "ok"),
                                   _button(staff_text(settings, "btn_no"), decision.id, "no")]])
@@ -139,7 +139,7 @@ def _label_buttons(settings: Settings, decision: Decision) -> list[InlineKeyboar
     """One button per sentiment: on a review, its label (the current one marked •); on a question,
     "it's a review, with this sentiment"."""
     def text(label: str) -> str:
-        if decision.task == "question":
+        if decision.kind == "question":
             return staff_text(settings, "btn_review", emoji=LABEL_EMOJI[label], label=label_name(settings, label))
         return f"{'• ' if label == decision.label else ''}{LABEL_EMOJI[label]} {label_name(settings, label)}"
 
@@ -149,7 +149,7 @@ def _label_buttons(settings: Settings, decision: Decision) -> list[InlineKeyboar
 def correction_keyboard(settings: Settings, decision: Decision, lookup: QuestionLookup) -> InlineKeyboardMarkup:
     """The buttons after ❌: the right label, or another FAQ entry / a typed answer / "it's a review"."""
     back = [_button(staff_text(settings, "btn_back"), decision.id, "back")]
-    if decision.task == "review":
+    if decision.kind == "review":
         return InlineKeyboardMarkup([_label_buttons(settings, decision), _question_button(settings, decision), back])
     return InlineKeyboardMarkup([*_faq_buttons(settings, decision, lookup, skip_current=True),
                                  _label_buttons(settings, decision), back])

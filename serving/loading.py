@@ -8,7 +8,6 @@ from pathlib import Path
 import torch
 
 from serving.memory import CorrectionMemory
-from serving.prediction import Task
 from serving.runtime import ModelRuntime, ServingModel
 from settings import Settings
 from storage.store import Store
@@ -18,7 +17,7 @@ from training.features import FeatureCache
 from training.recipe import load_blend
 from training.registry import AdapterRegistry, CorruptAdapterError
 from training.sentiment import load_sentiment
-from vocabulary import CORRECTION_SOURCES, SENTIMENT_LABELS
+from vocabulary import CORRECTION_SOURCES, SENTIMENT_LABELS, TASKS
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +90,10 @@ def export_faq_encoder(settings: Settings, out: Path) -> str:
 def load_memory(store: Store) -> CorrectionMemory:
     """The correction memory, refilled from the staff feedback stored so far."""
     memory = CorrectionMemory()
-    pairs: tuple[tuple[str, Task], ...] = (("sentiment", "review"), ("faq", "question"))
-    for task, decision_task in pairs:
+    for task in TASKS:
         for ex in store.examples.all(task=task):
             if ex.source in CORRECTION_SOURCES:
-                memory.add(ex.text, decision_task, ex.label)
+                memory.add(ex.text, task.kind, ex.label)
     return memory
 
 

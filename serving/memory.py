@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serving.prediction import Task
 from storage.text import normalise_text
+from vocabulary import MessageKind
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,7 @@ class Remembered:
     """One corrected message as the customer wrote it, and what staff said it is."""
 
     text: str
-    task: Task
+    kind: MessageKind
     label: str
 
 
@@ -33,13 +33,13 @@ class CorrectionMemory:
     def __len__(self) -> int:
         return len(self._items)
 
-    def add(self, text: str, task: Task, label: str) -> None:
+    def add(self, text: str, kind: MessageKind, label: str) -> None:
         """Remember a correction; a later correction of the same text wins."""
         key = normalise_text(text)
         if not key:
             return
         with self._lock:
-            self._items[key] = Remembered(text, task, label)
+            self._items[key] = Remembered(text, MessageKind(kind), label)
             self._vectors = None
             self._generation += 1
 

@@ -1,4 +1,4 @@
-"""The serving runtime: `decide(text) -> Decision`, with atomic swaps of the whole serving model.
+"""The serving runtime: `decide(text) -> Prediction`, with atomic swaps of the whole serving model.
 
 A `ServingModel` is immutable once built: the shared frozen trunk, the sentiment top and the FAQ top
 (LoRA merged in), the question/review router and the FAQ index. `ModelRuntime` holds one reference
@@ -18,13 +18,13 @@ import torch
 from torch import nn
 
 from serving.memory import CorrectionMemory
-from serving.prediction import Decision
+from serving.prediction import Prediction
 from training.encoder import Encoder
 from training.faq import FaqIndex
 from training.features import FeatureCache, length_batches, pad_batch
 from training.recipe import CharNgramModel, blend
 from training.router import RouterWeights, cue_score
-from vocabulary import SENTIMENT_LABELS
+from vocabulary import SENTIMENT_LABELS, MessageKind, PredictionSource
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class ServingModel:
         return self.heads(self.trunk_features(texts))[0]
 
     def decide_features(self, texts: Sequence[str], features: Sequence[torch.Tensor],
-                        answer_threshold: float) -> tuple[list[Decision], np.ndarray]:
+                        answer_threshold: float) -> tuple[list[Prediction], np.ndarray]:
         """Decisions (model only, no memory) and FAQ embeddings for texts whose trunk features are given."""
         vectors, probs = self.heads(features)
         if probs is not None and self.sentiment_char is not None:
@@ -97,15 +97,15 @@ class ServingModel:
             if pq >= 0.5:
                 alternatives = tuple((key, conf) for key, _cos, conf in hits[i])
                 label, conf = alternatives[0] if alternatives else (None, 0.0)
-                decisions.append(Decision("question", label, conf, label is not None and conf >= answer_threshold,
-                                          alternatives, "model", self.version, pq))
+                decisions.append(Prediction(MessageKind.QUESTION, label, conf, label is not None and conf >= answer_threshold,
+                                          alternatives, PredictionSource.MODEL, self.version, pq))
             elif probs is None:  # no sentiment adapter has passed the gate yet: staff label it
-                decisions.append(Decision("review", None, 0.0, False, (), "model", self.version, pq))
+                decisions.append(Prediction(MessageKind.REVIEW, None, 0.0, False, (), PredictionSource.MODEL, self.version, pq))
             else:
                 order = np.argsort(-probs[i])
                 alternatives = tuple((self.labels[j], float(probs[i][j])) for j in order)
-                decisions.append(Decision("review", alternatives[0][0], alternatives[0][1], False,
-                                          alternatives, "model", self.version, pq))
+                decisions.append(Prediction(MessageKind.REVIEW, alternatives[0][0], alternatives[0][1], False,
+                                          alternatives, PredictionSource.MODEL, self.version, pq))
         return decisions, vectors
 
 
@@ -130,11 +130,11 @@ class ModelRuntime:
         log.info("serving model swapped: %s -> %s", old.version, new.version)
         return old
 
-    def decide(self, text: str) -> Decision:
+    def decide(self, text: str) -> Prediction:
         """Decide one message."""
         return self.decide_batch([text])[0]
 
-    def decide_batch(self, texts: Sequence[str]) -> list[Decision]:
+    def decide_batch(self, texts: Sequence[str]) -> list[Prediction]:
         """Decide many messages with one trunk pass; staff corrections take precedence."""
         serving = self._serving  # one reference for the whole batch: never a mixture
         texts = [t if t.strip() else "?" for t in texts]
@@ -150,11 +150,11 @@ class ModelRuntime:
             if remembered is None:
                 out.append(decision)
                 continue
-            out.append(Decision(remembered.task, remembered.label, similarity,
-                                remembered.task == "question", ((remembered.label, similarity),),
-                                "memory", serving.version, decision.question_probability))
+            out.append(Prediction(remembered.kind, remembered.label, similarity,
+                                remembered.kind == MessageKind.QUESTION, ((remembered.label, similarity),),
+                                PredictionSource.MEMORY, serving.version, decision.question_probability))
         return out
 
-    def remember(self, text: str, task: str, label: str) -> None:
+    def remember(self, text: str, kind: MessageKind, label: str) -> None:
         """A staff correction: takes effect for this text (and near-identical ones) from the next request."""
-        self.memory.add(text, task, label)  # type: ignore[arg-type]
+        self.memory.add(text, kind, label)

@@ -45,7 +45,7 @@ class CorrectionRepository:
 
             check_choice("new_label", new_label, SENTIMENT_LABELS)
             return new_label
-        if kind == "faq" and decision.task != "question":  # its alternatives are FAQ entries only on questions
+        if kind == "faq" and decision.kind != "question":  # its alternatives are FAQ entries only on questions
             raise ValueError(f"decision {decision.id}: a {kind!r} correction needs a question decision")
         if kind == "faq":
             if new_label is None:
@@ -90,7 +90,7 @@ class CorrectionRepository:
             correction_id = inserted_id(table)
             self.db.table("examples").delete_where("decision_id = ?", [decision_id])
             if text is not None and label is not None:
-                task = _EXAMPLE_TASK[decision.task] if kind == "confirm" else _TASK_OF_KIND[kind]
+                task = _EXAMPLE_TASK[decision.kind] if kind == "confirm" else _TASK_OF_KIND[kind]
                 self.examples.add(task, text, label, detect_language(text),
                                   _SOURCE[kind], decision_id=decision_id)
             self.decisions.set_status(decision_id, _STATUS[kind])

@@ -22,16 +22,16 @@ class DecisionRepository:
         self.db = db
         self.table = db.table("decisions")
 
-    def add(self, message_id: int | None, task: str, label: str | None, confidence: float, action: str,
+    def add(self, message_id: int | None, kind: str, label: str | None, confidence: float, action: str,
             source: str = "model", adapter_version: str | None = None,
             alternatives: Sequence[tuple[str, float]] = ()) -> Decision:
         """Record a decision (status starts as pending)."""
-        check_choice("task", task, MessageKind)
+        check_choice("kind", kind, MessageKind)
         check_choice("action", action, Action)
         check_choice("source", source, PredictionSource)
         table = self.db.table("decisions")
         table.insert({
-            "message_id": message_id, "task": task, "label": label, "confidence": float(confidence),
+            "message_id": message_id, "kind": kind, "label": label, "confidence": float(confidence),
             "action": action, "source": source, "adapter_version": adapter_version,
             "alternatives": json.dumps([[key, float(score)] for key, score in alternatives], ensure_ascii=False),
             "staff_chat_id": None, "staff_message_id": None, "status": "pending", "created_at": utc_now(),
@@ -72,17 +72,17 @@ class DecisionRepository:
         return [Decision.from_row(row) for row in self.table.rows_where(order_by="id desc", limit=limit)]
 
     def stats_since(self, since: datetime | str) -> dict[tuple[str, str, str], int]:
-        """Counts of decisions made at or after `since`, keyed by (task, action, status)."""
+        """Counts of decisions made at or after `since`, keyed by (kind, action, status)."""
         rows = self.db.query(
-            "select task, action, status, count(*) as n from decisions where created_at >= ?"
-            " group by task, action, status",
+            "select kind, action, status, count(*) as n from decisions where created_at >= ?"
+            " group by kind, action, status",
             [to_timestamp(since)],
         )
-        return {(row["task"], row["action"], row["status"]): row["n"] for row in rows}
+        return {(row["kind"], row["action"], row["status"]): row["n"] for row in rows}
 
-    def labels_since(self, since: datetime | str, task: str) -> dict[str | None, int]:
-        """Counts of `task` decisions made at or after `since`, keyed by label."""
-        check_choice("task", task, MessageKind)
-        rows = self.db.query("select label, count(*) as n from decisions where created_at >= ? and task = ?"
-                             " group by label", [to_timestamp(since), task])
+    def labels_since(self, since: datetime | str, kind: str) -> dict[str | None, int]:
+        """Counts of decisions about `kind` messages made at or after `since`, keyed by label."""
+        check_choice("kind", kind, MessageKind)
+        rows = self.db.query("select label, count(*) as n from decisions where created_at >= ? and kind = ?"
+                             " group by label", [to_timestamp(since), kind])
         return {row["label"]: row["n"] for row in rows}

@@ -144,3 +144,10 @@ def m004_customers_blocked_at(db: Database) -> None:
     """customers.blocked_at: when sending to them was refused because they blocked the bot."""
     if "blocked_at" not in db.table("customers").columns_dict:
         db.table("customers").add_column("blocked_at", str)
+
+
+@migrations()
+def m005_decisions_kind(db: Database) -> None:
+    """decisions.task -> decisions.kind: a decision is about a kind of message (question, review); tasks are what models learn."""
+    if "task" in db.table("decisions").columns_dict:
+        db.execute("alter table decisions rename column task to kind")

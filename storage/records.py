@@ -113,7 +113,7 @@ class Decision:
 
     id: int
     message_id: int | None
-    task: str
+    kind: str  # vocabulary.MessageKind
     label: str | None
     confidence: float
     action: str

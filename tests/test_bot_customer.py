@@ -48,7 +48,7 @@ def test_start_and_help_greet_in_the_customers_language(bot: BotHarness) -> None
 def test_question_is_answered_from_the_faq_in_the_customers_language(bot: BotHarness, answer_everything) -> None:
     reply, mirror, decision = bot.ask(XIAO, "你们几点开门？")
     assert reply["text"] == "每天 10:00 到 22:00 营业。"
-    assert (decision.task, decision.label, decision.action) == ("question", "opening_hours", "answered")
+    assert (decision.kind, decision.label, decision.action) == ("question", "opening_hours", "answered")
     assert "Question · answered" in mirror["text"] and "小美" in mirror["text"]
     assert set(buttons(mirror)) == {"✅ correct", "❌ incorrect"}
     english = bot.say(ALICE, "What are your opening hours?")

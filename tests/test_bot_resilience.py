@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from serving.prediction import Decision
+from serving.prediction import Prediction
 from tests.botkit import ALICE, BOB, STAFF_CHAT, XIAO, BotHarness, bot_settings
 
 ANSWER = "We are open 10:00 to 22:00 every day."
@@ -27,13 +27,13 @@ class StubRuntime:
         self.slow_started = threading.Event()
         self.serving = SimpleNamespace(version="stub", versions={}, encoder=None)
 
-    def decide(self, text: str) -> Decision:
+    def decide(self, text: str) -> Prediction:
         if text == "boom":
             raise RuntimeError("model exploded")
         if text.startswith("slow"):
             self.slow_started.set()
             self.release.wait(20)
-        return Decision("question", "opening_hours", 0.9, True, (("opening_hours", 0.9),), "model", "stub", 0.8)
+        return Prediction("question", "opening_hours", 0.9, True, (("opening_hours", 0.9),), "model", "stub", 0.8)
 
     def remember(self, text: str, task: str, label: str) -> None:
         """Nothing to remember in a stub."""

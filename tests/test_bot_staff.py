@@ -107,7 +107,7 @@ def test_negative_review_alerts_staff_and_is_relabelled(bot: BotHarness) -> None
 def test_without_a_sentiment_model_a_review_rings_and_asks_for_its_label(bot: BotHarness) -> None:
     text = "Waited forty minutes for a lukewarm taro latte"
     reply, mirror, decision = bot.ask(ALICE, text)  # the test bot has no sentiment adapter
-    assert decision.task == "review" and decision.label is None
+    assert decision.kind == "review" and decision.label is None
     assert reply["text"] == "Thanks for your feedback, we'll keep improving!"
     assert mirror["text"].startswith("💬 Review · pick its sentiment (no sentiment model yet")
     [(_, sent)] = [c for c in bot.emulator.calls("sendMessage") if c[1]["chat_id"] == STAFF_CHAT
@@ -154,7 +154,7 @@ def test_a_review_taken_for_a_question_is_marked_as_a_review(bot: BotHarness) ->
     text = "The pearls were rock hard again, how is that ok"
     bot.services.runtime.remember(text, "question", "price_milk_tea")  # the bot answers it as a question
     reply, mirror, decision = bot.ask(BOB, text)
-    assert decision.task == "question" and decision.action == "answered"
+    assert decision.kind == "question" and decision.action == "answered"
     bot.press(MEI, mirror, callbacks.encode(decision.id, "no"))
     bot.emulator.wait_for(lambda m, p: m == "editMessageReplyMarkup" and p["message_id"] == mirror["message_id"])
     menu = bot.staff_message(mirror["message_id"])

@@ -59,7 +59,7 @@ def test_a_question_taken_for_a_review_is_answered_and_learnt(bot: BotHarness) -
     text = "delivery to the office tower maybe"
     bot.services.runtime.remember(text, "review", "neutral")  # the bot acknowledges it as a review
     reply, mirror, decision = bot.ask(BOB, text)
-    assert decision.task == "review" and reply["text"].startswith("Thanks for your feedback")
+    assert decision.kind == "review" and reply["text"].startswith("Thanks for your feedback")
     bot.press(MEI, mirror, callbacks.encode(decision.id, "no"))
     bot.emulator.wait_for(lambda m, p: m == "editMessageReplyMarkup" and p["message_id"] == mirror["message_id"])
     assert "✍ a question: write the answer" in buttons(bot.staff_message(mirror["message_id"]))

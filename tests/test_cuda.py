@@ -80,7 +80,7 @@ def test_the_bot_runtime_serves_from_the_gpu(tiny_base, make_settings, file_stor
     runtime = load_runtime(settings, file_store)
     assert runtime.serving.encoder.device.type == "cuda" and on(runtime.serving.faq_model) == {"cuda"}
     decision = runtime.decide("你们几点开门？")
-    assert decision.task in ("question", "review") and 0.0 <= decision.confidence <= 1.0
+    assert decision.kind in ("question", "review") and 0.0 <= decision.confidence <= 1.0
 
 
 @needs_bitsandbytes

@@ -24,7 +24,7 @@ import pytest
 from bot import callbacks
 from cli import main as shopbot
 from sandbox.emulator import BotAPIEmulator
-from serving.prediction import Decision
+from serving.prediction import Prediction
 from storage.records import AdapterRecord
 from storage.seed import load_demo
 from storage.store import Store
@@ -44,8 +44,8 @@ class StubRuntime:
 
     serving = SimpleNamespace(version="stub", versions={}, encoder=None)
 
-    def decide(self, text: str) -> Decision:
-        return Decision("review", "positive", 0.9, False, (("positive", 0.9),), "model", "stub", 0.1)
+    def decide(self, text: str) -> Prediction:
+        return Prediction("review", "positive", 0.9, False, (("positive", 0.9),), "model", "stub", 0.1)
 
     def remember(self, text: str, task: str, label: str) -> None:
         """Nothing to remember."""
@@ -263,12 +263,12 @@ BOT_PROCESS = textwrap.dedent("""
     from types import SimpleNamespace
     from bot.app import build_application, running
     from tests.botkit import bot_settings
-    from serving.prediction import Decision
+    from serving.prediction import Prediction
 
     class StubRuntime:  # every message is a positive review (as in the test module)
         serving = SimpleNamespace(version="stub", versions={}, encoder=None)
         def decide(self, text):
-            return Decision("review", "positive", 0.9, False, (("positive", 0.9),), "model", "stub", 0.1)
+            return Prediction("review", "positive", 0.9, False, (("positive", 0.9),), "model", "stub", 0.1)
         def remember(self, text, task, label):
             pass
 

@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 import bot.services as bot_services
 from bot import callbacks
 from sandbox.emulator import FakeUser, _as_api_message
-from serving.prediction import Decision
+from serving.prediction import Prediction
 from shop.texts import staff_text
 from tests.botkit import MEI, STAFF_CHAT, BotHarness, bot_settings
 
@@ -105,15 +105,15 @@ class FuzzRuntime:
 
     serving = SimpleNamespace(version="fuzz", versions={}, encoder=None)
 
-    def decide(self, text: str) -> Decision:
+    def decide(self, text: str) -> Prediction:
         h = zlib.crc32(text.encode("utf-8", "surrogatepass"))
         alternatives = tuple((key, 0.9 - 0.2 * i) for i, key in enumerate(FAQ_KEYS[h % 2:] + FAQ_KEYS[:h % 2]))
         if h % 3 == 0:
             label = ("positive", "neutral", "negative")[h // 3 % 3]
-            return Decision("review", label, 0.8, False, ((label, 0.8),), "model", "fuzz", 0.1)
-        return Decision("question", alternatives[0][0], 0.9, h % 3 == 1, alternatives, "model", "fuzz", 0.9)
+            return Prediction("review", label, 0.8, False, ((label, 0.8),), "model", "fuzz", 0.1)
+        return Prediction("question", alternatives[0][0], 0.9, h % 3 == 1, alternatives, "model", "fuzz", 0.9)
 
-    def decide_batch(self, texts: list[str]) -> list[Decision]:
+    def decide_batch(self, texts: list[str]) -> list[Prediction]:
         return [self.decide(text) for text in texts]
 
     def remember(self, text: str, task: str, label: str) -> None:
@@ -311,7 +311,7 @@ def check_batch(bot: BotHarness, expect: Expect, chat_counts: dict[int, int]) ->
                 "utf-8", "surrogatepass")
             [decision] = store.decisions.table.rows_where("message_id = ?", [row["id"]])
             assert decision["action"] in ("answered", "handoff", "acknowledged")
-            assert (decision["action"] == "acknowledged") == (decision["task"] == "review")
+            assert (decision["action"] == "acknowledged") == (decision["kind"] == "review")
         corrections = store.corrections.all()
         assert {c.staff_id for c in corrections} <= {MEI.id}
         assert store.decisions.table.count_where("status != 'pending'") == len({c.decision_id for c in corrections})

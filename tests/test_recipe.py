@@ -84,8 +84,8 @@ def test_serving_blends_the_n_gram_model_as_training_scored_it(tiny_base: Path, 
     texts = ["珍珠太硬了", "love the staff", "一般般"]
     decisions, _ = serving.decide_features(texts, serving.trunk_features(texts), answer_threshold=1.0)
     expected = spec.probabilities(spec.load(tmp_path), texts)
-    assert sum(d.task == "review" for d in decisions) >= 2  # the cue router sends these to the review path
+    assert sum(d.kind == "review" for d in decisions) >= 2  # the cue router sends these to the review path
     for decision, row in zip(decisions, expected):
-        if decision.task == "review":
+        if decision.kind == "review":
             served = dict(decision.alternatives)
             assert all(served[label] == pytest.approx(float(p), abs=1e-4) for label, p in zip(LABELS, row))

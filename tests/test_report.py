@@ -154,7 +154,7 @@ def test_a_week_with_more_than_20000_decisions_is_counted_exactly(make_settings)
     week, older = to_timestamp(NOW - timedelta(days=1)), to_timestamp(NOW - timedelta(days=9))
 
     def rows(count: int, task: str, action: str, label: str | None, created_at: str) -> list[dict[str, Any]]:
-        return [{"message_id": None, "task": task, "label": label, "confidence": 0.9, "action": action,
+        return [{"message_id": None, "kind": task, "label": label, "confidence": 0.9, "action": action,
                  "source": "model", "adapter_version": None, "alternatives": "[]", "staff_chat_id": None,
                  "staff_message_id": None, "status": "pending", "created_at": created_at}] * count
 

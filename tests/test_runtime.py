@@ -78,13 +78,13 @@ def test_swap_under_concurrent_requests_never_mixes_models(encoder):
 def test_correction_takes_effect_at_once_for_the_same_text(encoder):
     runtime = ModelRuntime(serving(encoder, 1, "a"), answer_threshold=0.5)
     before = runtime.decide("珍珠太硬了")
-    assert before.source == "model" and before.task == "review"
+    assert before.source == "model" and before.kind == "review"
     runtime.remember("珍珠太硬了", "review", "negative")
     after = runtime.decide("  珍珠太硬了 ")  # normalised: spacing does not matter
-    assert (after.task, after.label, after.source, after.confidence) == ("review", "negative", "memory", 1.0)
+    assert (after.kind, after.label, after.source, after.confidence) == ("review", "negative", "memory", 1.0)
     runtime.remember("do you deliver?", "question", "delivery")
     answer = runtime.decide("Do you deliver?")
-    assert (answer.task, answer.label, answer.answerable) == ("question", "delivery", True)
+    assert (answer.kind, answer.label, answer.answerable) == ("question", "delivery", True)
     runtime.remember("珍珠太硬了", "review", "neutral")  # a later correction wins
     assert runtime.decide("珍珠太硬了").label == "neutral"
 
@@ -110,13 +110,13 @@ def test_reviews_wait_for_staff_when_no_sentiment_adapter_passed_yet(encoder):
 
     runtime = ModelRuntime(replace(model, sentiment_model=None), answer_threshold=0.5)
     decision = runtime.decide("珍珠太硬了")
-    assert (decision.task, decision.label, decision.confidence) == ("review", None, 0.0)
+    assert (decision.kind, decision.label, decision.confidence) == ("review", None, 0.0)
 
 
 def test_blank_text_is_decided_without_error(encoder):
     runtime = ModelRuntime(serving(encoder, 1, "a", route_to_reviews=False), answer_threshold=0.99)
     decision = runtime.decide("   ")
-    assert decision.task == "question" and not decision.answerable
+    assert decision.kind == "question" and not decision.answerable
 
 
 def test_device_switch_logic():

@@ -82,6 +82,17 @@ def test_migration_function_is_idempotent_on_a_database_with_data(tmp_path: Path
         assert migrations.pending(store.db) == []
 
 
+def test_decisions_written_before_the_kind_column_keep_their_kind(tmp_path: Path) -> None:
+    path = tmp_path / "shop.db"
+    with Store(path) as store:
+        decision = add_question(store)
+        store.db.execute("alter table decisions rename column kind to task")  # the schema before m005
+        store.db.table("_sqlite_migrations").delete_where("name = ?", ["m005_decisions_kind"])
+    with Store(path) as store:
+        assert store.decisions.get(decision.id).kind == "question"
+        assert migrations.pending(store.db) == []
+
+
 def test_open_database_creates_parent_folders(tmp_path: Path) -> None:
     db = open_database(tmp_path / "a" / "b" / "shop.db")
     assert set(db.table_names()) >= TABLES

@@ -13,7 +13,7 @@ from bot.handlers import staff
 from bot.handlers.common import mark_blocked, user_language
 from bot.services import Services
 from bot.staff_view import Customer, should_notify
-from serving.prediction import Decision
+from serving.prediction import Prediction
 from shop.texts import customer_text, review_reply
 from storage.records import FaqEntry, NotFoundError
 
@@ -36,10 +36,10 @@ async def help_command(update: Update, context: BotContext) -> None:
     await update.effective_message.reply_text(customer_text(services.settings, language, "help"))
 
 
-def _respond(services: Services, decision: Decision, language: str) -> tuple[str, str, FaqEntry | None]:
+def _respond(services: Services, decision: Prediction, language: str) -> tuple[str, str, FaqEntry | None]:
     """(reply text, stored action, FAQ entry answered with) for a decision."""
     settings = services.settings
-    if decision.task == "review":
+    if decision.kind == "review":
         return review_reply(settings, language, decision.label), "acknowledged", None
     if decision.answerable and decision.label is not None:
         try:
@@ -65,7 +65,7 @@ async def on_text(update: Update, context: BotContext) -> None:
     reply, action, entry = _respond(services, decision, language)
     stored = services.store.messages.add(user.id, message.chat_id, message.message_id, text)
     record = services.store.decisions.add(
-        stored.id, decision.task, decision.label, decision.confidence, action,
+        stored.id, decision.kind, decision.label, decision.confidence, action,
         source=decision.source if decision.source in ("model", "memory") else "model",
         adapter_version=decision.version, alternatives=decision.alternatives)
     try:

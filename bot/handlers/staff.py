@@ -48,7 +48,7 @@ async def post_mirror(context: BotContext, decision: Decision, text: str, custom
 
 def allowed_actions(decision: Decision) -> tuple[str, ...]:
     """The button actions that make sense for this decision."""
-    if decision.task == "review":
+    if decision.kind == "review":
         return ("ok", "no", "back", "lab", "ans", "x")
     if decision.action == "handoff":
         return ("faq", "ans", "x", "lab")
@@ -155,7 +155,7 @@ async def _confirm(update: Update, context: BotContext, decision: Decision, staf
 
 async def _pick_label(update: Update, context: BotContext, decision: Decision, staff: User, label: str) -> None:
     services = context.services
-    if decision.task == "question":
+    if decision.kind == "question":
         await _mark_review(update, context, decision, staff, label)
         return
     if label == decision.label:
@@ -234,7 +234,7 @@ async def on_button(update: Update, context: BotContext) -> None:
     if press.action == "ok":
         await _confirm(update, context, decision, staff)
     elif press.action == "no":
-        await answer_press(query, staff_text(services.settings, "pick_label") if decision.task == "review" else None)
+        await answer_press(query, staff_text(services.settings, "pick_label") if decision.kind == "review" else None)
         await set_buttons(query, staff_view.correction_keyboard(services.settings, decision, lookup))
     elif press.action in ("back", "x"):  # "x" here: a cancel outside anyone's answering conversation
         await answer_press(query)
@@ -297,7 +297,7 @@ async def handle_reply(update: Update, context: BotContext) -> bool:
     text = (message.text or "").strip()
     if decision is None or not text:
         return False
-    if decision.task == "question" and decision.status == "pending":
+    if decision.kind == "question" and decision.status == "pending":
         await deliver_staff_answer(context, decision, message.from_user, text, target.chat.id, target.message_id,
                                    message_html(target))
     else:

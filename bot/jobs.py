@@ -34,7 +34,6 @@ from settings import WEEKDAYS, ScheduleSettings, Settings
 from shop.report import TASKS, learning_text, next_retrain, report_in_thread
 from shop.texts import owner_text
 from storage.clock import to_timestamp
-from storage.records import NotFoundError
 from storage.store import Store
 from training.registry import AdapterRegistry
 from vocabulary import SUCCESSFUL_RUNS
@@ -237,10 +236,7 @@ def prune_adapters(settings: Settings) -> list[str]:
 
 def owner_language(services: Services, owner_id: int) -> str:
     """The language last used with this owner, else the shop's default."""
-    try:
-        language = services.store.customers.get(owner_id).language
-    except NotFoundError:
-        language = None
+    language = services.store.customers.language_of(owner_id)
     return language if language in services.settings.shop.languages else services.settings.default_language
 
 

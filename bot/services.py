@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from bot.batching import DecisionBatcher
 from serving.prediction import Prediction
 from settings import Settings
+from shop.feedback import StaffFeedback
 from storage.store import Store
 
 if TYPE_CHECKING:
@@ -87,6 +88,11 @@ class Services:
     async def decide(self, text: str) -> Prediction:
         """The model's decision for a customer message (never on the event loop)."""
         return await self.batcher.decide(text)
+
+    @property
+    def feedback(self) -> StaffFeedback:
+        """Staff feedback use cases on this shop's store, teaching this runtime's correction memory and index."""
+        return StaffFeedback(self.settings, self.store, self.runtime.remember, self.request_index_refresh)
 
     @property
     def retraining(self) -> bool:

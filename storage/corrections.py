@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlite_utils import Database
@@ -14,13 +15,35 @@ from storage.faq import FaqRepository
 from storage.messages import MessageRepository
 from storage.records import Correction, Decision, NotFoundError, check_choice
 from storage.text import detect_language
-from vocabulary import CORRECTION_SOURCES, SENTIMENT_LABELS, CorrectionKind
+from vocabulary import (
+    CORRECTION_SOURCES,
+    SENTIMENT_LABELS,
+    CorrectionKind,
+    DecisionStatus,
+    ExampleSource,
+    MessageKind,
+    Task,
+)
 
-_EXAMPLE_TASK = {"question": "faq", "review": "sentiment"}  # of a confirmation: the decision's own task
-_TASK_OF_KIND = {"label": "sentiment", "faq": "faq", "answer": "faq"}  # a label on a question: "it's a review"
-_STATUS = {"confirm": "confirmed", "label": "corrected", "faq": "corrected", "answer": "answered_by_staff"}
-_SOURCE = {"confirm": "confirmation", "label": "correction", "faq": "correction", "answer": "staff_answer"}
-CORRECTING_KINDS = tuple(kind for kind in CorrectionKind if _SOURCE[kind] in CORRECTION_SOURCES)  # all but confirm
+
+@dataclass(frozen=True)
+class Meaning:
+    """What one kind of staff feedback means: the decision's new status, and the example it teaches."""
+
+    status: DecisionStatus
+    source: ExampleSource
+    task: Task | None  # the task of the example; None: the decision's own (a confirmed question teaches FAQ)
+
+
+# What each kind of feedback means, written once. A label on a question decision says "it's a review":
+# its example is a sentiment one (and teaches the router too).
+MEANINGS = {
+    CorrectionKind.CONFIRM: Meaning(DecisionStatus.CONFIRMED, ExampleSource.CONFIRMATION, None),
+    CorrectionKind.LABEL: Meaning(DecisionStatus.CORRECTED, ExampleSource.CORRECTION, Task.SENTIMENT),
+    CorrectionKind.FAQ: Meaning(DecisionStatus.CORRECTED, ExampleSource.CORRECTION, Task.FAQ),
+    CorrectionKind.ANSWER: Meaning(DecisionStatus.ANSWERED_BY_STAFF, ExampleSource.STAFF_ANSWER, Task.FAQ),
+}
+CORRECTING_KINDS = tuple(kind for kind, meaning in MEANINGS.items() if meaning.source in CORRECTION_SOURCES)  # all but confirm
 
 
 class CorrectionRepository:
@@ -89,11 +112,11 @@ class CorrectionRepository:
             })
             correction_id = inserted_id(table)
             self.db.table("examples").delete_where("decision_id = ?", [decision_id])
+            meaning = MEANINGS[CorrectionKind(kind)]
             if text is not None and label is not None:
-                task = _EXAMPLE_TASK[decision.kind] if kind == "confirm" else _TASK_OF_KIND[kind]
-                self.examples.add(task, text, label, detect_language(text),
-                                  _SOURCE[kind], decision_id=decision_id)
-            self.decisions.set_status(decision_id, _STATUS[kind])
+                task = meaning.task or MessageKind(decision.kind).task
+                self.examples.add(task, text, label, detect_language(text), meaning.source, decision_id=decision_id)
+            self.decisions.set_status(decision_id, meaning.status)
         return Correction.from_row(self.table.get(correction_id))
 
     def all(self, since: datetime | str | None = None) -> list[Correction]:

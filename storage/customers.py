@@ -41,6 +41,11 @@ class CustomerRepository:
         except RowNotFound:
             raise NotFoundError(f"no customer with telegram_id {telegram_id}") from None
 
+    def language_of(self, telegram_id: int) -> str | None:
+        """The language last used with this user, or None for one never seen (or never given one)."""
+        row = next(iter(self.table.rows_where("telegram_id = ?", [telegram_id], select="language")), None)
+        return row["language"] if row else None
+
     def set_opt_out(self, telegram_id: int, opted_out: bool) -> int:
         """Set whether the customer opted out of training; opting out deletes the examples learnt from them.
 

@@ -51,6 +51,12 @@ class DecisionRepository:
         self.table.update(decision_id, {"staff_chat_id": chat_id, "staff_message_id": message_id})
         return self.get(decision_id)
 
+    def by_staff_message(self, chat_id: int, message_id: int) -> Decision | None:
+        """The decision mirrored as this staff-chat message, if any (the newest, should it be mirrored twice)."""
+        rows = self.table.rows_where("staff_chat_id = ? and staff_message_id = ?", [chat_id, message_id],
+                                     order_by="id desc", limit=1)
+        return next((Decision.from_row(row) for row in rows), None)
+
     def set_status(self, decision_id: int, status: str) -> Decision:
         """Set the review status."""
         check_choice("status", status, DecisionStatus)

@@ -9,25 +9,17 @@ from telegram.error import Forbidden, TelegramError
 
 from bot.services import Services
 from shop.texts import pick_language, staff_text
-from storage.records import Decision, NotFoundError
 from storage.records import Message as StoredMessage
+from storage.records import NotFoundError
 
 log = logging.getLogger(__name__)
-
-
-def stored_language(services: Services, user_id: int) -> str | None:
-    """The language last used with this customer, if they were seen before."""
-    try:
-        return services.store.customers.get(user_id).language
-    except NotFoundError:
-        return None
 
 
 def user_language(services: Services, user: User | None, text: str | None = None) -> str:
     """The language to answer this user in (see texts.pick_language)."""
     if user is None:
         return services.settings.default_language
-    return pick_language(services.settings, user.language_code, text, stored_language(services, user.id))
+    return pick_language(services.settings, user.language_code, text, services.store.customers.language_of(user.id))
 
 
 def display_name(user: User | None) -> str:
@@ -48,28 +40,6 @@ def faq_lookup(services: Services):
             return None
 
     return lookup
-
-
-def stored_message(services: Services, decision: Decision) -> StoredMessage | None:
-    """The customer message a decision was about, or None once deleted (/forget, retention)."""
-    if decision.message_id is None:
-        return None
-    try:
-        return services.store.messages.get(decision.message_id)
-    except NotFoundError:
-        return None
-
-
-def decision_for_staff_message(services: Services, chat_id: int, message_id: int) -> Decision | None:
-    """The decision mirrored as this staff-chat message, if any.
-
-    (A lookup by staff message belongs in storage.decisions; kept here until it has one.)
-    """
-    rows = services.store.decisions.table.rows_where(
-        "staff_chat_id = ? and staff_message_id = ?", [chat_id, message_id], order_by="id desc", limit=1)
-    for row in rows:
-        return Decision.from_row(row)
-    return None
 
 
 def mark_blocked(services: Services, customer_id: int, blocked: bool = True, why: object = "") -> bool:

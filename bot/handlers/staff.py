@@ -8,7 +8,6 @@ answer after ✍ lives in bot/handlers/staff_answer.py.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 from telegram import CallbackQuery, Message, Update, User
 from telegram.constants import ParseMode
@@ -18,18 +17,16 @@ from bot import callbacks, staff_view
 from bot.callbacks import Callback, CallbackDataError
 from bot.context import BotContext
 from bot.handlers.common import (
-    decision_for_staff_message,
     display_name,
     faq_lookup,
     message_html,
     send_to_customer,
-    stored_language,
-    stored_message,
 )
 from bot.limits import MAX_CALLBACK_ANSWER, utf16_cut
-from bot.services import Services
-from shop.texts import customer_text, review_reply, staff_text
+from shop.feedback import Outcome
+from shop.texts import staff_text
 from storage.records import Decision, FaqEntry, NotFoundError
+from vocabulary import MessageKind
 
 log = logging.getLogger(__name__)
 
@@ -141,58 +138,36 @@ async def _finish(update: Update, context: BotContext, outcome: str) -> None:
     await edit_mirror(context, query.message.chat.id, query.message.message_id, message_html(query.message), outcome)
 
 
-def _remember(services: Services, decision: Decision, task: str, label: str) -> None:
-    text = services.store.messages.learnable_text(decision.message_id)  # None once deleted or opted out
-    if text is not None:
-        services.runtime.remember(text, task, label)
+async def deliver(context: BotContext, result: Outcome, staff: User | None, outcome: str) -> str:
+    """Send the use case's reply to the customer; returns the mirror's outcome line, plus why if nobody got it."""
+    settings = context.services.settings
+    if result.customer_gone:
+        return outcome + "\n" + staff_text(settings, "customer_gone")
+    if result.reply is None:
+        return outcome
+    problem = await send_to_customer(context.services, context.bot, result.reply.message, result.reply.text)
+    if problem:
+        outcome += "\n" + staff_text(settings, "answered_undelivered", name=display_name(staff), problem=problem)
+    return outcome
 
 
 async def _confirm(update: Update, context: BotContext, decision: Decision, staff: User) -> None:
-    context.services.store.corrections.add(decision.id, staff.id, "confirm")
+    context.services.feedback.confirm(decision, staff.id)
     await _saved(update, context)
     await _finish(update, context, staff_view.outcome_confirmed(context.services.settings, display_name(staff)))
 
 
 async def _pick_label(update: Update, context: BotContext, decision: Decision, staff: User, label: str) -> None:
     services = context.services
-    if decision.kind == "question":
-        await _mark_review(update, context, decision, staff, label)
-        return
-    if label == decision.label:
-        await _confirm(update, context, decision, staff)
-        return
-    services.store.corrections.add(decision.id, staff.id, "label", new_label=label)
-    _remember(services, decision, "review", label)
+    settings, name = services.settings, display_name(staff)
+    result = services.feedback.relabel(decision, staff.id, label)
     await _saved(update, context)
-    await _finish(update, context, staff_view.outcome_label(services.settings, display_name(staff), decision.label,
-                                                            label))
-
-
-async def _tell_customer(context: BotContext, decision: Decision, staff: User, outcome: str,
-                         reply: Callable[[str], str]) -> str:
-    """Send `reply(language)` to the decision's customer; returns `outcome`, plus a line if that was impossible."""
-    services = context.services
-    settings = services.settings
-    message = stored_message(services, decision)
-    if message is None:
-        return outcome + "\n" + staff_text(settings, "customer_gone")
-    language = stored_language(services, message.customer_id) or settings.default_language
-    problem = await send_to_customer(services, context.bot, message, reply(language))
-    if problem:
-        outcome += "\n" + staff_text(settings, "answered_undelivered", name=display_name(staff), problem=problem)
-    return outcome
-
-
-async def _mark_review(update: Update, context: BotContext, decision: Decision, staff: User, label: str) -> None:
-    """The bot took a review for a question: store it as a review, treat the text so from now, tell the customer."""
-    services = context.services
-    settings = services.settings
-    services.store.corrections.add(decision.id, staff.id, "label", new_label=label)
-    _remember(services, decision, "review", label)
-    await _saved(update, context)
-    outcome = await _tell_customer(context, decision, staff,
-                                   staff_view.outcome_review(settings, display_name(staff), label),
-                                   lambda language: review_reply(settings, language, label))
+    if decision.kind == MessageKind.QUESTION:  # "it's a review": the customer is thanked for it
+        outcome = await deliver(context, result, staff, staff_view.outcome_review(settings, name, label))
+    elif label == decision.label:
+        outcome = staff_view.outcome_confirmed(settings, name)
+    else:
+        outcome = staff_view.outcome_label(settings, name, decision.label, label)
     await _finish(update, context, outcome)
 
 
@@ -204,22 +179,13 @@ async def _pick_faq(update: Update, context: BotContext, decision: Decision, sta
         return
     key = decision.alternatives[number][0]
     try:
-        services.store.corrections.add(decision.id, staff.id, "faq", new_label=key)
+        result = services.feedback.pick_faq(decision, staff.id, key)
     except NotFoundError:
         await answer_press(query, staff_text(settings, "faq_missing"), show_alert=True)
         return
-    _remember(services, decision, "question", key)
-    services.request_index_refresh()  # the customer's wording is a new phrasing of `key`
     await _saved(update, context)
-    wrapper = "staff_answer" if decision.action == "handoff" else "better_answer"
-
-    def reply(language: str) -> str:
-        return customer_text(settings, language, wrapper, answer=services.store.faq.get(key, language).answer)
-
-    outcome = await _tell_customer(context, decision, staff,
-                                   staff_view.outcome_faq(settings, display_name(staff), key, faq_lookup(services)),
-                                   reply)
-    await _finish(update, context, outcome)
+    outcome = staff_view.outcome_faq(settings, display_name(staff), key, faq_lookup(services))
+    await _finish(update, context, await deliver(context, result, staff, outcome))
 
 
 async def on_button(update: Update, context: BotContext) -> None:
@@ -250,36 +216,20 @@ async def on_button(update: Update, context: BotContext) -> None:
 async def deliver_staff_answer(context: BotContext, decision: Decision, staff: User, answer: str,
                                mirror_chat_id: int, mirror_message_id: int, mirror_html: str) -> None:
     """A staff member's own answer to a question: store it as a new FAQ entry, learn it, send it, show it."""
-    services = context.services
-    settings = services.settings
-    message = stored_message(services, decision)
-    correction = services.store.corrections.add(decision.id, staff.id, "answer", answer_text=answer)
-    outcome = staff_view.outcome_answer(settings, display_name(staff), answer)
-    if message is None:
-        outcome += "\n" + staff_text(settings, "customer_gone")
-    else:
-        if correction.new_label:
-            _remember(services, decision, "question", correction.new_label)
-            services.request_index_refresh()
-        language = stored_language(services, message.customer_id) or settings.default_language
-        problem = await send_to_customer(services, context.bot, message,
-                                         customer_text(settings, language, "staff_answer", answer=answer))
-        if problem:
-            outcome = staff_text(settings, "answered_undelivered", name=display_name(staff), problem=problem)
+    settings = context.services.settings
+    result = context.services.feedback.answer(decision, staff.id, answer)
+    outcome = await deliver(context, result, staff, staff_view.outcome_answer(settings, display_name(staff), answer))
     await edit_mirror(context, mirror_chat_id, mirror_message_id, mirror_html, outcome)
 
 
 async def relay_reply(context: BotContext, decision: Decision, staff_message: Message, text: str) -> None:
     """Pass a staff message on to the customer without learning from it (reviews, follow-ups)."""
-    services = context.services
-    message = stored_message(services, decision)
-    settings = services.settings
-    if message is None:
+    settings = context.services.settings
+    result = context.services.feedback.relay(decision, text)
+    if result.customer_gone or result.reply is None:
         await staff_message.reply_text(staff_text(settings, "customer_gone"))
         return
-    language = stored_language(services, message.customer_id) or settings.default_language
-    problem = await send_to_customer(services, context.bot, message, customer_text(settings, language, "staff_answer",
-                                                                         answer=text))
+    problem = await send_to_customer(context.services, context.bot, result.reply.message, result.reply.text)
     notice = staff_text(settings, "relayed") if problem is None else staff_text(
         settings, "answered_undelivered", name=display_name(staff_message.from_user), problem=problem)
     await staff_message.reply_text(notice)
@@ -293,7 +243,7 @@ async def handle_reply(update: Update, context: BotContext) -> bool:
         return False
     if message.from_user is None or not services.settings.is_staff(message.from_user.id):
         return False
-    decision = decision_for_staff_message(services, message.chat.id, target.message_id)
+    decision = services.store.decisions.by_staff_message(message.chat.id, target.message_id)
     text = (message.text or "").strip()
     if decision is None or not text:
         return False

@@ -6,12 +6,10 @@ Everything is scheduled on the application's JobQueue (APScheduler underneath) b
 (training_runs, plus `scheduler_state["weekly_retrain"]`), never in an APScheduler job store: at
 start-up, a weekly slot that passed while the bot was down is run once with trigger "catchup".
 
-Retraining runs `training.pipeline.run_in_child` in a daemon thread (the child process trains with
-one torch thread), so the event loop keeps answering customers. Only a "promoted" result changes
-what is served, through `Services.reload_adapters` (a new serving model is built off to the side,
-then one reference is swapped). A refused, skipped or failed run (a killed child included) leaves
-the served model alone; old adapter folders are pruned (`schedule.keep_adapters`), and the owners
-are told what happened and why, then get the weekly report.
+The retrain itself is `shop.retraining.retrain_and_swap` (a child process; only a promotion changes
+what is served, through `Services.reload_adapters`), the same as an owner's /retrain. After it the
+weekly job prunes old adapter folders (`schedule.keep_adapters`), records the slot, tells the
+owners what happened and why, then sends them the weekly report.
 """
 
 from __future__ import annotations
@@ -29,9 +27,10 @@ from telegram.ext import Application
 
 from bot.context import BotContext
 from bot.limits import MAX_TEXT, utf16_cut
-from bot.services import Services, in_daemon_thread
+from bot.services import Services
 from settings import WEEKDAYS, ScheduleSettings, Settings
 from shop.report import TASKS, learning_text, next_retrain, report_in_thread
+from shop.retraining import RunInChild, retrain_and_swap
 from shop.texts import owner_text
 from storage.clock import to_timestamp
 from storage.store import Store
@@ -49,7 +48,6 @@ CATCHUP_DELAY_S = 2.0  # after start-up, so the bot answers first
 WATCH_INTERVAL_S = 10.0  # how often the active adapters in the database are compared with the served ones
 RETENTION_TIME = time(4, 30)  # local time (schedule.timezone) of the daily retention job
 MISFIRE_GRACE_S = 6 * 3600  # a slot missed by a busy or suspended process still runs within this
-RunInChild = Callable[[Settings, str], dict[str, Any]]
 
 
 # ---------------------------------------------------------------------- when
@@ -182,24 +180,11 @@ async def run_weekly(bot: Bot, services: Services, trigger: str = "schedule",
     if wait_for is not None and not wait_for.done():
         await tell_owners(bot, services, lambda language: learning_text(services.settings, language, "weekly_busy"))
         await asyncio.wait([wait_for])
-    from training import pipeline  # deferred: it imports the whole training stack (torch), needed only here
-
     settings = services.settings
     started = datetime.now(UTC)
-    try:
-        run = run_in_child or pipeline.run_in_child
-        result = await in_daemon_thread(run, settings, trigger)
-    except Exception as error:  # reported to the owners below
-        log.exception("%s retrain could not run", trigger)
-        result = {"status": "failed", "reasons": [f"{type(error).__name__}: {error}"]}
-    status = str(result.get("status", "failed"))
-    serving, problem = None, None
-    if status == "promoted":
-        try:
-            serving = await services.reload_adapters()
-        except Exception as error:  # the previous model keeps serving
-            log.exception("promoted adapters could not be swapped in")
-            problem = f"{type(error).__name__}: {error}"
+    retrained = await retrain_and_swap(settings, trigger, services.reload_adapters, run_in_child)
+    result, status = retrained.result, retrained.status
+    serving, problem = retrained.serving, retrained.swap_problem
     try:
         await asyncio.to_thread(prune_adapters, settings)
     except Exception:  # old folders stay until next week; the owners still get their report

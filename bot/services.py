@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from bot.batching import DecisionBatcher
 from serving.prediction import Prediction
@@ -49,27 +48,6 @@ def _active_serving(settings: Settings, encoder: Encoder) -> ServingModel:
 
     with Store(settings.paths.database) as store:
         return load_active(encoder, settings, store)
-
-
-async def in_daemon_thread(function: Callable[..., T], *args: Any) -> T:
-    """Run a long blocking call (training) in a daemon thread, so shutting down never waits for it."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(setter: Callable[[Any], None], value: Any) -> None:
-        if not future.done():
-            setter(value)
-
-    def work() -> None:
-        try:
-            result = function(*args)
-        except BaseException as error:  # noqa: BLE001 - handed to the awaiting coroutine
-            loop.call_soon_threadsafe(settle, future.set_exception, error)
-        else:
-            loop.call_soon_threadsafe(settle, future.set_result, result)
-
-    threading.Thread(target=work, name=f"shopbot-{getattr(function, '__name__', 'job')}", daemon=True).start()
-    return await future
 
 
 @dataclass

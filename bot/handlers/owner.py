@@ -11,10 +11,12 @@ from telegram import Bot, Update
 
 from bot.context import BotContext
 from bot.handlers.common import user_language
-from bot.services import Services, in_daemon_thread
+from bot.services import Services
 from shop.report import TASKS, build_report_text, build_status_text, report_in_thread
+from shop.retraining import retrain_and_swap
 from shop.texts import customer_text, owner_text
 from training.registry import AdapterRegistry, RollbackError
+from vocabulary import RunTrigger
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Update, BotContext], Awaitable[None]]
@@ -61,20 +63,20 @@ async def retrain(update: Update, context: BotContext) -> None:
 
 
 async def _retrain_and_report(bot: Bot, services: Services, chat_id: int, language: str) -> None:
-    from training import pipeline  # deferred: it imports the whole training stack, needed only here
-
     say = functools.partial(owner_text, services.settings, language)
     try:
-        result = await in_daemon_thread(pipeline.run_in_child, services.settings, "manual")
-        lines = [say("retrain_done", status=result.get("status", "?")), *map(str, result.get("reasons", []))]
-        if result.get("status") == "promoted":
-            lines.append(say("retrain_promoted", version=await services.reload_adapters()))
+        retrained = await retrain_and_swap(services.settings, RunTrigger.MANUAL, services.reload_adapters)
+        if retrained.swap_problem is not None:
+            await bot.send_message(chat_id, say("retrain_done", status=f"failed ({retrained.swap_problem})"))
+            return
+        lines = [say("retrain_done", status=retrained.status), *map(str, retrained.result.get("reasons", []))]
+        if retrained.serving is not None:
+            lines.append(say("retrain_promoted", version=retrained.serving))
         await bot.send_message(chat_id, "\n".join(lines))
     except asyncio.CancelledError:
         raise
-    except Exception as error:  # a background task: nobody else would see it
-        log.exception("owner retrain failed")
-        await bot.send_message(chat_id, say("retrain_done", status=f"failed ({type(error).__name__}: {error})"))
+    except Exception:  # a background task: nobody else would see it
+        log.exception("telling the owner how the retrain went failed")
 
 
 @owner_only

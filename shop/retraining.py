@@ -1,0 +1,78 @@
+"""Retrain, then swap: the one path from "train new adapters" to "the bot serves them".
+
+Used by the weekly job (bot/jobs.py) and an owner's /retrain. Training runs in a child process
+(`training.pipeline.run_in_child`, killed after `schedule.retrain_timeout_minutes`) waited for in a
+daemon thread, so the event loop keeps answering and shutting down never waits for it. Only a
+promoted run changes what is served, through `reload` (build the new serving model aside, swap one
+reference); whatever fails, the old adapters keep serving and the reason is in the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from settings import Settings
+from vocabulary import RunStatus
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+RunInChild = Callable[[Settings, str], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Retrained:
+    """How a retrain went: the run's result, and what is served now."""
+
+    result: dict[str, Any]
+    serving: str | None = None  # the version served after a promotion was swapped in
+    swap_problem: str | None = None  # a promotion that could not be swapped in (the previous model serves)
+
+    @property
+    def status(self) -> str:
+        """promoted, refused, skipped or failed (vocabulary.RunStatus)."""
+        return str(self.result.get("status", RunStatus.FAILED))
+
+
+async def in_daemon_thread(function: Callable[..., T], *args: Any) -> T:
+    """Run a long blocking call (training) in a daemon thread, so shutting down never waits for it."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(setter: Callable[[Any], None], value: Any) -> None:
+        if not future.done():
+            setter(value)
+
+    def work() -> None:
+        try:
+            result = function(*args)
+        except BaseException as error:  # noqa: BLE001 - handed to the awaiting coroutine
+            loop.call_soon_threadsafe(settle, future.set_exception, error)
+        else:
+            loop.call_soon_threadsafe(settle, future.set_result, result)
+
+    threading.Thread(target=work, name=f"shopbot-{getattr(function, '__name__', 'job')}", daemon=True).start()
+    return await future
+
+
+async def retrain_and_swap(settings: Settings, trigger: str, reload: Callable[[], Awaitable[str]],
+                           run_in_child: RunInChild | None = None) -> Retrained:
+    """Retrain in a child process (at most `schedule.retrain_timeout_minutes`), then serve what it promoted."""
+    from training import pipeline  # deferred: it imports the whole training stack (torch), needed only here
+
+    try:
+        result = await in_daemon_thread(run_in_child or pipeline.run_in_child, settings, trigger)
+    except Exception as error:  # the run could not even start: reported like a failed run
+        log.exception("%s retrain could not run", trigger)
+        result = {"status": RunStatus.FAILED, "reasons": [f"{type(error).__name__}: {error}"]}
+    if result.get("status") != RunStatus.PROMOTED:
+        return Retrained(result)
+    try:
+        return Retrained(result, serving=await reload())
+    except Exception as error:  # the previous model keeps serving
+        log.exception("promoted adapters could not be swapped in")
+        return Retrained(result, swap_problem=f"{type(error).__name__}: {error}")

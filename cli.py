@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from settings import CONFIG_ENV, TOKEN_ENV, ConfigError, Settings, load_settings
+from vocabulary import TASKS
 
 log = logging.getLogger("shopbot")
 Command = Callable[[Settings, argparse.Namespace], int]
@@ -98,7 +99,7 @@ def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
     status = 0
     with Store(settings.paths.database) as store:
         registry = AdapterRegistry(settings.paths.adapters, store)
-        for task in (args.task,) if args.task else ("sentiment", "faq"):
+        for task in (args.task,) if args.task else TASKS:
             try:
                 print(f"{task}: rolled back to {registry.rollback(task).version}")
             except RollbackError as error:
@@ -148,7 +149,7 @@ def cmd_health(settings: Settings, args: argparse.Namespace) -> int:
     try:
         with Store(database) as store:
             registry = AdapterRegistry(settings.paths.adapters, store)
-            for task in ("sentiment", "faq"):
+            for task in TASKS:
                 record = registry.active(task)
                 if record is None:
                     serving.append(f"{task}: base model")
@@ -202,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("train", cmd_train, "retrain both models now")
     add("eval", cmd_eval, "evaluate the active models")
     rollback = add("rollback", cmd_rollback, "go back to the previous adapter")
-    rollback.add_argument("task", nargs="?", choices=("sentiment", "faq"), default=None, help="default: both")
+    rollback.add_argument("task", nargs="?", choices=TASKS, default=None, help="default: both")
     report = add("report", cmd_report, "print this week's report")
     report.add_argument("--language", choices=("zh", "en"), default=None)
     up = add("up", cmd_up, f"the bot if {TOKEN_ENV} is set, else the local sandbox (a web page on 127.0.0.1)")

@@ -13,14 +13,28 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
 from bot.limits import MAX_CALLBACK_DATA
 from vocabulary import SENTIMENT_LABELS
 
 VERSION = "v1"
 MAX_ALTERNATIVES = 5
-ACTIONS = ("ok", "no", "back", "lab", "faq", "ans", "x")
-_WITH_ARG = ("lab", "faq")
+
+
+class ButtonAction(StrEnum):
+    """What a staff button does; the value travels in callback_data, so it stays short."""
+
+    CONFIRM = "ok"  # ✅ the bot was right
+    CORRECT = "no"  # ❌ open the correction menu
+    BACK = "back"  # close it
+    LABEL = "lab"  # pick the sentiment (arg: the label)
+    FAQ = "faq"  # pick the n-th alternative FAQ entry (arg: n)
+    ANSWER = "ans"  # ✍ write the answer
+    CANCEL = "x"  # stop writing it
+
+
+_WITH_ARG = (ButtonAction.LABEL, ButtonAction.FAQ)
 
 _SHAPE = re.compile(r"(v[0-9]{1,3}):([1-9][0-9]{0,17}):([a-z]{1,4})(?::([a-z0-9]{1,16}))?")
 _ANY_VERSION = re.compile(r"v[0-9]{1,3}:")
@@ -39,24 +53,24 @@ class Callback:
     """A parsed staff button press."""
 
     decision_id: int
-    action: str
+    action: ButtonAction
     arg: str | None = None
 
     @property
     def faq_index(self) -> int:
         """The alternative number of a faq:<n> press."""
-        assert self.action == "faq" and self.arg is not None
+        assert self.action == ButtonAction.FAQ and self.arg is not None
         return int(self.arg)
 
 
 def _check(action: str, arg: str | None, data: object) -> None:
-    if action not in ACTIONS:
+    if action not in tuple(ButtonAction):
         raise CallbackDataError("forged", data)
     if (arg is not None) != (action in _WITH_ARG):
         raise CallbackDataError("forged", data)
-    if action == "lab" and arg not in SENTIMENT_LABELS:
+    if action == ButtonAction.LABEL and arg not in SENTIMENT_LABELS:
         raise CallbackDataError("forged", data)
-    if action == "faq" and not (arg is not None and arg.isdigit() and int(arg) < MAX_ALTERNATIVES
+    if action == ButtonAction.FAQ and not (arg is not None and arg.isdigit() and int(arg) < MAX_ALTERNATIVES
                                 and str(int(arg)) == arg):
         raise CallbackDataError("forged", data)
 
@@ -87,4 +101,4 @@ def decode(data: object) -> Callback:
     if version != VERSION:
         raise CallbackDataError("stale", data)
     _check(action, arg, data)
-    return Callback(int(decision_id), action, arg)
+    return Callback(int(decision_id), ButtonAction(action), arg)

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import callbacks
+from bot.callbacks import ButtonAction
 from bot.limits import utf16_cut
 from settings import Settings
 from shop.texts import STAFF, label_name, staff_text
 from storage.records import Decision, FaqEntry
-from vocabulary import SENTIMENT_LABELS
+from vocabulary import SENTIMENT_LABELS, Action, MessageKind
 
 MAX_QUOTE = 3000  # UTF-16 units of the customer's text; the mirror's other lines fit in the rest of 4,096
 MAX_ANSWER = 400  # UTF-16 units, as all the cuts below
@@ -71,12 +72,12 @@ def mirror_text(settings: Settings, decision: Decision, text: str | None, custom
                 answer: FaqEntry | None, lookup: QuestionLookup) -> str:
     """The staff-chat mirror of one decision (HTML)."""
     confidence = _pct(decision.confidence)
-    if decision.kind == "review" and decision.label is None:
+    if decision.kind == MessageKind.REVIEW and decision.label is None:
         header = staff_text(settings, "review_unlabelled")
-    elif decision.kind == "review":
+    elif decision.kind == MessageKind.REVIEW:
         key = "review_negative" if decision.label == "negative" else "review"
         header = staff_text(settings, key, label=label_name(settings, decision.label), confidence=confidence)
-    elif decision.action == "answered":
+    elif decision.action == Action.ANSWERED:
         key = "question_memory" if decision.source == "memory" else "question_answered"
         header = staff_text(settings, key, confidence=confidence)
     else:
@@ -84,14 +85,14 @@ def mirror_text(settings: Settings, decision: Decision, text: str | None, custom
     lines = [f"<b>{html.escape(header)}</b>",
              staff_text(settings, "from", who=user_link(customer.id, customer.name), language=customer.language),
              _quote(text, settings)]
-    if decision.kind == "question" and decision.action == "answered" and answer is not None:
+    if decision.kind == MessageKind.QUESTION and decision.action == Action.ANSWERED and answer is not None:
         lines.append(html.escape(staff_text(settings, "bot_answered", question=_faq_title(answer.key, lookup),
                                             answer=utf16_cut(answer.answer, MAX_ANSWER))))
-    elif decision.kind == "question" and decision.alternatives:
+    elif decision.kind == MessageKind.QUESTION and decision.alternatives:
         guesses = ", ".join(f"{_faq_title(key, lookup)} {_pct(score)}"
                             for key, score in decision.alternatives[: callbacks.MAX_ALTERNATIVES])
         lines.append(html.escape(staff_text(settings, "guesses", guesses=guesses)))
-    if decision.kind == "question":
+    if decision.kind == MessageKind.QUESTION:
         lines.append(html.escape(staff_text(settings, "reply_hint")))
     elif decision.label == "negative":
         lines.append(html.escape(staff_text(settings, "contact_hint")))
@@ -101,10 +102,10 @@ def mirror_text(settings: Settings, decision: Decision, text: str | None, custom
 def should_notify(decision: Decision) -> bool:
     """Handoffs, negative reviews and reviews no model could label (any may be a complaint) ring;
     routine mirrors arrive silently."""
-    return decision.action == "handoff" or (decision.kind == "review" and decision.label in ("negative", None))
+    return decision.action == Action.HANDOFF or (decision.kind == MessageKind.REVIEW and decision.label in ("negative", None))
 
 
-def _button(text: str, decision_id: int, action: str, arg: str | int | None = None) -> InlineKeyboardButton:
+def _button(text: str, decision_id: int, action: ButtonAction, arg: str | int | None = None) -> InlineKeyboardButton:
     return InlineKeyboardButton(utf16_cut(text, MAX_BUTTON), callback_data=callbacks.encode(decision_id, action, arg))
 
 
@@ -114,42 +115,42 @@ def _faq_buttons(settings: Settings, decision: Decision, lookup: QuestionLookup,
     for number, (key, score) in enumerate(decision.alternatives[: callbacks.MAX_ALTERNATIVES]):
         if skip_current and key == decision.label:
             continue
-        rows.append([_button(f"📖 {_faq_title(key, lookup)} · {_pct(score)}", decision.id, "faq", number)])
-    rows.append([_button(staff_text(settings, "btn_write"), decision.id, "ans")])
+        rows.append([_button(f"📖 {_faq_title(key, lookup)} · {_pct(score)}", decision.id, ButtonAction.FAQ, number)])
+    rows.append([_button(staff_text(settings, "btn_write"), decision.id, ButtonAction.ANSWER)])
     return rows
 
 
 def _question_button(settings: Settings, decision: Decision) -> list[InlineKeyboardButton]:
     """For a "review" that was really a question: answer it (the answer becomes an FAQ entry)."""
-    return [_button(staff_text(settings, "btn_write_question"), decision.id, "ans")]
+    return [_button(staff_text(settings, "btn_write_question"), decision.id, ButtonAction.ANSWER)]
 
 
 def main_keyboard(settings: Settings, decision: Decision, lookup: QuestionLookup) -> InlineKeyboardMarkup:
     """The buttons a fresh mirror carries."""
-    if decision.kind == "question" and decision.action == "handoff":
+    if decision.kind == MessageKind.QUESTION and decision.action == Action.HANDOFF:
         return InlineKeyboardMarkup([*_faq_buttons(settings, decision, lookup, skip_current=False),
                                      _label_buttons(settings, decision)])
-    if decision.kind == "review" and decision.label is None:  # no sentiment model yet: ask for the label
+    if decision.kind == MessageKind.REVIEW and decision.label is None:  # no sentiment model yet: ask for the label
         return InlineKeyboardMarkup([_label_buttons(settings, decision), _question_button(settings, decision)])
-    return InlineKeyboardMarkup([[_button(staff_text(settings, "btn_ok"), decision.id, "ok"),
-                                  _button(staff_text(settings, "btn_no"), decision.id, "no")]])
+    return InlineKeyboardMarkup([[_button(staff_text(settings, "btn_ok"), decision.id, ButtonAction.CONFIRM),
+                                  _button(staff_text(settings, "btn_no"), decision.id, ButtonAction.CORRECT)]])
 
 
 def _label_buttons(settings: Settings, decision: Decision) -> list[InlineKeyboardButton]:
     """One button per sentiment: on a review, its label (the current one marked •); on a question,
     "it's a review, with this sentiment"."""
     def text(label: str) -> str:
-        if decision.kind == "question":
+        if decision.kind == MessageKind.QUESTION:
             return staff_text(settings, "btn_review", emoji=LABEL_EMOJI[label], label=label_name(settings, label))
         return f"{'• ' if label == decision.label else ''}{LABEL_EMOJI[label]} {label_name(settings, label)}"
 
-    return [_button(text(label), decision.id, "lab", label) for label in SENTIMENT_LABELS]
+    return [_button(text(label), decision.id, ButtonAction.LABEL, label) for label in SENTIMENT_LABELS]
 
 
 def correction_keyboard(settings: Settings, decision: Decision, lookup: QuestionLookup) -> InlineKeyboardMarkup:
     """The buttons after ❌: the right label, or another FAQ entry / a typed answer / "it's a review"."""
-    back = [_button(staff_text(settings, "btn_back"), decision.id, "back")]
-    if decision.kind == "review":
+    back = [_button(staff_text(settings, "btn_back"), decision.id, ButtonAction.BACK)]
+    if decision.kind == MessageKind.REVIEW:
         return InlineKeyboardMarkup([_label_buttons(settings, decision), _question_button(settings, decision), back])
     return InlineKeyboardMarkup([*_faq_buttons(settings, decision, lookup, skip_current=True),
                                  _label_buttons(settings, decision), back])
@@ -157,7 +158,7 @@ def correction_keyboard(settings: Settings, decision: Decision, lookup: Question
 
 def answering_keyboard(settings: Settings, decision: Decision) -> InlineKeyboardMarkup:
     """The single button shown while a staff member types an answer."""
-    return InlineKeyboardMarkup([[_button(staff_text(settings, "btn_cancel"), decision.id, "x")]])
+    return InlineKeyboardMarkup([[_button(staff_text(settings, "btn_cancel"), decision.id, ButtonAction.CANCEL)]])
 
 
 def with_outcome(settings: Settings, current_html: str, outcome: str) -> str:

@@ -75,9 +75,9 @@ callback_data = st.one_of(
     st.builds(lambda version, decision, action, arg: f"{version}:{decision}:{action}" + ("" if arg is None else f":{arg}"),
               st.sampled_from(["v1", "v1", "v0", "v2", "V1", "v01"]),
               st.one_of(st.integers(1, 400), st.integers(-3, 0), st.integers(10**17, 10**20)),
-              st.sampled_from([*callbacks.ACTIONS, "zz", "OK", ""]),
+              st.sampled_from([*tuple(callbacks.ButtonAction), "zz", "OK", ""]),
               st.one_of(st.none(), st.sampled_from(["0", "1", "4", "5", "01", "-1", "positive", "happy", "x" * 20]))),
-    st.tuples(st.integers(1, 400), st.sampled_from(callbacks.ACTIONS), st.integers(0, 12)).map(
+    st.tuples(st.integers(1, 400), st.sampled_from(tuple(callbacks.ButtonAction)), st.integers(0, 12)).map(
         lambda t: f"v1:{t[0]}:{t[1]}"[:t[2]]),  # truncated
 )
 customer = st.sampled_from(CUSTOMERS)

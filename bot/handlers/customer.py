@@ -16,6 +16,7 @@ from bot.staff_view import Customer, should_notify
 from serving.prediction import Prediction
 from shop.texts import customer_text, review_reply
 from storage.records import FaqEntry, NotFoundError
+from vocabulary import Action, MessageKind
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +37,19 @@ async def help_command(update: Update, context: BotContext) -> None:
     await update.effective_message.reply_text(customer_text(services.settings, language, "help"))
 
 
-def _respond(services: Services, decision: Prediction, language: str) -> tuple[str, str, FaqEntry | None]:
+def _respond(services: Services, decision: Prediction, language: str) -> tuple[str, Action, FaqEntry | None]:
     """(reply text, stored action, FAQ entry answered with) for a decision."""
     settings = services.settings
-    if decision.kind == "review":
-        return review_reply(settings, language, decision.label), "acknowledged", None
+    if decision.kind == MessageKind.REVIEW:
+        return review_reply(settings, language, decision.label), Action.ACKNOWLEDGED, None
     if decision.answerable and decision.label is not None:
         try:
             entry = services.store.faq.get(decision.label, language)
         except NotFoundError:
             log.warning("decision names FAQ key %r, which no longer exists: handing off", decision.label)
         else:
-            return entry.answer, "answered", entry
-    return customer_text(settings, language, "handoff"), "handoff", None
+            return entry.answer, Action.ANSWERED, entry
+    return customer_text(settings, language, "handoff"), Action.HANDOFF, None
 
 
 async def on_text(update: Update, context: BotContext) -> None:
@@ -66,7 +67,7 @@ async def on_text(update: Update, context: BotContext) -> None:
     stored = services.store.messages.add(user.id, message.chat_id, message.message_id, text)
     record = services.store.decisions.add(
         stored.id, decision.kind, decision.label, decision.confidence, action,
-        source=decision.source if decision.source in ("model", "memory") else "model",
+        source=decision.source,
         adapter_version=decision.version, alternatives=decision.alternatives)
     try:
         await message.reply_text(reply)

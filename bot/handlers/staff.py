@@ -14,7 +14,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
 from bot import callbacks, staff_view
-from bot.callbacks import Callback, CallbackDataError
+from bot.callbacks import ButtonAction, Callback, CallbackDataError
 from bot.context import BotContext
 from bot.handlers.common import (
     display_name,
@@ -26,7 +26,7 @@ from bot.limits import MAX_CALLBACK_ANSWER, utf16_cut
 from shop.feedback import Outcome
 from shop.texts import staff_text
 from storage.records import Decision, FaqEntry, NotFoundError
-from vocabulary import MessageKind
+from vocabulary import Action, MessageKind
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +43,13 @@ async def post_mirror(context: BotContext, decision: Decision, text: str, custom
     services.store.decisions.set_staff_message(decision.id, sent.chat_id, sent.message_id)
 
 
-def allowed_actions(decision: Decision) -> tuple[str, ...]:
+def allowed_actions(decision: Decision) -> tuple[ButtonAction, ...]:
     """The button actions that make sense for this decision."""
-    if decision.kind == "review":
-        return ("ok", "no", "back", "lab", "ans", "x")
-    if decision.action == "handoff":
-        return ("faq", "ans", "x", "lab")
-    return ("ok", "no", "back", "faq", "ans", "x", "lab")
+    if decision.kind == MessageKind.REVIEW:
+        return tuple(action for action in ButtonAction if action != ButtonAction.FAQ)  # no FAQ entries to pick
+    if decision.action == Action.HANDOFF:
+        return (ButtonAction.FAQ, ButtonAction.ANSWER, ButtonAction.CANCEL, ButtonAction.LABEL)
+    return tuple(ButtonAction)
 
 
 async def checked_press(update: Update, context: BotContext) -> tuple[Callback, Decision] | None:
@@ -197,19 +197,19 @@ async def on_button(update: Update, context: BotContext) -> None:
     press, decision = checked
     services, query, staff = context.services, update.callback_query, update.callback_query.from_user
     lookup = faq_lookup(services)
-    if press.action == "ok":
+    if press.action == ButtonAction.CONFIRM:
         await _confirm(update, context, decision, staff)
-    elif press.action == "no":
-        await answer_press(query, staff_text(services.settings, "pick_label") if decision.kind == "review" else None)
+    elif press.action == ButtonAction.CORRECT:
+        await answer_press(query, staff_text(services.settings, "pick_label") if decision.kind == MessageKind.REVIEW else None)
         await set_buttons(query, staff_view.correction_keyboard(services.settings, decision, lookup))
-    elif press.action in ("back", "x"):  # "x" here: a cancel outside anyone's answering conversation
+    elif press.action in (ButtonAction.BACK, ButtonAction.CANCEL):  # a cancel here: outside anyone's answering conversation
         await answer_press(query)
         await set_buttons(query, staff_view.main_keyboard(services.settings, decision, lookup))
-    elif press.action == "lab":
+    elif press.action == ButtonAction.LABEL:
         await _pick_label(update, context, decision, staff, press.arg)
-    elif press.action == "faq":
+    elif press.action == ButtonAction.FAQ:
         await _pick_faq(update, context, decision, staff, press.faq_index)
-    else:  # "ans" is taken by the answering conversation before it gets here
+    else:  # ANSWER is taken by the answering conversation before it gets here
         await answer_press(query, staff_text(services.settings, "not_applicable"), show_alert=True)
 
 
@@ -247,7 +247,7 @@ async def handle_reply(update: Update, context: BotContext) -> bool:
     text = (message.text or "").strip()
     if decision is None or not text:
         return False
-    if decision.kind == "question" and decision.status == "pending":
+    if decision.kind == MessageKind.QUESTION and decision.status == "pending":
         await deliver_staff_answer(context, decision, message.from_user, text, target.chat.id, target.message_id,
                                    message_html(target))
     else:

@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 TYPING = 1
 ANSWERING = "answering"  # user_data key: the Pending answer of this staff member
 DEFAULT_TIMEOUT_S = 300.0
-_ANSWER = re.compile(rf"^{callbacks.VERSION}:\d+:ans$")
-_CANCEL = re.compile(rf"^{callbacks.VERSION}:\d+:x$")
+_ANSWER = re.compile(rf"^{callbacks.VERSION}:\d+:{callbacks.ButtonAction.ANSWER}$")
+_CANCEL = re.compile(rf"^{callbacks.VERSION}:\d+:{callbacks.ButtonAction.CANCEL}$")
 
 
 @dataclass(frozen=True)

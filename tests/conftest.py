@@ -83,3 +83,16 @@ def emulator() -> Iterator[BotAPIEmulator]:
         yield emu
     leftover = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
     assert not leftover, f"threads left running: {leftover}"
+
+
+# --- the bot ------------------------------------------------------------------
+# Each bot test module defines its own `bot` fixture (a tests.botkit.BotHarness with that module's
+# settings); a module whose handlers must never fail opts in with
+# `pytestmark = pytest.mark.usefixtures("no_bot_errors")`.
+
+
+@pytest.fixture
+def no_bot_errors(bot) -> Iterator[None]:
+    """Fails the test if the bot's error handler saw an exception during it."""
+    yield
+    assert bot.take_errors() == []

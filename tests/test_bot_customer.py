@@ -12,17 +12,13 @@ from telegram.error import Forbidden
 from bot.limits import MAX_TEXT, utf16_len
 from tests.botkit import ALICE, BOB, MEI, STAFF_CHAT, XIAO, BotHarness, bot_settings, button_data, buttons
 
+pytestmark = pytest.mark.usefixtures("no_bot_errors")
 
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory: pytest.TempPathFactory, tiny_base: Path) -> Iterator[BotHarness]:
     with BotHarness(bot_settings(tmp_path_factory.mktemp("customer"), tiny_base)) as harness:
         yield harness
 
-
-@pytest.fixture(autouse=True)
-def no_bot_errors(bot: BotHarness) -> Iterator[None]:
-    yield
-    assert bot.take_errors() == []
 
 
 @pytest.fixture

@@ -14,17 +14,14 @@ from tests.botkit import ALICE, BOSS, MEI, STAFF_CHAT, BotHarness, bot_settings,
 OWNER_COMMANDS = ("status", "retrain", "rollback", "report")
 
 
+pytestmark = pytest.mark.usefixtures("no_bot_errors")
+
 @pytest.fixture
 def bot(tmp_path: Path, tiny_base: Path) -> Iterator[BotHarness]:
     """A fresh bot per test: the tests change adapters, runs and the owner's chat."""
     with BotHarness(bot_settings(tmp_path, tiny_base)) as harness:
         yield harness
 
-
-@pytest.fixture(autouse=True)
-def no_bot_errors(bot: BotHarness) -> Iterator[None]:
-    yield
-    assert bot.take_errors() == []
 
 
 @pytest.fixture

@@ -22,17 +22,13 @@ from tests.botkit import (
     press_raw,
 )
 
+pytestmark = pytest.mark.usefixtures("no_bot_errors")
 
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory: pytest.TempPathFactory, tiny_base: Path) -> Iterator[BotHarness]:
     with BotHarness(bot_settings(tmp_path_factory.mktemp("staff"), tiny_base)) as harness:
         yield harness
 
-
-@pytest.fixture(autouse=True)
-def no_bot_errors(bot: BotHarness) -> Iterator[None]:
-    yield
-    assert bot.take_errors() == []
 
 
 def review(bot: BotHarness, user, text: str, label: str):

@@ -14,17 +14,14 @@ from tests.botkit import ALICE, BOB, MEI, STAFF_CHAT, XIAO, BotHarness, bot_sett
 TIMEOUT_S = 3.0
 
 
+pytestmark = pytest.mark.usefixtures("no_bot_errors")
+
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory: pytest.TempPathFactory, tiny_base: Path) -> Iterator[BotHarness]:
     settings = bot_settings(tmp_path_factory.mktemp("answer"), tiny_base)
     with BotHarness(settings, answer_timeout_s=TIMEOUT_S) as harness:
         yield harness
 
-
-@pytest.fixture(autouse=True)
-def no_bot_errors(bot: BotHarness) -> Iterator[None]:
-    yield
-    assert bot.take_errors() == []
 
 
 def start_writing(bot: BotHarness, mirror: dict, decision_id: int) -> dict:

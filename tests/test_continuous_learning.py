@@ -30,6 +30,8 @@ MAX_LENGTH = 16  # tokens: texts sharing their first 16 tokens look the same to 
 PAUSE_MARKER = "training-child-paused"
 
 
+pytestmark = pytest.mark.usefixtures("no_bot_errors")
+
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory: pytest.TempPathFactory, tiny_base: Path) -> Iterator[BotHarness]:
     settings = bot_settings(tmp_path_factory.mktemp("learning"), tiny_base, thresholds=LOOSE,
@@ -37,11 +39,6 @@ def bot(tmp_path_factory: pytest.TempPathFactory, tiny_base: Path) -> Iterator[B
     with BotHarness(settings) as harness:
         yield harness
 
-
-@pytest.fixture(autouse=True)
-def no_bot_errors(bot: BotHarness) -> Iterator[None]:
-    yield
-    assert bot.take_errors() == []
 
 
 def fire_weekly_job(bot: BotHarness) -> int:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from settings import CONFIG_ENV, TOKEN_ENV, ConfigError, Settings, load_settings
-from vocabulary import TASKS
+from vocabulary import SUCCESSFUL_RUNS, TASKS
 
 log = logging.getLogger("shopbot")
 Command = Callable[[Settings, argparse.Namespace], int]
@@ -93,18 +93,17 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
     """Roll a task back to its previous adapter (a running bot serves it within bot.jobs.WATCH_INTERVAL_S)."""
+    from shop.retraining import roll_back
     from storage.store import Store
-    from training.registry import AdapterRegistry, RollbackError
 
     status = 0
     with Store(settings.paths.database) as store:
-        registry = AdapterRegistry(settings.paths.adapters, store)
-        for task in (args.task,) if args.task else TASKS:
-            try:
-                print(f"{task}: rolled back to {registry.rollback(task).version}")
-            except RollbackError as error:
-                print(f"{task}: {error}", file=sys.stderr)
+        for task, outcome in roll_back(settings, store, (args.task,) if args.task else TASKS):
+            if isinstance(outcome, str):
+                print(f"{task}: {outcome}", file=sys.stderr)
                 status = 1
+            else:
+                print(f"{task}: rolled back to {outcome.version}")
     return status
 
 
@@ -114,7 +113,7 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
 
     result = retrain(settings, trigger="cli", force=True)
     print(json.dumps(result, ensure_ascii=False, indent=2, default=str))
-    return 0 if result.get("status") in ("promoted", "refused", "skipped") else 1
+    return 0 if result.get("status") in SUCCESSFUL_RUNS else 1
 
 
 def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:

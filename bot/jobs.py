@@ -28,13 +28,12 @@ from telegram.ext import Application
 from bot.context import BotContext
 from bot.limits import MAX_TEXT, utf16_cut
 from bot.services import Services
-from settings import WEEKDAYS, ScheduleSettings, Settings
+from settings import WEEKDAYS, ScheduleSettings
 from shop.report import TASKS, learning_text, next_retrain, report_in_thread
-from shop.retraining import RunInChild, retrain_and_swap
+from shop.retraining import RunInChild, prune_adapters, retrain_and_swap
 from shop.texts import owner_text
 from storage.clock import to_timestamp
 from storage.store import Store
-from training.registry import AdapterRegistry
 from vocabulary import SUCCESSFUL_RUNS
 
 log = logging.getLogger(__name__)
@@ -211,12 +210,6 @@ async def run_weekly(bot: Bot, services: Services, trigger: str = "schedule",
     await tell_owners(bot, services, summary)
     await send_report(bot, services)
     return result
-
-
-def prune_adapters(settings: Settings) -> list[str]:
-    """Delete old adapter folders, keeping per task the active, the previous and `schedule.keep_adapters` more."""
-    with Store(settings.paths.database) as store:  # this thread's own connection
-        return AdapterRegistry(settings.paths.adapters, store).prune(settings.schedule.keep_adapters)
 
 
 def owner_language(services: Services, owner_id: int) -> str:

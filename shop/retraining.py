@@ -1,4 +1,4 @@
-"""Retrain, then swap: the one path from "train new adapters" to "the bot serves them".
+"""Retrain, then swap: the one path from "train new adapters" to "the bot serves them"; and going back.
 
 Used by the weekly job (bot/jobs.py) and an owner's /retrain. Training runs in a child process
 (`training.pipeline.run_in_child`, killed after `schedule.retrain_timeout_minutes`) waited for in a
@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from settings import Settings
-from vocabulary import RunStatus
+from storage.records import AdapterRecord
+from storage.store import Store
+from vocabulary import TASKS, RunStatus, Task
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -76,3 +78,29 @@ async def retrain_and_swap(settings: Settings, trigger: str, reload: Callable[[]
     except Exception as error:  # the previous model keeps serving
         log.exception("promoted adapters could not be swapped in")
         return Retrained(result, swap_problem=f"{type(error).__name__}: {error}")
+
+
+def roll_back(settings: Settings, store: Store, tasks: Sequence[str] = TASKS) -> list[tuple[Task, AdapterRecord | str]]:
+    """Make each task's previous adapter the active one: per task, the record now active, or why not.
+
+    A running bot serves the result at once after /rollback, and within a few seconds after
+    `shopbot rollback` (it watches the active adapters).
+    """
+    from training.registry import AdapterRegistry, RollbackError
+
+    registry = AdapterRegistry(settings.paths.adapters, store)
+    done: list[tuple[Task, AdapterRecord | str]] = []
+    for task in map(Task, tasks):
+        try:
+            done.append((task, registry.rollback(task)))
+        except RollbackError as error:
+            done.append((task, str(error)))
+    return done
+
+
+def prune_adapters(settings: Settings) -> list[str]:
+    """Delete old adapter folders, keeping per task the active, the previous and `schedule.keep_adapters` more."""
+    from training.registry import AdapterRegistry
+
+    with Store(settings.paths.database) as store:  # this thread's own connection
+        return AdapterRegistry(settings.paths.adapters, store).prune(settings.schedule.keep_adapters)

@@ -13,9 +13,8 @@ from bot.context import BotContext
 from bot.handlers.common import user_language
 from bot.services import Services
 from shop.report import TASKS, build_report_text, build_status_text, report_in_thread
-from shop.retraining import retrain_and_swap
+from shop.retraining import retrain_and_swap, roll_back
 from shop.texts import customer_text, owner_text
-from training.registry import AdapterRegistry, RollbackError
 from vocabulary import RunTrigger
 
 log = logging.getLogger(__name__)
@@ -89,15 +88,12 @@ async def rollback(update: Update, context: BotContext) -> None:
     if len(args) > 1 or (args and args[0] not in TASKS):
         await update.effective_message.reply_text(say("rollback_usage"))
         return
-    registry = AdapterRegistry(services.settings.paths.adapters, services.store)
     lines, changed = [], False
-    for task in args or TASKS:
-        try:
-            record = registry.rollback(task)
-        except RollbackError as error:
-            lines.append(say("rollback_nothing", task=say(task), problem=error))
+    for task, outcome in roll_back(services.settings, services.store, args or TASKS):
+        if isinstance(outcome, str):
+            lines.append(say("rollback_nothing", task=say(task), problem=outcome))
         else:
-            lines.append(say("rollback_done", task=say(task), version=record.version))
+            lines.append(say("rollback_done", task=say(task), version=outcome.version))
             changed = True
     if changed:
         lines.append(say("rollback_serving", version=await services.reload_adapters()))

@@ -38,7 +38,7 @@ import common  # noqa: F401 - puts the repo on sys.path
 import numpy as np
 from common import REPO, RESULTS
 
-from sandbox.emulator import BotAPIEmulator, FakeUser, _as_api_message
+from sandbox.emulator import BotAPIEmulator, FakeUser, as_api_message
 
 STAFF_CHAT = -1_000_100
 OWNER = FakeUser(30_100, "Owner", "en")
@@ -85,7 +85,7 @@ class SoakEmulator(BotAPIEmulator):
         with self._cond:
             last = self._last_message_id.get(STAFF_CHAT, 0)
             found = (self._messages.get((STAFF_CHAT, i)) for i in range(after + 1, last + 1))
-            return [_as_api_message(m) | {"from_bot": m["from_bot"]} for m in found if m is not None]
+            return [as_api_message(m) | {"from_bot": m["from_bot"]} for m in found if m is not None]
 
 
 # ---------------------------------------------------------------------- the bot process

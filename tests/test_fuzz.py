@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 import bot.services as bot_services
 from bot import callbacks
-from sandbox.emulator import FakeUser, _as_api_message
+from sandbox.emulator import FakeUser, as_api_message
 from serving.prediction import Prediction
 from shop.texts import staff_text
 from tests.botkit import MEI, STAFF_CHAT, BotHarness, bot_settings
@@ -165,7 +165,7 @@ class Player:
             for message_id in range(last - newest, 0, -1):
                 stored = emulator._messages.get((STAFF_CHAT, message_id))
                 if stored is not None and not stored["deleted"]:
-                    return _as_api_message(stored)
+                    return as_api_message(stored)
         return None
 
     def private(self, user: FakeUser, sent: dict, expect: Expect, text: str | None = None) -> None:

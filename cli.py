@@ -80,7 +80,7 @@ def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     """Print this week's report (the text /report sends) and save it with its chart under paths.reports."""
-    from shop.report import build_weekly_report, save_report
+    from shop.report.weekly import build_weekly_report, save_report
     from storage.store import Store
 
     with Store(settings.paths.database) as store:

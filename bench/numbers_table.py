@@ -11,6 +11,8 @@ import json
 
 from common import RESULTS
 
+from shop.formatting import percent
+
 TARGETS = {"zh-reviews-sentiment": "≥ 90% (goal 93%)", "en-product-reviews-sentiment": "≥ 78% (goal 80%)",
            "en-intents-clinc150": "≥ 90%", "zh-intents-phonebot": "≥ 75%"}
 
@@ -20,12 +22,8 @@ def _load(name: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _pct(value: float | None, digits: int = 1) -> str:
-    return "–" if value is None else f"{100 * value:.{digits}f}%"
-
-
 def _ci(interval) -> str:
-    return f"[{_pct(interval[0])}, {_pct(interval[1])}]" if interval and None not in interval else ""
+    return f"[{percent(interval[0], 1)}, {percent(interval[1], 1)}]" if interval and None not in interval else ""
 
 
 def accuracy_rows() -> list[str]:
@@ -39,9 +37,9 @@ def accuracy_rows() -> list[str]:
         if r is None:
             rows.append(f"| {label} | – | not run | – | |")
             continue
-        extra = f", top-3 {_pct(r['top3'])}" if r.get("top3") is not None else f", macro-F1 {r['macro_f1']:.3f}"
+        extra = f", top-3 {percent(r['top3'], 1)}" if r.get("top3") is not None else f", macro-F1 {r['macro_f1']:.3f}"
         over = f" (overrides: {r['overrides']})" if r.get("overrides") else ""
-        rows.append(f"| {label}{over} | {r['n_train']} / {r['n_test']} | **{_pct(r['accuracy'])}** {_ci(r.get('interval'))}"
+        rows.append(f"| {label}{over} | {r['n_train']} / {r['n_test']} | **{percent(r['accuracy'], 1)}** {_ci(r.get('interval'))}"
                     f"{extra} | {r['train_seconds']} | {TARGETS.get(r['dataset'], '')} |")
     return rows
 
@@ -52,7 +50,7 @@ def product_rows() -> list[str]:
     if demo:
         for task, t in demo["tasks"].items():
             how = "5-fold CV over all labelled data" if t["method"] == "cv" else "held-out test split"
-            rows.append(f"| demo shop, first `shopbot train`: {task} | {t['n']} ({how}) | **{_pct(t['accuracy'])}** "
+            rows.append(f"| demo shop, first `shopbot train`: {task} | {t['n']} ({how}) | **{percent(t['accuracy'], 1)}** "
                         f"{_ci(t['interval'])} → {'promoted' if t['promoted'] else 'refused'} | {t['seconds']} | "
                         f"{'≥ 90%' if task == 'sentiment' else '≥ 85%'} |")
     routing = _load("routing")
@@ -61,8 +59,8 @@ def product_rows() -> list[str]:
             o = routing[which]["overall"]
             rows.append(f"| routing {label}: new customer messages (`bench/data/routing_messages.tsv`) | "
                         f"{o['questions']} questions / {o['reviews']} reviews | questions taken for reviews "
-                        f"**{_pct(o['questions_as_reviews'])}** ({o['questions_as_reviews_n']}), reviews taken for "
-                        f"questions {_pct(o['reviews_as_questions'])} ({o['reviews_as_questions_n']}) | – | ≤ 2% |")
+                        f"**{percent(o['questions_as_reviews'], 1)}** ({o['questions_as_reviews_n']}), reviews taken for "
+                        f"questions {percent(o['reviews_as_questions'], 1)} ({o['reviews_as_questions_n']}) | – | ≤ 2% |")
     speed = _load("train_speed")
     if speed:
         rows.append(f"| weekly retrain, {speed['examples']} examples, both tasks | cold / warm cache | "
@@ -76,7 +74,7 @@ def product_rows() -> list[str]:
     for run in curves:
         config = run.get("config", {})
         staff = "also ✅" if config.get("confirm_rate") else "correct mistakes only"
-        weeks = " → ".join(_pct(a) for a in run["accuracy_by_week"])
+        weeks = " → ".join(percent(a, 1) for a in run["accuracy_by_week"])
         promoted = "".join("✓" if p else "✗" for p in run.get("promoted_by_week", []))
         rows.append(f"| learning curve, {run['dataset']} ({run['task']}), staff {staff}, {config.get('per_week')} "
                     f"msgs/week | fixed test n={config.get('test_n')} | {weeks}; promoted {promoted}; forgetting "
@@ -97,7 +95,7 @@ def ablation_rows(dataset: str) -> list[str]:
     for name, row in sorted(r["rows"].items(), key=lambda kv: -kv[1]["accuracy"]):
         delta = row.get("vs_shipped")
         shown = f"[{100 * delta[0]:+.1f}, {100 * delta[1]:+.1f}]" if delta else "–"
-        lines.append(f"| {name} | {_pct(row['accuracy'])} {_ci(row['interval'])} | {shown} | {row['train_seconds']} | "
+        lines.append(f"| {name} | {percent(row['accuracy'], 1)} {_ci(row['interval'])} | {shown} | {row['train_seconds']} | "
                      f"{row['what']} |")
     return lines
 

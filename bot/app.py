@@ -32,7 +32,7 @@ from bot.limits import CHAT_BURST, CHAT_INTERVAL_S, GROUP_BURST, GROUP_INTERVAL_
 from bot.services import RuntimeFactory, open_services
 from bot.updates import ChatOrderedUpdateProcessor
 from settings import TOKEN_ENV, Settings
-from shop.texts import COMMANDS
+from shop.texts.commands import COMMANDS
 
 log = logging.getLogger(__name__)
 

@@ -29,12 +29,13 @@ from bot.context import BotContext
 from bot.limits import MAX_TEXT, utf16_cut
 from bot.services import Services
 from settings import WEEKDAYS, ScheduleSettings
-from shop.report import TASKS, learning_text, next_retrain, report_in_thread
+from shop.report.data import next_retrain
+from shop.report.weekly import report_in_thread
 from shop.retraining import RunInChild, prune_adapters, retrain_and_swap
-from shop.texts import owner_text
+from shop.texts import learning_text, owner_text
 from storage.clock import to_timestamp
 from storage.store import Store
-from vocabulary import SUCCESSFUL_RUNS
+from vocabulary import SUCCESSFUL_RUNS, TASKS
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +240,7 @@ async def send_report(bot: Bot, services: Services) -> None:
             report = reports[language]
             if owner_id is None:  # no owners configured: the report is only saved
                 continue
-            await bot.send_message(owner_id, report.text)
+            await bot.send_message(owner_id, utf16_cut(report.text, MAX_TEXT))
             await bot.send_photo(owner_id, report.png, caption=report.caption)
         except TelegramError as error:
             log.warning("could not send the report to owner %s: %s", owner_id, error)

@@ -27,7 +27,9 @@ from bot import callbacks
 from bot.callbacks import ButtonAction
 from bot.limits import utf16_cut
 from settings import Settings
-from shop.texts import STAFF, label_name, staff_text
+from shop.formatting import percent
+from shop.texts import label_name, staff_text
+from shop.texts.staff import STAFF
 from storage.records import Decision, FaqEntry
 from vocabulary import SENTIMENT_LABELS, Action, MessageKind
 
@@ -45,10 +47,6 @@ class Customer:
     id: int
     name: str
     language: str
-
-
-def _pct(confidence: float) -> str:
-    return f"{confidence:.0%}"
 
 
 def user_link(user_id: int, name: str) -> str:
@@ -71,7 +69,7 @@ def _faq_title(key: str, lookup: QuestionLookup) -> str:
 def mirror_text(settings: Settings, decision: Decision, text: str | None, customer: Customer,
                 answer: FaqEntry | None, lookup: QuestionLookup) -> str:
     """The staff-chat mirror of one decision (HTML)."""
-    confidence = _pct(decision.confidence)
+    confidence = percent(decision.confidence)
     if decision.kind == MessageKind.REVIEW and decision.label is None:
         header = staff_text(settings, "review_unlabelled")
     elif decision.kind == MessageKind.REVIEW:
@@ -89,7 +87,7 @@ def mirror_text(settings: Settings, decision: Decision, text: str | None, custom
         lines.append(html.escape(staff_text(settings, "bot_answered", question=_faq_title(answer.key, lookup),
                                             answer=utf16_cut(answer.answer, MAX_ANSWER))))
     elif decision.kind == MessageKind.QUESTION and decision.alternatives:
-        guesses = ", ".join(f"{_faq_title(key, lookup)} {_pct(score)}"
+        guesses = ", ".join(f"{_faq_title(key, lookup)} {percent(score)}"
                             for key, score in decision.alternatives[: callbacks.MAX_ALTERNATIVES])
         lines.append(html.escape(staff_text(settings, "guesses", guesses=guesses)))
     if decision.kind == MessageKind.QUESTION:
@@ -115,7 +113,7 @@ def _faq_buttons(settings: Settings, decision: Decision, lookup: QuestionLookup,
     for number, (key, score) in enumerate(decision.alternatives[: callbacks.MAX_ALTERNATIVES]):
         if skip_current and key == decision.label:
             continue
-        rows.append([_button(f"📖 {_faq_title(key, lookup)} · {_pct(score)}", decision.id, ButtonAction.FAQ, number)])
+        rows.append([_button(f"📖 {_faq_title(key, lookup)} · {percent(score)}", decision.id, ButtonAction.FAQ, number)])
     rows.append([_button(staff_text(settings, "btn_write"), decision.id, ButtonAction.ANSWER)])
     return rows
 

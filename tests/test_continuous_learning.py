@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from bot.jobs import WEEKLY_JOB
-from shop.report import next_retrain
+from shop.report.data import next_retrain
 from storage.store import Store
 from storage.text import stable_split
 from tests.botkit import ALICE, BOSS, BotHarness, bot_settings

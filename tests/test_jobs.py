@@ -19,7 +19,7 @@ import bot.jobs as jobs
 import bot.services as bot_services
 from cli import cmd_rollback
 from settings import ScheduleSettings
-from shop.report import next_retrain
+from shop.report.data import next_retrain
 from storage.clock import to_timestamp
 from storage.store import Store
 from tests.botkit import BOSS, BotHarness, bot_settings, publish_promoted

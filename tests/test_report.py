@@ -12,20 +12,18 @@ from typing import Any
 import matplotlib.image
 import pytest
 
-import shop.report_chart as report_chart
+import shop.report.chart as report_chart
+from bot.limits import MAX_TEXT, utf16_len
 from cli import main
-from shop.report import (
-    build_report_text,
-    build_status_text,
-    build_weekly_report,
-    learning_text,
-    model_lines,
-    weekly_history,
-)
-from shop.report_chart import render_chart
-from shop.texts import OWNER
+from shop.report.chart import render_chart
+from shop.report.data import weekly_history
+from shop.report.text import build_report_text, build_status_text, model_lines
+from shop.report.weekly import build_weekly_report
+from shop.texts import learning_text
+from shop.texts.owner import OWNER
 from storage.clock import to_timestamp
 from storage.store import Store
+from tests.botkit import BOSS, BotHarness, bot_settings
 
 NOW = datetime.now(UTC)
 
@@ -133,6 +131,20 @@ def test_shopbot_report_prints_and_saves_text_and_png(tmp_path: Path, history, c
     assert files == [".png", ".txt"]
     saved = store.reports.latest()
     assert saved.chart_path.read_bytes().startswith(b"\x89PNG") and saved.text == out.rstrip("\n")
+
+
+def test_a_report_longer_than_a_message_is_saved_whole_and_reaches_the_owner_cut(tmp_path: Path,
+                                                                                  tiny_base: Path) -> None:
+    reasons = [f"check {i}: accuracy 0.840 < threshold 0.900" for i in range(150)]
+    with BotHarness(bot_settings(tmp_path, tiny_base)) as bot:
+        with bot.store() as store:
+            add_run(store, "schedule", "refused", {"status": "refused", "reasons": ["sentiment: refused s-1"], "tasks": {
+                "sentiment": outcome("sentiment", "s-1", 0.84, None, None, False, reasons)}}, days_ago=1)
+            whole = build_weekly_report(bot.settings, store, "en").text
+        assert utf16_len(whole) > MAX_TEXT and "check 149" in whole  # the report itself is not cut
+        sent = bot.command(BOSS, "report")["text"]  # the emulator refuses a message over MAX_TEXT
+        assert utf16_len(sent) == MAX_TEXT and sent.endswith("…") and whole.startswith(sent[:-1])
+        assert bot.take_errors() == []
 
 
 def test_status_shows_a_refused_first_candidate_with_its_n_and_interval(make_settings) -> None:

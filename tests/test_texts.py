@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import string
 
 import pytest
 
-from shop import report, report_chart, texts
+import shop.report
+import shop.texts
+from shop.texts import commands, customer, owner, staff
+from vocabulary import RunStatus, RunTrigger
 
 TABLES = {
-    "texts.CUSTOMER": texts.CUSTOMER,
-    "texts.STAFF": texts.STAFF,
-    "texts.OWNER": texts.OWNER,
-    "texts.COMMANDS": texts.COMMANDS,
-    "report._TEXTS": report._TEXTS,
-    "report._ESTIMATE_WORDS": report._ESTIMATE_WORDS,
-    "report_chart._CHART": report_chart._CHART,
+    "customer.CUSTOMER": customer.CUSTOMER,
+    "staff.STAFF": staff.STAFF,
+    "owner.OWNER": owner.OWNER,
+    "owner.LEARNING": owner.LEARNING,
+    "owner.ESTIMATE": owner.ESTIMATE,
+    "owner.CHART": owner.CHART,
+    "commands.COMMANDS": commands.COMMANDS,
 }
 
 
@@ -45,3 +50,19 @@ def test_zh_and_en_fill_the_same_placeholders(name: str) -> None:
 def test_a_mismatch_would_be_found() -> None:
     assert placeholders("您好，{shop}！共 {n:.1%} 条") == {"shop", "n"}
     assert placeholders("Hi {shop}") != placeholders("您好")
+
+
+def test_every_string_table_is_checked_and_lives_in_shop_texts() -> None:
+    found = {}
+    for package in (shop.texts, shop.report):
+        for module in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+            for name, value in vars(importlib.import_module(module.name)).items():
+                if isinstance(value, dict) and set(value) == {"zh", "en"}:
+                    found[f"{module.name}.{name}"] = value
+    assert sorted(found) == sorted(f"shop.texts.{name}" for name in TABLES)
+
+
+def test_the_learning_texts_name_every_trigger_and_finished_status() -> None:
+    for table in owner.LEARNING.values():
+        assert set(RunTrigger) <= table.keys()
+        assert {f"status_{status}" for status in RunStatus} <= table.keys()

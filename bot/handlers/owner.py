@@ -11,11 +11,13 @@ from telegram import Bot, Update
 
 from bot.context import BotContext
 from bot.handlers.common import user_language
+from bot.limits import MAX_TEXT, utf16_cut
 from bot.services import Services
-from shop.report import TASKS, build_report_text, build_status_text, report_in_thread
+from shop.report.text import build_report_text, build_status_text
+from shop.report.weekly import report_in_thread
 from shop.retraining import retrain_and_swap, roll_back
 from shop.texts import customer_text, owner_text
-from vocabulary import RunTrigger
+from vocabulary import TASKS, RunTrigger
 
 log = logging.getLogger(__name__)
 Handler = Callable[[Update, BotContext], Awaitable[None]]
@@ -113,5 +115,5 @@ async def report(update: Update, context: BotContext) -> None:
             build_report_text(services.settings, services.store, language) + "\n\n"
             + owner_text(services.settings, language, "report_unavailable", problem=f"{type(error).__name__}: {error}"))
         return
-    await update.effective_message.reply_text(weekly.text)
+    await update.effective_message.reply_text(utf16_cut(weekly.text, MAX_TEXT))
     await update.effective_message.reply_photo(weekly.png, caption=weekly.caption)

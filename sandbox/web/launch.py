@@ -33,7 +33,7 @@ def prepare(settings: Settings, train: bool = True, out: TextIO = sys.stdout) ->
         why = "no adapter has passed the quality gate yet" if tried else "no trained adapters yet"
         print(f"Note: {why}; the bot serves the base model (owner: /retrain).", file=out, flush=True)
         return
-    from shop.report import format_estimate
+    from shop.report.text import format_estimate
     from training.pipeline import retrain
     from training.sentiment import TrainArgs
 

@@ -1,24 +1,15 @@
-"""The owner report's chart: accuracy by week per task (in use, candidates, base model) as a PNG."""
+"""The owner report's chart: accuracy by week per task (in use, candidates, base model) as a PNG (matplotlib, Agg)."""
 
 from __future__ import annotations
 
 import functools
 import io
 import math
-from typing import TYPE_CHECKING
 
+from shop.report.data import History
+from shop.texts import chart_text
 from vocabulary import TASKS
 
-if TYPE_CHECKING:
-    from shop.report import RunSummary
-
-_CHART = {
-    "zh": {"title": "每周准确率", "served": "使用中", "candidate": "候选（已启用）", "refused": "候选（未启用）",
-           "base": "基础模型", "empty": "还没有训练记录", "sentiment": "情绪模型", "faq": "问答模型"},
-    "en": {"title": "Accuracy by week", "served": "in use", "candidate": "candidate (promoted)",
-           "refused": "candidate (refused)", "base": "base model", "empty": "no retraining yet",
-           "sentiment": "sentiment model", "faq": "FAQ model"},
-}
 _CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Noto Sans CJK JP", "Source Han Sans SC", "Source Han Sans CN",
               "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Microsoft YaHei", "SimHei", "PingFang SC",
               "Heiti SC", "Hiragino Sans GB", "AR PL UMing CN", "AR PL UKai CN", "Droid Sans Fallback")
@@ -37,7 +28,7 @@ def cjk_font() -> str | None:
                  if any(mark in name for mark in ("CJK", "Hei", "WenQuanYi", "Han Sans", "Song"))), None)
 
 
-def render_chart(history: list[tuple[str, RunSummary]], language: str) -> bytes:
+def render_chart(history: History, language: str) -> bytes:
     """The accuracy-by-week chart as PNG bytes: one panel per task, in use / candidate / base."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -46,7 +37,7 @@ def render_chart(history: list[tuple[str, RunSummary]], language: str) -> bytes:
     font = cjk_font()
     if language == "zh" and font is None:
         language = "en"  # no font with Chinese glyphs here: English labels instead of empty boxes
-    words = _CHART.get(language, _CHART["en"])
+    word = functools.partial(chart_text, language)
     families = ["DejaVu Sans"] + ([font] if font else [])
     with matplotlib.rc_context({"font.family": families, "font.size": 9}):
         figure = Figure(figsize=(9, 3.6), dpi=100)
@@ -54,11 +45,11 @@ def render_chart(history: list[tuple[str, RunSummary]], language: str) -> bytes:
         axes = figure.subplots(1, len(TASKS), sharey=True)
         for ax, task in zip(axes, TASKS):
             rows = [(week[5:], run.tasks[task]) for week, run in history if task in run.tasks]
-            ax.set_title(words[task])
+            ax.set_title(word(task))
             ax.set_ylim(0, 105)
             ax.grid(True, axis="y", alpha=0.3)
             if not rows:
-                ax.text(0.5, 0.5, words["empty"], ha="center", va="center", transform=ax.transAxes, color="grey")
+                ax.text(0.5, 0.5, word("empty"), ha="center", va="center", transform=ax.transAxes, color="grey")
                 ax.set_xticks([])
                 continue
             x = list(range(len(rows)))
@@ -68,21 +59,22 @@ def render_chart(history: list[tuple[str, RunSummary]], language: str) -> bytes:
                 return [math.nan if v is None else 100 * v for v in values]
 
             served = series([p.served for _, p in rows])
-            ax.plot(x, served, "-o", color="tab:blue", label=words["served"])
-            ax.plot(x, series([p.base for _, p in rows]), "--s", color="grey", markersize=4, label=words["base"])
+            ax.plot(x, served, "-o", color="tab:blue", label=word("served"))
+            ax.plot(x, series([p.base for _, p in rows]), "--s", color="grey", markersize=4, label=word("base"))
             for promoted, marker, color, key in ((True, "^", "tab:green", "candidate"),
                                                  (False, "x", "tab:red", "refused")):
-                xs = [i for i, (_, p) in enumerate(rows) if p.promoted == promoted and p.candidate is not None]
-                if xs:
-                    ax.scatter(xs, [100 * rows[i][1].candidate for i in xs], marker=marker, color=color,
-                               zorder=3, label=words[key])
+                points = [(i, 100 * p.candidate) for i, (_, p) in enumerate(rows)
+                          if p.promoted == promoted and p.candidate is not None]
+                if points:
+                    ax.scatter([i for i, _ in points], [y for _, y in points], marker=marker, color=color,
+                               zorder=3, label=word(key))
             last = next((v for v in reversed(served) if not math.isnan(v)), None)
             if last is not None:
                 ax.annotate(f"{last:.0f}%", (x[-1], last), textcoords="offset points", xytext=(0, 6),
                             ha="center")
             ax.legend(loc="lower right", fontsize=7)
         axes[0].set_ylabel("%")
-        figure.suptitle(words["title"])
+        figure.suptitle(word("title"))
         figure.tight_layout()
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png")

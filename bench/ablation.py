@@ -32,11 +32,12 @@ from torch import nn
 
 from settings import load_settings
 from storage.text import stable_split
+from training.args import TrainArgs
 from training.encoder import Encoder, _layer_out, extended_mask, mean_pool
 from training.estimate import wilson_interval
 from training.features import FeatureCache, length_batches, pad_batch
 from training.recipe import CharNgramModel
-from training.sentiment import SentimentTrainer, TrainArgs
+from training.sentiment import ReviewClassifier, SentimentTrainer
 from training.tasks import SentimentSpec
 
 SPLIT_LAYERS = (6, 8, 10)  # trunk depth for top_layers 6 / 4 / 2
@@ -133,7 +134,8 @@ class Bench:
         cache = self.cache(top, quantize)
         trainer = SentimentTrainer(cache.encoder, cache, replace(self.shipped_args(), **changes), self.labels)
         result = trainer.train(self.train, self.validation)
-        return trainer.predict_proba(result.model, [t for t, _ in self.test]).numpy(), result.seconds
+        head_only = ReviewClassifier(result.model, cache, self.labels)  # no n-gram blend
+        return head_only.predict_proba([t for t, _ in self.test]), result.seconds
 
 
 def blended(bench: Bench, top_layers: int | None = None, quantize: bool = True, **changes) -> tuple[np.ndarray, float]:
@@ -144,7 +146,7 @@ def blended(bench: Bench, top_layers: int | None = None, quantize: bool = True, 
     model = spec.fit(bench.train, bench.validation)
     seconds = time.perf_counter() - started
     print(f"  n-gram share chosen on validation: {model.char_weight}", flush=True)
-    return spec.probabilities(model, [t for t, _ in bench.test]), seconds
+    return model.predict_proba([t for t, _ in bench.test]), seconds
 
 
 def row_char_ngram(bench: Bench) -> tuple[np.ndarray, float]:
@@ -207,7 +209,7 @@ def row_ceiling(bench: Bench) -> tuple[np.ndarray, float]:
     """
     from transformers import AutoModel
 
-    from training.encoder import QUERY_PREFIX
+    from training.model_folder import QUERY_PREFIX
 
     torch.manual_seed(13)
     tokenizer = Encoder(bench.base, 1, bench.settings.model.max_length).tokenizer

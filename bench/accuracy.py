@@ -18,6 +18,7 @@ import random
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import common  # noqa: F401  (puts the repo on sys.path)
 import torch
@@ -25,18 +26,19 @@ from common import REPO, base_folder, read_tsv, save
 
 from settings import load_settings
 from storage.text import detect_language, stable_split
+from training.args import TrainArgs
 from training.encoder import Encoder, choose_trunk_dtype
 from training.estimate import Estimate
 from training.features import FeatureCache
-from training.sentiment import TrainArgs
-from training.tasks import FaqSpec, SentimentSpec
+from training.tasks import FaqSpec, SentimentSpec, TaskSpec
+from vocabulary import TASKS, Task
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", type=Path, required=True)
     parser.add_argument("--test", type=Path, required=True)
-    parser.add_argument("--task", choices=("sentiment", "faq"), required=True)
+    parser.add_argument("--task", choices=TASKS, required=True)
     parser.add_argument("--shots", type=int, default=None, help="faq: examples per entry used as the FAQ and for training")
     parser.add_argument("--limit", type=int, default=None, help="use at most this many training rows (random, seed 13)")
     parser.add_argument("--test-limit", type=int, default=None, help="use at most this many test rows (random, seed 13)")
@@ -80,11 +82,10 @@ def main(argv: list[str] | None = None) -> dict:
     cache = FeatureCache(encoder)
     languages = [detect_language(t) for t, _ in test_rows]
 
-    if args.task == "sentiment":
+    if args.task == Task.SENTIMENT:
         train = [r for r in train_rows if stable_split(r[0]) != "validation"]
         validation = [r for r in train_rows if stable_split(r[0]) == "validation"]
-        spec: SentimentSpec | FaqSpec = SentimentSpec(cache, targs, tuple(sorted({y for _, y in train_rows})))
-        index: list[tuple[str, str]] = []
+        spec: TaskSpec[Any] = SentimentSpec(cache, targs, tuple(sorted({y for _, y in train_rows})))
     else:
         per_label: dict[str, list[str]] = defaultdict(list)
         for text, label in train_rows:
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
                 per_label[label].append(text)
         train = [(t, label) for label, texts in per_label.items() for t in texts]
         validation = []
-        spec, index = FaqSpec(cache, targs), train
+        spec = FaqSpec(cache, targs)
     t0 = time.perf_counter()
     cache.get_many([t for t, _ in train + validation])
     trunk_seconds = time.perf_counter() - t0
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
     fitted = spec.fit(train, validation)
     adapter_seconds = time.perf_counter() - t0
     texts, references = [t for t, _ in test_rows], [y for _, y in test_rows]
-    ranked = spec.ranked(fitted, texts, index)
+    ranked = spec.ranked(fitted, texts, train)  # the texts a retrieval model searches (a classifier ignores them)
     report = spec.report(texts, references, ranked, languages)
     estimate = Estimate.of([bool(r) and r[0] == y for r, y in zip(ranked, references)], "holdout")
 

@@ -20,11 +20,12 @@ from common import base_folder, peak_rss_mb, save
 
 from serving.runtime import ModelRuntime, ServingModel
 from settings import load_settings
+from training.args import TrainArgs
 from training.encoder import Encoder, choose_trunk_dtype
 from training.faq import FaqIndex, new_faq_model
 from training.features import FeatureCache
 from training.router import RouterWeights
-from training.sentiment import TrainArgs, new_sentiment_model
+from training.sentiment import new_sentiment_model
 
 MESSAGES = ["能做少糖吗?", "do you deliver to the university?", "珍珠太硬了，下次不来了", "not bad but pricey",
             "你们几点关门", "the brown sugar milk is amazing!!", "可以用支付宝吗", "waited 25 minutes for one drink"]

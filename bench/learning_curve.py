@@ -49,10 +49,10 @@ from serving.runtime import ModelRuntime, ServingModel
 from settings import Settings, settings_from_dict
 from storage.store import Store
 from storage.text import detect_language
+from training.args import TrainArgs
 from training.encoder import load_encoder
 from training.features import FeatureCache
 from training.registry import AdapterRegistry
-from training.sentiment import TrainArgs
 
 STAFF_ID = 9000
 

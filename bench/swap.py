@@ -43,10 +43,11 @@ from serving.runtime import ModelRuntime
 from settings import Settings, settings_from_dict
 from storage.seed import load_demo
 from storage.store import Store
+from training.args import TrainArgs
 from training.encoder import load_encoder
 from training.faq import new_faq_model, save_faq
 from training.registry import AdapterRegistry
-from training.sentiment import TrainArgs, new_sentiment_model, save_sentiment
+from training.sentiment import new_sentiment_model, save_sentiment
 from vocabulary import SENTIMENT_LABELS
 
 STAFF_CHAT = -100900

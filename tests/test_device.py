@@ -11,10 +11,11 @@ import torch
 
 import training.encoder as encoders
 from settings import ConfigError
+from training.args import TrainArgs
 from training.device import SKIP_QUANTISATION, DeviceError, quantisation_config, top_layer_names
 from training.encoder import Encoder
 from training.faq import new_faq_model
-from training.sentiment import TrainArgs, new_sentiment_model
+from training.sentiment import new_sentiment_model
 
 
 class RecordingEncoder:

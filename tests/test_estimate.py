@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 
 from storage.seed import load_demo
 from storage.store import Store
+from training.args import TrainArgs
 from training.estimate import Comparison, Estimate, half_width, holdout_is_enough, stratified_folds, wilson_interval
 from training.measure import row_key
 from training.pipeline import retrain
 from training.registry import AdapterRegistry
-from training.sentiment import TrainArgs
 from training.snapshot import take_snapshot
 from training.tasks import read_trained_on
 

@@ -10,11 +10,11 @@ from sentence_transformers import SentenceTransformer
 
 from cli import main
 from storage.store import Store
+from training.args import TrainArgs
 from training.encoder import EmbeddingModel, Encoder
 from training.faq import embed, export_sentence_transformer, load_faq, new_faq_model, save_faq
 from training.features import FeatureCache
 from training.registry import AdapterRegistry
-from training.sentiment import TrainArgs
 
 TEXTS = ["你们几点开门？", "Can I get less sugar?", "珍珠煮多久", "where is the shop", "太甜了，下次少糖"]
 

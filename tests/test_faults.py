@@ -29,9 +29,9 @@ from storage.records import AdapterRecord
 from storage.seed import load_demo
 from storage.store import Store
 from tests.botkit import ALICE, BOB, BOSS, MEI, MINI_SHOP, STAFF_CHAT, XIAO, BotHarness, bot_settings, buttons
+from training.args import TrainArgs
 from training.pipeline import retrain
 from training.registry import AdapterRegistry, CorruptAdapterError
-from training.sentiment import TrainArgs
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SHOP = REPO / "data" / "demo"

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from training.args import TrainArgs
 from training.encoder import Encoder
 from training.features import FeatureCache
 from training.recipe import CharNgramModel, blend, choose_weight, load_blend, save_blend
-from training.sentiment import TrainArgs
 from training.tasks import SentimentSpec
 from vocabulary import SENTIMENT_LABELS as LABELS
 
@@ -62,11 +62,11 @@ def test_sentiment_spec_round_trip_predicts_the_same(tiny_base: Path, tmp_path: 
     model = spec.fit(REVIEWS * 2, REVIEWS)
     assert model.char is not None and 0.0 <= model.char_weight <= 0.5
     texts = ["珍珠太硬了", "love the staff", "一般般"]
-    before = spec.probabilities(model, texts)
+    before = model.predict_proba(texts)
     spec.save(model, tmp_path)
     loaded = spec.load(tmp_path)
     assert loaded.char_weight == model.char_weight
-    assert np.allclose(spec.probabilities(loaded, texts), before, atol=1e-5)
+    assert np.allclose(loaded.predict_proba(texts), before, atol=1e-5)
     assert spec.ranked(loaded, texts) == spec.ranked(model, texts)
 
 
@@ -83,7 +83,7 @@ def test_serving_blends_the_n_gram_model_as_training_scored_it(tiny_base: Path, 
     assert serving.sentiment_char is not None and serving.char_weight == 0.5
     texts = ["珍珠太硬了", "love the staff", "一般般"]
     decisions, _ = serving.decide_features(texts, serving.trunk_features(texts), answer_threshold=1.0)
-    expected = spec.probabilities(spec.load(tmp_path), texts)
+    expected = spec.load(tmp_path).predict_proba(texts)
     assert sum(d.kind == "review" for d in decisions) >= 2  # the cue router sends these to the review path
     for decision, row in zip(decisions, expected):
         if decision.kind == "review":

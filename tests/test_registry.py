@@ -13,7 +13,7 @@ import pytest
 from storage.records import AdapterRecord, NotFoundError
 from storage.store import Store
 from training.registry import (
-    MANIFEST,
+    ADAPTER_MANIFEST,
     PRUNED,
     ROLLED_BACK,
     AdapterRegistry,
@@ -79,7 +79,7 @@ def test_publish_moves_the_folder_and_registers_a_candidate(registry: AdapterReg
     assert record.status == "candidate" and registry.folder(record) == final and record.snapshot_id == "snap-7"
     assert record.path == Path("sentiment", record.version)  # stored relative to the registry root
     assert record.metrics == {"accuracy": 0.91} and record.base_model == "e5-small"
-    manifest = json.loads((final / MANIFEST).read_text())
+    manifest = json.loads((final / ADAPTER_MANIFEST).read_text())
     assert manifest["files"] == {name: sha256_file(final / name) for name in FILES}
     assert {"version", "task", "metrics", "train_config", "snapshot_id", "base_model", "created_at"} <= set(manifest)
     assert manifest["version"] == record.version and manifest["task"] == "sentiment"
@@ -172,7 +172,7 @@ def test_flipped_byte_is_corrupt_and_named(registry: AdapterRegistry, caplog: py
 def test_every_kind_of_damage_is_corrupt(registry: AdapterRegistry, damage: str) -> None:
     record = publish(registry)
     other = publish(registry)
-    manifest_path = registry.folder(record) / MANIFEST
+    manifest_path = registry.folder(record) / ADAPTER_MANIFEST
     manifest = json.loads(manifest_path.read_text())
     if damage == "missing file":
         (registry.folder(record) / "head" / "classifier.pt").unlink()
@@ -188,7 +188,7 @@ def test_every_kind_of_damage_is_corrupt(registry: AdapterRegistry, damage: str)
         manifest["files"] = {"../../outside": "0" * 64}
         manifest_path.write_text(json.dumps(manifest))
     else:
-        manifest_path.write_text((registry.folder(other) / MANIFEST).read_text())
+        manifest_path.write_text((registry.folder(other) / ADAPTER_MANIFEST).read_text())
     with pytest.raises(CorruptAdapterError, match=record.version):
         registry.verify(record)
     assert registry.verify(other) == registry.folder(other)
@@ -304,7 +304,7 @@ def test_active_verified_falls_back_when_the_active_folder_is_corrupt(
     assert registry.active("sentiment").version == third.version  # reading never changes statuses
     flip_a_byte(registry.folder(second) / "adapter_config.json")
     assert registry.active_verified("sentiment")[0].version == first.version
-    (registry.folder(first) / MANIFEST).unlink()
+    (registry.folder(first) / ADAPTER_MANIFEST).unlink()
     assert registry.active_verified("sentiment") is None  # never a corrupt folder
 
 

@@ -81,9 +81,9 @@ def test_old_router_json_without_cues_still_loads_and_reads_the_embedding_only(t
 
 
 def test_old_router_json_loads_through_load_faq(tmp_path, tiny_base):
+    from training.args import TrainArgs
     from training.encoder import Encoder
     from training.faq import load_faq, new_faq_model, save_faq
-    from training.sentiment import TrainArgs
 
     encoder = Encoder(tiny_base, top_layers=1)
     save_faq(new_faq_model(encoder, TrainArgs(progress=False)), tmp_path)

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
-import torch
 
 from storage.seed import load_demo
 from storage.store import Store
+from training.args import TrainArgs
 from training.encoder import Encoder
 from training.faq import FaqIndex, FaqTrainer, embed, load_faq, save_faq
 from training.features import FeatureCache
 from training.pipeline import retrain
 from training.registry import AdapterRegistry
-from training.sentiment import SentimentTrainer, TrainArgs, load_sentiment, save_sentiment
+from training.sentiment import ReviewClassifier, SentimentTrainer, load_sentiment, save_sentiment
 from training.snapshot import take_snapshot
 
 MINI_SHOP = Path(__file__).parent / "data" / "mini_shop"
@@ -63,7 +64,8 @@ def test_sentiment_adapter_round_trip_serves_same_predictions(encoder, tmp_path)
     save_sentiment(result.model, tmp_path / "s")
     merged, labels = load_sentiment(encoder, tmp_path / "s")
     texts = [t for t, _ in data]
-    assert torch.allclose(trainer.predict_proba(result.model, texts), trainer.predict_proba(merged, texts), atol=1e-4)
+    assert np.allclose(ReviewClassifier(result.model, cache).predict_proba(texts),
+                       ReviewClassifier(merged, cache, labels).predict_proba(texts), atol=1e-4)
     assert labels == trainer.labels
     assert list((tmp_path / "features").rglob("*.npy")), "trunk features are cached on disk"
 

@@ -21,12 +21,12 @@ from torch import nn
 from settings import Settings
 from training.base_model import resolve_base_model
 from training.device import choose_device, quantisation_config, top_layer_names
+from training.model_folder import QUERY_PREFIX
 
 if TYPE_CHECKING:  # transformers is imported when an encoder is loaded, not with this module
     from transformers import BatchEncoding
 
 log = logging.getLogger(__name__)
-QUERY_PREFIX = "query: "
 # How the frozen trunk computes: int8 = dynamic quantisation (CPU only); nf4 = 4-bit bitsandbytes weights
 # computing in bfloat16 (CUDA only, model.load_in_4bit).
 TRUNK_DTYPES = ("float32", "bfloat16", "int8", "nf4")

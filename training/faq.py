@@ -22,12 +22,12 @@ from peft import PeftModel, get_peft_model
 from torch import nn
 from tqdm.auto import tqdm
 
-from training.base_model import write_sentence_transformers_config
+from training.args import OneCycle, TrainArgs, TrainResult, epochs_for, lora_adapter, lora_config
 from training.early_stopping import EarlyStopping
 from training.encoder import EmbeddingModel, Encoder, TopLayers
 from training.features import FeatureCache, length_batches, pad_batch
+from training.model_folder import write_sentence_transformers_config
 from training.router import RouterWeights
-from training.sentiment import TrainArgs, TrainResult, epochs_for, lora_config
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,36 @@ class FaqIndex:
         return results
 
 
+@dataclass(frozen=True, eq=False)
+class FaqModel:
+    """A trained FAQ model: the embedding network over cached trunk features, and the question/review router on it.
+
+    The router (None until `training.tasks.FaqSpec.finish` fits it) is saved and loaded with the adapter.
+    """
+
+    network: nn.Module
+    cache: FeatureCache
+    router: RouterWeights | None = None
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length embeddings (n, hidden) of texts."""
+        return embed(self.network, self.cache, texts)
+
+    def index(self, items: Sequence[tuple[str, str]]) -> FaqIndex:
+        """The nearest-neighbour index of (text, key) pairs under this model."""
+        return FaqIndex.build(self.network, self.cache, items)
+
+    def save(self, folder: Path) -> None:
+        """The LoRA weights and the router."""
+        save_faq(self.network, folder, self.router)
+
+    @classmethod
+    def load(cls, cache: FeatureCache, folder: Path) -> FaqModel:
+        """The model `save` wrote, on `cache`'s encoder."""
+        network, router = load_faq(cache.encoder, folder)
+        return cls(network, cache, router)
+
+
 class FaqTrainer:
     """train() on (phrasing, key) pairs with in-batch negatives; early stopping on validation top-1."""
 
@@ -114,13 +144,8 @@ class FaqTrainer:
         for i, (_, key) in enumerate(pool):
             by_key[key].append(i)
         feats = self.cache.get_many([t for t, _ in pool], progress=args.progress)
-        params = [p for p in model.parameters() if p.requires_grad]
-        batches_per_epoch = pair_batch_count(by_key, args.batch_size)
         epochs = epochs_for(len(pool), args)
-        optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=0.01)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=args.learning_rate, total_steps=max(epochs * batches_per_epoch, 1),
-            pct_start=0.1, anneal_strategy="linear")
+        optimiser = OneCycle(model, args, epochs * pair_batch_count(by_key, args.batch_size))
         rng = random.Random(args.seed)
         result = TrainResult(model)
         index_items = pool
@@ -137,10 +162,7 @@ class FaqTrainer:
                 logits = SCALE * a @ p.T
                 target = torch.arange(len(anchors_idx), device=logits.device)
                 loss = (nn.functional.cross_entropy(logits, target) + nn.functional.cross_entropy(logits.T, target)) / 2
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
+                optimiser.step(loss)
                 total += loss.item()
                 result.examples_seen += 2 * len(anchors_idx)
                 bar.set_postfix(loss=f"{loss.item():.3f}")
@@ -205,9 +227,9 @@ def pair_batch_count(by_key: dict[str, list[int]], batch_size: int) -> int:
     return min(count, sum(sizes) - count)  # batches with two or more anchors
 
 
-def save_faq(model: PeftModel, folder: Path, router: RouterWeights | None = None) -> None:
+def save_faq(model: nn.Module, folder: Path, router: RouterWeights | None = None) -> None:
     """Write the LoRA weights (peft save_pretrained) and the question/review router."""
-    model.save_pretrained(str(folder))
+    lora_adapter(model).save_pretrained(str(folder))
     if router is not None:
         (folder / "router.json").write_text(json.dumps(router.to_json()))
 

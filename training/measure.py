@@ -30,7 +30,7 @@ def pairs_of(rows: Sequence[Row]) -> list[tuple[str, str]]:
     return [(r.text, r.label) for r in rows]
 
 
-def cross_validate(spec: TaskSpec, rows: Sequence[Row], anchors: Sequence[tuple[str, str]], folds: int,
+def cross_validate(spec: TaskSpec[Any], rows: Sequence[Row], anchors: Sequence[tuple[str, str]], folds: int,
                    fit: Callable[..., Any] | None = None, seed: int = 13) -> list[list[str]]:
     """Out-of-fold ranked labels for every row: k models, each predicting the fold it never saw.
 
@@ -55,18 +55,18 @@ def cross_validate(spec: TaskSpec, rows: Sequence[Row], anchors: Sequence[tuple[
     return ranked
 
 
-def report_on(spec: TaskSpec, rows: Sequence[Row], ranked: Sequence[Sequence[str]]) -> dict[str, Any]:
+def report_on(spec: TaskSpec[Any], rows: Sequence[Row], ranked: Sequence[Sequence[str]]) -> dict[str, Any]:
     """The task's report on rows from their ranked labels."""
     return spec.report([r.text for r in rows], [r.label for r in rows], ranked, [r.language for r in rows])
 
 
-def top1_accuracy(spec: TaskSpec, model: Any, pairs: Sequence[tuple[str, str]], index: Sequence[tuple[str, str]]) -> float:
+def top1_accuracy(spec: TaskSpec[Any], model: Any, pairs: Sequence[tuple[str, str]], index: Sequence[tuple[str, str]]) -> float:
     """Top-1 accuracy of a model on pairs."""
     ranked = spec.ranked(model, [t for t, _ in pairs], index)
     return sum(bool(r) and r[0] == y for r, (_, y) in zip(ranked, pairs)) / max(len(pairs), 1)
 
 
-def compare_unseen(spec: TaskSpec, active: tuple[str, Any, frozenset[str] | None], rows: Sequence[Row],
+def compare_unseen(spec: TaskSpec[Any], active: tuple[str, Any, frozenset[str] | None], rows: Sequence[Row],
              evaluated: Sequence[Row], ranked: Sequence[Sequence[str]],
              anchors: list[tuple[str, str]]) -> Comparison:
     """Candidate vs active on the evaluated rows the active was never fitted on (paired)."""

@@ -15,32 +15,29 @@ import traceback
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from settings import Settings
 from storage.store import Store
+from training.args import TrainArgs
 from training.encoder import load_encoder
 from training.estimate import Estimate, holdout_is_enough
-from training.faq import embed
 from training.features import FeatureCache
 from training.gate import gate
 from training.measure import compare_unseen, cross_validate, pairs_of, report_on, row_key, top1_accuracy
 from training.registry import AdapterRegistry, CorruptAdapterError
-from training.router import augment_questions, train_router
-from training.sentiment import TrainArgs
 from training.snapshot import Snapshot, take_snapshot
-from training.tasks import FaqSpec, TaskSpec, read_trained_on, task_specs, write_trained_on
+from training.tasks import TaskSpec, read_trained_on, task_specs, write_trained_on
+from vocabulary import TASKS, AdapterStatus, RunStatus, RunTrigger, Task
 
 log = logging.getLogger(__name__)
-TASKS = ("sentiment", "faq")
 
 
 @dataclass(frozen=True)
 class TaskOutcome:
     """What happened to one task's candidate."""
 
-    task: str
+    task: Task
     version: str
     promoted: bool
     reasons: list[str]
@@ -52,7 +49,7 @@ class TaskOutcome:
     comparison: dict[str, Any] | None = None  # candidate vs active on rows neither was fitted on
 
 
-def retrain(settings: Settings, trigger: str = "cli", run_id: int | None = None,
+def retrain(settings: Settings, trigger: str = RunTrigger.CLI, run_id: int | None = None,
             args: TrainArgs | None = None, force: bool = False) -> dict[str, Any]:
     """Train, evaluate and gate both tasks; returns (and records in storage) the run's result."""
     torch.set_num_threads(settings.model.train_threads)  # more threads thrash on 2 shared cores
@@ -67,13 +64,13 @@ def retrain(settings: Settings, trigger: str = "cli", run_id: int | None = None,
             snapshot = take_snapshot(store)
             last = store.runs.last_trained()
             new = store.examples.count_since(last.started_at) if last else None
-            if not force and trigger in ("schedule", "catchup") and new is not None and new < settings.thresholds.min_new_examples:
-                result: dict[str, Any] = {"status": "skipped", "reasons": [(f"{new} new labelled examples since the last retrain, "
+            if not force and trigger in (RunTrigger.SCHEDULE, RunTrigger.CATCHUP) and new is not None and new < settings.thresholds.min_new_examples:
+                result: dict[str, Any] = {"status": RunStatus.SKIPPED, "reasons": [(f"{new} new labelled examples since the last retrain, "
                                                              f"fewer than {settings.thresholds.min_new_examples}")]}
-                store.runs.finish(run_id, "skipped", snapshot.id, result)
+                store.runs.finish(run_id, RunStatus.SKIPPED, snapshot.id, result)
                 return result
             outcomes = _train_all(settings, store, snapshot, args or TrainArgs(progress=False))
-            status = "promoted" if any(o.promoted for o in outcomes) else "refused"
+            status = RunStatus.PROMOTED if any(o.promoted for o in outcomes) else RunStatus.REFUSED
             result = {"status": status, "snapshot_id": snapshot.id, "counts": snapshot.counts,
                       "seconds": round(time.perf_counter() - started, 1),
                       "tasks": {o.task: asdict(o) for o in outcomes},
@@ -82,8 +79,8 @@ def retrain(settings: Settings, trigger: str = "cli", run_id: int | None = None,
             return result
         except Exception as exc:
             log.exception("retraining failed")
-            result = {"status": "failed", "reasons": [f"{type(exc).__name__}: {exc}"]}
-            store.runs.finish(run_id, "failed", None, result, traceback.format_exc(limit=5))
+            result = {"status": RunStatus.FAILED, "reasons": [f"{type(exc).__name__}: {exc}"]}
+            store.runs.finish(run_id, RunStatus.FAILED, None, result, traceback.format_exc(limit=5))
             return result
 
 
@@ -100,7 +97,7 @@ def _train_all(settings: Settings, store: Store, snapshot: Snapshot, args: Train
     return outcomes
 
 
-def _train_task(spec: TaskSpec, settings: Settings, snapshot: Snapshot, registry: AdapterRegistry,
+def _train_task(spec: TaskSpec[Any], settings: Settings, snapshot: Snapshot, registry: AdapterRegistry,
                 args: TrainArgs) -> TaskOutcome:
     """Train one candidate, estimate it (held-out split or k-fold CV), compare it with the active on unseen rows, gate, publish."""
     started = time.perf_counter()
@@ -151,7 +148,7 @@ def _train_task(spec: TaskSpec, settings: Settings, snapshot: Snapshot, registry
                        round(time.perf_counter() - started, 1), comparison.as_dict() if comparison else None)
 
 
-def _active_model(spec: TaskSpec, registry: AdapterRegistry) -> tuple[str, Any, frozenset[str] | None] | None:
+def _active_model(spec: TaskSpec[Any], registry: AdapterRegistry) -> tuple[str, Any, frozenset[str] | None] | None:
     """(version, merged model, keys it was fitted on) of the active adapter, or None (none yet, or corrupt)."""
     try:
         found = registry.active_verified(spec.name)
@@ -164,14 +161,11 @@ def _active_model(spec: TaskSpec, registry: AdapterRegistry) -> tuple[str, Any, 
     return record.version, spec.load(path), read_trained_on(path)
 
 
-def _publish(spec: TaskSpec, model: Any, registry: AdapterRegistry, snapshot: Snapshot, metrics: dict,
+def _publish(spec: TaskSpec[Any], model: Any, registry: AdapterRegistry, snapshot: Snapshot, metrics: dict,
              settings: Settings, args: TrainArgs, seen: set[str], n_fit: int) -> str:
     """Save the candidate into a staging folder and publish it atomically under a new version."""
     staging = registry.staging_dir(spec.name)
-    if isinstance(spec, FaqSpec):
-        spec.save(model, staging, _fit_router(model, spec.cache, snapshot, metrics))
-    else:
-        spec.save(model, staging)
+    spec.save(spec.finish(model, snapshot, metrics), staging)
     write_trained_on(staging, sorted(seen))
     manifest = {
         "task": spec.name, "metrics": metrics, "snapshot_id": snapshot.id,
@@ -180,30 +174,6 @@ def _publish(spec: TaskSpec, model: Any, registry: AdapterRegistry, snapshot: Sn
         "train_examples": n_fit,
     }
     return registry.publish(spec.name, staging, manifest).version
-
-
-def _fit_router(model, cache: FeatureCache, snapshot: Snapshot, metrics: dict):
-    """Question-vs-review router on the FAQ embedding and the question cues.
-
-    Questions = FAQ texts plus asked-style variants of them (training.router.augment_questions),
-    reviews = sentiment texts. metrics["router_accuracy"] is on the test splits of both tasks.
-    """
-    questions = [t for t, _ in snapshot.pairs("faq", "train")] + [q for q, _ in snapshot.faq_anchors]
-    reviews = [t for t, _ in snapshot.pairs("sentiment", "train")]
-    if not questions or not reviews:
-        return None
-    questions = list(dict.fromkeys(questions))
-    questions += augment_questions(questions)
-    texts = questions + reviews
-    labels = np.array([1] * len(questions) + [0] * len(reviews))
-    router = train_router(embed(model, cache, texts), labels, texts=texts)
-    test_q = [t for t, _ in snapshot.pairs("faq", "test")]
-    test_r = [t for t, _ in snapshot.pairs("sentiment", "test")]
-    if test_q and test_r:
-        test = test_q + test_r
-        routed = router.probability(embed(model, cache, test), test) >= 0.5
-        metrics["router_accuracy"] = float((routed == np.array([True] * len(test_q) + [False] * len(test_r))).mean())
-    return router
 
 
 def evaluate_active(settings: Settings) -> dict[str, Any]:
@@ -236,7 +206,7 @@ def _child_main(settings: Settings, trigger: str, run_id: int) -> None:
     retrain(settings, trigger, run_id=run_id)
 
 
-def run_in_child(settings: Settings, trigger: str = "manual") -> dict[str, Any]:
+def run_in_child(settings: Settings, trigger: str = RunTrigger.MANUAL) -> dict[str, Any]:
     """Run `retrain` in a separate process (spawned, `model.train_threads` torch threads); blocks until done.
 
     A child still running after `schedule.retrain_timeout_minutes` is killed. Whatever happens to
@@ -257,10 +227,10 @@ def run_in_child(settings: Settings, trigger: str = "manual") -> dict[str, Any]:
         process.join()
     with Store(settings.paths.database) as store:
         run = store.runs.get(run_id)
-        if run.status == "running":
+        if run.status == RunStatus.RUNNING:
             reason = (f"training was still running after {limit:g} minutes (schedule.retrain_timeout_minutes): stopped"
                       if timed_out else f"training process ended with exit code {process.exitcode} before finishing")
-            store.runs.finish(run_id, "failed", None, {"status": "failed", "reasons": [reason]}, reason)
+            store.runs.finish(run_id, RunStatus.FAILED, None, {"status": RunStatus.FAILED, "reasons": [reason]}, reason)
             _reject_orphans(settings, store, since=run.started_at, reason=reason)
             run = store.runs.get(run_id)
         return dict(run.result or {"status": run.status})
@@ -271,6 +241,6 @@ def _reject_orphans(settings: Settings, store: Store, since: str, reason: str) -
     registry = AdapterRegistry(settings.paths.adapters, store)
     for task in TASKS:
         for record in store.adapters.history(task):
-            if record.status == "candidate" and record.created_at >= since:
+            if record.status == AdapterStatus.CANDIDATE and record.created_at >= since:
                 registry.reject(record.version, [f"not gated: {reason}"])
 

@@ -20,11 +20,11 @@ from typing import Any
 
 from storage.records import AdapterRecord, NotFoundError
 from storage.store import Store
-from vocabulary import TASKS
+from vocabulary import TASKS, AdapterStatus
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
+ADAPTER_MANIFEST = "manifest.json"  # an adapter folder's task, version, metrics and file checksums
 ROLLED_BACK = "rolled back"
 PRUNED = "folder pruned"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -58,7 +58,7 @@ def hash_folder(folder: Path) -> dict[str, str]:
     for path in sorted(folder.rglob("*")):
         if path.is_symlink():
             raise ValueError(f"{path} is a symlink; adapter folders hold plain files only")
-        if path.is_file() and path.relative_to(folder).as_posix() not in (MANIFEST, f"{MANIFEST}.tmp"):
+        if path.is_file() and path.relative_to(folder).as_posix() not in (ADAPTER_MANIFEST, f"{ADAPTER_MANIFEST}.tmp"):
             files[path.relative_to(folder).as_posix()] = sha256_file(path)
             _fsync(path)
     return files
@@ -131,9 +131,9 @@ class AdapterRegistry:
         content["files"] = hash_folder(folder)
         if not content["files"]:
             raise ValueError(f"build_dir {folder} holds no files to publish")
-        (folder / f"{MANIFEST}.tmp").write_text(json.dumps(content, indent=2, sort_keys=True, ensure_ascii=False))
-        _fsync(folder / f"{MANIFEST}.tmp")
-        os.replace(folder / f"{MANIFEST}.tmp", folder / MANIFEST)
+        (folder / f"{ADAPTER_MANIFEST}.tmp").write_text(json.dumps(content, indent=2, sort_keys=True, ensure_ascii=False))
+        _fsync(folder / f"{ADAPTER_MANIFEST}.tmp")
+        os.replace(folder / f"{ADAPTER_MANIFEST}.tmp", folder / ADAPTER_MANIFEST)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.rename(folder, final)  # atomic on one filesystem; _taken() checked nothing is there
         _fsync(final.parent)
@@ -167,16 +167,16 @@ class AdapterRegistry:
         if not folder.is_dir():
             raise self._corrupt(record.version, f"folder {folder} is missing")
         try:
-            manifest = json.loads((folder / MANIFEST).read_text())
+            manifest = json.loads((folder / ADAPTER_MANIFEST).read_text())
             files = manifest["files"]
             if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
                 raise TypeError("'files' is not a map of names to sha256 strings")
             if manifest.get("version") != record.version:
                 raise ValueError(f"it names version {manifest.get('version')!r}")
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise self._corrupt(record.version, f"{folder / MANIFEST} is unreadable ({error})") from error
+            raise self._corrupt(record.version, f"{folder / ADAPTER_MANIFEST} is unreadable ({error})") from error
         if files_checksum(files) != record.checksum:
-            raise self._corrupt(record.version, f"{folder / MANIFEST} lists files that do not match the "
+            raise self._corrupt(record.version, f"{folder / ADAPTER_MANIFEST} lists files that do not match the "
                                                 f"database checksum {record.checksum[:12]}")
         for name, expected in sorted(files.items()):
             path = folder / name
@@ -205,21 +205,21 @@ class AdapterRegistry:
         self.verify(record)
         current = self.active(record.task)
         with self.store.transaction():
-            self.store.adapters.set_status(version, "active", tuple(reasons))
+            self.store.adapters.set_status(version, AdapterStatus.ACTIVE, tuple(reasons))
             if current is not None and current.version != version:
-                self.store.adapters.set_status(current.version, "retired", (f"superseded by {version}",))
+                self.store.adapters.set_status(current.version, AdapterStatus.RETIRED, (f"superseded by {version}",))
         log.info("promoted %s adapter %s (was %s)", record.task, version, current and current.version)
 
     def reject(self, version: str, reasons: Iterable[str]) -> None:
         """Mark a non-active version rejected (roll back an active one instead)."""
-        if self._record(version).status == "active":
+        if self._record(version).status == AdapterStatus.ACTIVE:
             raise ValueError(f"adapter {version} is active; roll it back instead of rejecting it")
-        self.store.adapters.set_status(version, "rejected", tuple(reasons))
+        self.store.adapters.set_status(version, AdapterStatus.REJECTED, tuple(reasons))
 
     def _fallbacks(self, task: str) -> list[AdapterRecord]:
         """Retired, once-promoted, not rolled-back nor pruned versions of a task, most recently promoted first."""
         retired = [record for record in self.store.adapters.history(task)
-                   if record.status == "retired" and record.promoted_at
+                   if record.status == AdapterStatus.RETIRED and record.promoted_at
                    and ROLLED_BACK not in record.reasons and PRUNED not in record.reasons]
         return sorted(retired, key=lambda record: (record.promoted_at, record.id), reverse=True)
 
@@ -250,8 +250,8 @@ class AdapterRegistry:
         if target is None:
             raise RollbackError(f"cannot roll back {task} adapter {active.version}: no earlier intact adapter")
         with self.store.transaction():
-            self.store.adapters.set_status(target.version, "active", (f"restored by rolling back {active.version}",))
-            self.store.adapters.set_status(active.version, "retired", (ROLLED_BACK, *active.reasons))
+            self.store.adapters.set_status(target.version, AdapterStatus.ACTIVE, (f"restored by rolling back {active.version}",))
+            self.store.adapters.set_status(active.version, AdapterStatus.RETIRED, (ROLLED_BACK, *active.reasons))
         log.warning("rolled back %s adapter %s to %s", task, active.version, target.version)
         return self.store.adapters.get(target.version)
 
@@ -266,7 +266,7 @@ class AdapterRegistry:
         for task in TASKS:
             spared = {record.version for record in (self.active(task), self.rollback_target(task)) if record}
             others = [record for record in self.store.adapters.history(task)
-                      if record.version not in spared and record.status != "active"
+                      if record.version not in spared and record.status != AdapterStatus.ACTIVE
                       and self.folder(record).is_dir()]
             for record in others[keep:]:
                 folder = self.folder(record)

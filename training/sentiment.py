@@ -1,4 +1,8 @@
-"""Sentiment: LoRA on the top encoder layers + a 3-way classifier head, trained on cached trunk features."""
+"""Sentiment: LoRA on the top encoder layers + a 3-way classifier head, trained on cached trunk features.
+
+`SentimentTrainer.train()` fits the head; a `ReviewClassifier` (that head plus the character n-gram
+model blended in, `training.recipe`) is the trained model: it predicts, saves and loads itself.
+"""
 
 from __future__ import annotations
 
@@ -6,66 +10,23 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import PeftModel, get_peft_model
 from torch import nn
 from tqdm.auto import tqdm
 
+from training.args import OneCycle, TrainArgs, TrainResult, epochs_for, lora_adapter, lora_config
 from training.early_stopping import MIN_VALIDATION, EarlyStopping
 from training.encoder import Encoder, SentimentModel
 from training.features import FeatureCache, length_batches, pad_batch
+from training.recipe import CharNgramModel, blend, load_blend, save_blend
 from vocabulary import SENTIMENT_LABELS
 
 log = logging.getLogger(__name__)
-
-LORA_TARGETS = ["query", "key", "value", "dense"]
-
-
-@dataclass(frozen=True)
-class TrainArgs:
-    """Hyper-parameters shared by both tasks (setfit-style)."""
-
-    epochs: int = 4  # at least this many epochs; small datasets get more (see min_steps)
-    min_steps: int = 300  # optimiser steps a run gets at least (small shops have few examples)
-    max_epochs: int = 15
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.0  # dropout on LoRA inputs halves CPU training speed (measured 19 vs 37 ex/s)
-    patience: int = 2
-    seed: int = 13
-    progress: bool = True
-    max_train_seconds: float = math.inf
-    adapter: str = "lora"  # "lora" | "full" (every weight of the top layers; an ablation row: save_sentiment stores LoRA only)
-    class_balance: bool = True  # weight the loss by inverse class frequency
-
-
-@dataclass
-class TrainResult:
-    """What a training run produced: the adapted model and its history."""
-
-    model: nn.Module
-    history: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-    examples_seen: int = 0
-
-
-def epochs_for(examples: int, args: TrainArgs) -> int:
-    """`args.epochs`, raised so that a small dataset still gets `min_steps` steps (capped at max_epochs)."""
-    steps_per_epoch = max(1, math.ceil(examples / args.batch_size))
-    return max(args.epochs, min(args.max_epochs, math.ceil(args.min_steps / steps_per_epoch)))
-
-
-def lora_config(args: TrainArgs, modules_to_save: list[str] | None = None) -> LoraConfig:
-    """The LoRA configuration used for every adapter of this project."""
-    return LoraConfig(
-        r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
-        target_modules=LORA_TARGETS, modules_to_save=modules_to_save,
-    )
 
 
 def new_sentiment_model(encoder: Encoder, args: TrainArgs, labels: tuple[str, ...] = SENTIMENT_LABELS) -> PeftModel | SentimentModel:
@@ -80,7 +41,7 @@ def new_sentiment_model(encoder: Encoder, args: TrainArgs, labels: tuple[str, ..
 
 
 class SentimentTrainer:
-    """train() on (text, label) pairs with early stopping on validation accuracy; predict() for evaluation."""
+    """train() on (text, label) pairs with early stopping on validation accuracy: the network of a `ReviewClassifier`."""
 
     def __init__(self, encoder: Encoder, cache: FeatureCache, args: TrainArgs, labels: tuple[str, ...] = SENTIMENT_LABELS):
         self.encoder = encoder
@@ -100,12 +61,8 @@ class SentimentTrainer:
         weights = (counts.sum() / (len(self.labels) * counts.clamp(min=1)))  # balance rare classes
         loss_fn = nn.CrossEntropyLoss(weight=weights.to(self.encoder.device) if args.class_balance else None)
         targets = targets.to(self.encoder.device)
-        params = [p for p in model.parameters() if p.requires_grad]
         epochs = epochs_for(len(train), args)
-        steps = epochs * math.ceil(len(train) / args.batch_size)
-        optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=0.01)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.learning_rate, total_steps=max(steps, 1),
-                                                        pct_start=0.1, anneal_strategy="linear")
+        optimiser = OneCycle(model, args, epochs * math.ceil(len(train) / args.batch_size))
         result = TrainResult(model)
         stopper = EarlyStopping(args.patience, keep=("lora_", "classifier") if args.adapter == "lora" else ("",))
         lengths = [f.shape[0] for f in feats]
@@ -117,10 +74,7 @@ class SentimentTrainer:
             for idx in bar:
                 hidden, mask = pad_batch([feats[i] for i in idx])
                 loss = loss_fn(model(hidden, mask), targets[idx])
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
+                optimiser.step(loss)
                 total += loss.item() * len(idx)
                 result.examples_seen += len(idx)
                 bar.set_postfix(loss=f"{loss.item():.3f}")
@@ -134,30 +88,62 @@ class SentimentTrainer:
         result.seconds = time.perf_counter() - started
         return result
 
-    @torch.no_grad()
-    def predict_proba(self, model: nn.Module, texts: list[str], batch_size: int = 64) -> torch.Tensor:
-        """Class probabilities (n, labels) for texts."""
-        model.eval()
-        feats = self.cache.get_many(texts)
-        out = torch.zeros(len(texts), len(self.labels))
-        for idx in length_batches([f.shape[0] for f in feats], batch_size, shuffle=False):
-            hidden, mask = pad_batch([feats[i] for i in idx])
-            out[idx] = model(hidden, mask).softmax(-1).cpu()
-        return out
-
-    def predict(self, model: nn.Module, texts: list[str]) -> list[str]:
-        """Most likely label for each text."""
-        return [self.labels[i] for i in self.predict_proba(model, texts).argmax(-1).tolist()]
-
     def accuracy(self, model: nn.Module, data: list[tuple[str, str]]) -> float:
-        """Share of `data` predicted right."""
-        predicted = self.predict(model, [t for t, _ in data])
+        """Share of `data` the network predicts right."""
+        predicted = ReviewClassifier(model, self.cache, self.labels).predict([t for t, _ in data])
         return sum(p == y for p, (_, y) in zip(predicted, data)) / max(len(data), 1)
 
 
-def save_sentiment(model: PeftModel, folder: Path, labels: tuple[str, ...] = SENTIMENT_LABELS) -> None:
+class ReviewClassifier:
+    """A trained sentiment model: the encoder head over cached trunk features, plus character n-grams blended in.
+
+    setfit's `SetFitModel` shape: `predict_proba(texts)` and `predict(texts)` on the model itself;
+    `save(folder)` / `load(cache, folder)` write and read an adapter folder.
+    """
+
+    def __init__(self, network: nn.Module, cache: FeatureCache, labels: tuple[str, ...] = SENTIMENT_LABELS,
+                 char: CharNgramModel | None = None, char_weight: float = 0.0):
+        self.network = network
+        self.cache = cache
+        self.labels = labels
+        self.char = char  # the n-gram model, weighted `char_weight` in the blend (chosen on validation data)
+        self.char_weight = char_weight
+
+    @torch.no_grad()
+    def network_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """(n, labels) class probabilities of the encoder head alone."""
+        self.network.eval()
+        feats = self.cache.get_many(list(texts))
+        out = torch.zeros(len(texts), len(self.labels))
+        for idx in length_batches([f.shape[0] for f in feats], batch_size, shuffle=False):
+            hidden, mask = pad_batch([feats[i] for i in idx])
+            out[idx] = self.network(hidden, mask).softmax(-1).cpu()
+        return out.numpy()
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, labels) class probabilities: the encoder head's, blended with the n-grams' at `char_weight`."""
+        char = self.char.predict_proba(texts) if self.char is not None and self.char_weight > 0 else None
+        return blend(self.network_proba(texts), char, self.char_weight)
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        """The most likely label of each text."""
+        return [self.labels[i] for i in self.predict_proba(texts).argmax(-1).tolist()]
+
+    def save(self, folder: Path) -> None:
+        """The LoRA weights + head, the label order, and the n-gram model with its share."""
+        save_sentiment(self.network, folder, self.labels)
+        save_blend(folder, self.char, self.char_weight)
+
+    @classmethod
+    def load(cls, cache: FeatureCache, folder: Path) -> ReviewClassifier:
+        """The model `save` wrote, on `cache`'s encoder."""
+        network, labels = load_sentiment(cache.encoder, folder)
+        return cls(network, cache, labels, *load_blend(folder))
+
+
+def save_sentiment(model: nn.Module, folder: Path, labels: tuple[str, ...] = SENTIMENT_LABELS) -> None:
     """Write the LoRA weights + classifier head (peft save_pretrained) and the label order."""
-    model.save_pretrained(str(folder))
+    lora_adapter(model).save_pretrained(str(folder))
     (folder / "labels.json").write_text(json.dumps(list(labels)))
 
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 from datasets import Dataset
 
+from storage.records import SPLITS
 from storage.store import Store
 from storage.text import normalise_text
-from vocabulary import CORRECTION_SOURCES
+from vocabulary import CORRECTION_SOURCES, TASKS, ExampleSource
 
-TASKS = ("sentiment", "faq")
-SPLITS = ("train", "validation", "test")
-_PRIORITY = {"seed": 0, "confirmation": 1, "staff_answer": 2, "correction": 2}
+_PRIORITY: dict[str, int] = {ExampleSource.SEED: 0, ExampleSource.CONFIRMATION: 1,
+                              ExampleSource.STAFF_ANSWER: 2, ExampleSource.CORRECTION: 2}
 
 
 @dataclass(frozen=True)

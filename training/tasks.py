@@ -1,45 +1,74 @@
-"""One spec per task: how to train it, rank labels with it, report on it, save and load it.
+"""One spec per task: how to train it, rank labels with it, report on it, finish, save and load it.
 
 The pipeline, cross-validation and the benchmarks go through these specs, so every number is
-measured on exactly what ships. A spec's `ranked()` returns, per text, the labels best first
-(sentiment: by probability; FAQ: entry keys by nearest neighbour over an index of known texts).
+measured on exactly what ships, and none of them branches on the task. A spec's `ranked()`
+returns, per text, the labels best first (sentiment: by probability; FAQ: entry keys by nearest
+neighbour over an index of known texts). `finish()` adds what a model needs beyond its own task's
+data before it ships (the FAQ model's question/review router, fitted on both tasks' texts).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
 from settings import ThresholdSettings
+from training.args import TrainArgs
 from training.evaluation import classification_report, misclassified, most_confused, retrieval_report
-from training.faq import FaqIndex, FaqTrainer, embed, load_faq, new_faq_model, save_faq
+from training.faq import FaqModel, FaqTrainer, new_faq_model
 from training.features import FeatureCache
-from training.recipe import CharNgramModel, blend, choose_weight, load_blend, save_blend
-from training.sentiment import SentimentTrainer, TrainArgs, load_sentiment, save_sentiment
-from vocabulary import SENTIMENT_LABELS
+from training.recipe import CharNgramModel, choose_weight
+from training.router import augment_questions, train_router
+from training.sentiment import ReviewClassifier, SentimentTrainer
+from vocabulary import SENTIMENT_LABELS, Task
+
+if TYPE_CHECKING:  # the snapshot module imports `datasets`, needed only where a snapshot is taken
+    from training.snapshot import Snapshot
 
 Pairs = Sequence[tuple[str, str]]
 TRAINED_ON = "trained_on.json"  # hashes of the texts an adapter was fitted on (for unseen-data comparisons)
+Model = TypeVar("Model")
 
 
-@dataclass
-class ReviewClassifier:
-    """What a sentiment adapter is: the encoder head, plus character n-grams blended in at `char_weight`."""
+class TaskSpec(Protocol[Model]):
+    """What every task's spec answers; `Model` is what it trains (the pipeline holds a `TaskSpec[Any]`)."""
 
-    network: Any
-    char: CharNgramModel | None = None
-    char_weight: float = 0.0
+    name: Task
+
+    def threshold(self, thresholds: ThresholdSettings) -> float:
+        """The accuracy a candidate must reach to be promoted."""
+
+    def fit(self, train: Pairs, validation: Pairs, anchors: Pairs = ()) -> Model:
+        """A model trained on `train`, early-stopped on `validation`; `anchors`: texts every model is given."""
+
+    def base(self) -> Model | None:
+        """The untrained model, scored the same way as a candidate; None where there is none."""
+
+    def ranked(self, model: Model, texts: Sequence[str], index: Pairs = ()) -> list[list[str]]:
+        """Labels per text, best first; `index`: the labelled texts a retrieval model searches."""
+
+    def report(self, texts: Sequence[str], references: Sequence[str], ranked: Sequence[Sequence[str]],
+               languages: Sequence[str] | None = None) -> dict[str, Any]:
+        """The task's metrics ("accuracy" the gate's) from ranked labels."""
+
+    def finish(self, model: Model, snapshot: Snapshot, metrics: dict[str, Any]) -> Model:
+        """The model as it ships, from the whole snapshot (may add to `metrics`)."""
+
+    def save(self, model: Model, folder: Path) -> None:
+        """Write the model into an adapter folder."""
+
+    def load(self, folder: Path) -> Model:
+        """The model `save` wrote."""
 
 
 class SentimentSpec:
     """Review sentiment: a classifier over the shop's labels."""
 
-    name = "sentiment"
+    name = Task.SENTIMENT
 
     def __init__(self, cache: FeatureCache, args: TrainArgs, labels: tuple[str, ...] = SENTIMENT_LABELS):
         self.cache = cache
@@ -52,33 +81,26 @@ class SentimentSpec:
 
     def fit(self, train: Pairs, validation: Pairs, anchors: Pairs = ()) -> ReviewClassifier:
         """Encoder head + n-gram model on `train`; the n-gram share chosen on `validation` (anchors: FAQ only)."""
-        network = self.trainer.train(list(train), list(validation)).model
+        model = ReviewClassifier(self.trainer.train(list(train), list(validation)).model, self.cache, self.labels)
         if len({y for _, y in train}) < 2:
-            return ReviewClassifier(network)
-        char = CharNgramModel.fit([t for t, _ in train], [y for _, y in train], self.labels)
-        weight = 0.0
+            return model
+        model.char = CharNgramModel.fit([t for t, _ in train], [y for _, y in train], self.labels)
         if validation:
             texts = [t for t, _ in validation]
             targets = np.array([self.labels.index(y) for _, y in validation])
-            weight = choose_weight(self.trainer.predict_proba(network, texts).numpy(), char.predict_proba(texts), targets)
-        return ReviewClassifier(network, char, weight)
+            model.char_weight = choose_weight(model.network_proba(texts), model.char.predict_proba(texts), targets)
+        return model
 
-    def probabilities(self, model: ReviewClassifier, texts: Sequence[str]) -> np.ndarray:
-        """(n, labels) class probabilities."""
-        network = self.trainer.predict_proba(model.network, list(texts)).numpy()
-        char = model.char.predict_proba(texts) if model.char is not None and model.char_weight > 0 else None
-        return blend(network, char, model.char_weight)
-
-    def base(self) -> Any | None:
+    def base(self) -> None:
         """The untrained model to compare against: none (the base model has no sentiment head)."""
         return None
 
-    def ranked(self, model: Any, texts: Sequence[str], index: Pairs = ()) -> list[list[str]]:
+    def ranked(self, model: ReviewClassifier, texts: Sequence[str], index: Pairs = ()) -> list[list[str]]:
         """Labels per text, most probable first."""
         if not texts:
             return []
-        probs = self.probabilities(model, texts)
-        return [[self.labels[j] for j in row] for row in np.argsort(-probs, axis=1, kind="stable").tolist()]
+        probs = model.predict_proba(texts)
+        return [[model.labels[j] for j in row] for row in np.argsort(-probs, axis=1, kind="stable").tolist()]
 
     def report(self, texts: Sequence[str], references: Sequence[str], ranked: Sequence[Sequence[str]],
                languages: Sequence[str] | None = None) -> dict[str, Any]:
@@ -87,18 +109,21 @@ class SentimentSpec:
         report = classification_report(references, predicted, languages, labels=list(self.labels))
         return report | _mistakes(texts, references, predicted)
 
+    def finish(self, model: ReviewClassifier, snapshot: Snapshot, metrics: dict[str, Any]) -> ReviewClassifier:
+        """What ships: the model as fitted."""
+        return model
+
     def save(self, model: ReviewClassifier, folder: Path) -> None:
-        save_sentiment(model.network, folder, self.labels)
-        save_blend(folder, model.char, model.char_weight)
+        model.save(folder)
 
     def load(self, folder: Path) -> ReviewClassifier:
-        return ReviewClassifier(load_sentiment(self.cache.encoder, folder)[0], *load_blend(folder))
+        return ReviewClassifier.load(self.cache, folder)
 
 
 class FaqSpec:
     """FAQ retrieval: an embedding adapter; answers are found by nearest neighbour over the shop's texts."""
 
-    name = "faq"
+    name = Task.FAQ
 
     def __init__(self, cache: FeatureCache, args: TrainArgs):
         self.cache = cache
@@ -108,19 +133,19 @@ class FaqSpec:
     def threshold(self, thresholds: ThresholdSettings) -> float:
         return thresholds.faq_accuracy
 
-    def fit(self, train: Pairs, validation: Pairs, anchors: Pairs = ()) -> Any:
+    def fit(self, train: Pairs, validation: Pairs, anchors: Pairs = ()) -> FaqModel:
         """A trained embedding model; `anchors` (canonical questions) are always part of training."""
-        return self.trainer.train(list(train), list(validation), anchors).model
+        return FaqModel(self.trainer.train(list(train), list(validation), anchors).model, self.cache)
 
-    def base(self) -> Any:
+    def base(self) -> FaqModel:
         """The base model: LoRA starts as the identity."""
-        return new_faq_model(self.cache.encoder, self.args)
+        return FaqModel(new_faq_model(self.cache.encoder, self.args), self.cache)
 
-    def ranked(self, model: Any, texts: Sequence[str], index: Pairs = ()) -> list[list[str]]:
+    def ranked(self, model: FaqModel, texts: Sequence[str], index: Pairs = ()) -> list[list[str]]:
         """Top-3 entry keys per text, nearest neighbour over `index` (text, key) pairs."""
         if not texts:
             return []
-        hits = FaqIndex.build(model, self.cache, list(index)).search(embed(model, self.cache, list(texts)), k=3)
+        hits = model.index(list(index)).search(model.embed(list(texts)), k=3)
         return [[key for key, _cos, _conf in row] for row in hits]
 
     def report(self, texts: Sequence[str], references: Sequence[str], ranked: Sequence[Sequence[str]],
@@ -129,19 +154,40 @@ class FaqSpec:
         report = retrieval_report(references, ranked, languages)
         return report | _mistakes(texts, references, [row[0] if row else "" for row in ranked])
 
-    def save(self, model: Any, folder: Path, router: Any = None) -> None:
-        save_faq(model, folder, router)
+    def finish(self, model: FaqModel, snapshot: Snapshot, metrics: dict[str, Any]) -> FaqModel:
+        """What ships: the model with its question-vs-review router, on the FAQ embedding and the question cues.
 
-    def load(self, folder: Path) -> Any:
-        return load_faq(self.cache.encoder, folder)[0]
+        Questions = FAQ texts plus asked-style variants of them (training.router.augment_questions),
+        reviews = sentiment texts. metrics["router_accuracy"] is on the test splits of both tasks.
+        """
+        questions = [t for t, _ in snapshot.pairs(Task.FAQ, "train")] + [q for q, _ in snapshot.faq_anchors]
+        reviews = [t for t, _ in snapshot.pairs(Task.SENTIMENT, "train")]
+        if not questions or not reviews:
+            return model
+        questions = list(dict.fromkeys(questions))
+        questions += augment_questions(questions)
+        texts = questions + reviews
+        labels = np.array([1] * len(questions) + [0] * len(reviews))
+        router = train_router(model.embed(texts), labels, texts=texts)
+        test_q = [t for t, _ in snapshot.pairs(Task.FAQ, "test")]
+        test_r = [t for t, _ in snapshot.pairs(Task.SENTIMENT, "test")]
+        if test_q and test_r:
+            test = test_q + test_r
+            routed = router.probability(model.embed(test), test) >= 0.5
+            metrics["router_accuracy"] = float((routed == np.array([True] * len(test_q) + [False] * len(test_r))).mean())
+        return FaqModel(model.network, model.cache, router)
+
+    def save(self, model: FaqModel, folder: Path) -> None:
+        model.save(folder)
+
+    def load(self, folder: Path) -> FaqModel:
+        return FaqModel.load(self.cache, folder)
 
 
-TaskSpec = SentimentSpec | FaqSpec
-
-
-def task_specs(cache: FeatureCache, args: TrainArgs) -> dict[str, TaskSpec]:
-    """Every task, in training order."""
-    return {"sentiment": SentimentSpec(cache, args), "faq": FaqSpec(cache, args)}
+def task_specs(cache: FeatureCache, args: TrainArgs) -> dict[Task, TaskSpec[Any]]:
+    """Every task's spec, in training order (vocabulary.TASKS)."""
+    specs: tuple[TaskSpec[Any], ...] = (SentimentSpec(cache, args), FaqSpec(cache, args))
+    return {spec.name: spec for spec in specs}
 
 
 def _mistakes(texts: Sequence[str], references: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:

@@ -34,8 +34,8 @@ def prepare(settings: Settings, train: bool = True, out: TextIO = sys.stdout) ->
         print(f"Note: {why}; the bot serves the base model (owner: /retrain).", file=out, flush=True)
         return
     from shop.report.text import format_estimate
+    from training.args import TrainArgs
     from training.pipeline import retrain
-    from training.sentiment import TrainArgs
 
     print("No trained adapters yet: training the first ones from the demo data.\n"
           "This happens once and takes about 4-6 minutes on 2 CPU cores: a shop this small is judged by "

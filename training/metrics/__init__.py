@@ -1,4 +1,4 @@
-"""Local `evaluate` metric modules (accuracy, macro_f1, confusion_matrix, topk_accuracy), loaded by path."""
+"""Local `evaluate` metric modules (accuracy, macro_f1, confusion_matrix, topk_accuracy), loaded by path; their shared base is `label_metric`."""
 
 from __future__ import annotations
 

@@ -2,35 +2,26 @@
 
 from __future__ import annotations
 
-import datasets
-import evaluate
 import numpy as np
 
-_DESCRIPTION = "Accuracy = correct predictions / all predictions, for string class labels."
-_KWARGS_DESCRIPTION = """
-Args:
-    predictions (list of str): predicted labels.
-    references (list of str): true labels.
-Returns:
-    accuracy (float): in [0, 1]; NaN when there are no examples.
-Examples:
-    >>> metric = evaluate.load("training/metrics/accuracy")
-    >>> metric.compute(predictions=["a", "b"], references=["a", "a"])
-    {'accuracy': 0.5}
-"""
+from training.metrics.label_metric import LabelMetric
 
 
-class Accuracy(evaluate.Metric):
+class Accuracy(LabelMetric):
     """Accuracy for string labels."""
 
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Value("string"),
-                                        "references": datasets.Value("string")}),
-        )
+    about = "Accuracy = correct predictions / all predictions, for string class labels."
+    usage = """
+    Args:
+        predictions (list of str): predicted labels.
+        references (list of str): true labels.
+    Returns:
+        accuracy (float): in [0, 1]; NaN when there are no examples.
+    Examples:
+        >>> metric = evaluate.load("training/metrics/accuracy")
+        >>> metric.compute(predictions=["a", "b"], references=["a", "a"])
+        {'accuracy': 0.5}
+    """
 
     def _compute(self, predictions: list[str], references: list[str]) -> dict[str, float]:
         if len(references) == 0:

@@ -2,38 +2,29 @@
 
 from __future__ import annotations
 
-import datasets
-import evaluate
 import numpy as np
 
-_DESCRIPTION = "Counts of (true label, predicted label) pairs; matrix[i][j] = true labels[i] predicted as labels[j]."
-_KWARGS_DESCRIPTION = """
-Args:
-    predictions (list of str): predicted labels.
-    references (list of str): true labels.
-    labels (list of str, optional): row/column order; default is every label seen, sorted.
-        Pairs whose labels are not listed are left out.
-Returns:
-    labels (list of str): the row and column labels.
-    matrix (list of list of int): matrix[i][j] = how often true labels[i] was predicted as labels[j].
-Examples:
-    >>> metric = evaluate.load("training/metrics/confusion_matrix")
-    >>> metric.compute(predictions=["a", "b"], references=["a", "a"])
-    {'labels': ['a', 'b'], 'matrix': [[1, 1], [0, 0]]}
-"""
+from training.metrics.label_metric import LabelMetric
 
 
-class ConfusionMatrix(evaluate.Metric):
+class ConfusionMatrix(LabelMetric):
     """Confusion matrix for string labels."""
 
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Value("string"),
-                                        "references": datasets.Value("string")}),
-        )
+    about = "Counts of (true label, predicted label) pairs; matrix[i][j] = true labels[i] predicted as labels[j]."
+    usage = """
+    Args:
+        predictions (list of str): predicted labels.
+        references (list of str): true labels.
+        labels (list of str, optional): row/column order; default is every label seen, sorted.
+            Pairs whose labels are not listed are left out.
+    Returns:
+        labels (list of str): the row and column labels.
+        matrix (list of list of int): matrix[i][j] = how often true labels[i] was predicted as labels[j].
+    Examples:
+        >>> metric = evaluate.load("training/metrics/confusion_matrix")
+        >>> metric.compute(predictions=["a", "b"], references=["a", "a"])
+        {'labels': ['a', 'b'], 'matrix': [[1, 1], [0, 0]]}
+    """
 
     def _compute(self, predictions: list[str], references: list[str],
                  labels: list[str] | None = None) -> dict[str, object]:

@@ -2,25 +2,9 @@
 
 from __future__ import annotations
 
-import datasets
-import evaluate
 import numpy as np
 
-_DESCRIPTION = "Macro F1: the unweighted mean over labels of 2·precision·recall / (precision + recall)."
-_KWARGS_DESCRIPTION = """
-Args:
-    predictions (list of str): predicted labels.
-    references (list of str): true labels.
-    labels (list of str, optional): labels to average over; default is every label seen in
-        references or predictions. A label never predicted nor present scores F1 = 0 (as sklearn does).
-Returns:
-    macro_f1 (float): in [0, 1]; NaN when there are no examples.
-    per_label (dict[str, float]): F1 of each label.
-Examples:
-    >>> metric = evaluate.load("training/metrics/macro_f1")
-    >>> metric.compute(predictions=["a", "a", "b"], references=["a", "b", "b"])["macro_f1"]
-    0.6666666666666666
-"""
+from training.metrics.label_metric import LabelMetric
 
 
 def _f1(true_positives: int, predicted: int, actual: int) -> float:
@@ -29,17 +13,24 @@ def _f1(true_positives: int, predicted: int, actual: int) -> float:
     return 0.0 if denominator == 0 else 2.0 * true_positives / denominator
 
 
-class MacroF1(evaluate.Metric):
+class MacroF1(LabelMetric):
     """Macro-averaged F1 for string labels."""
 
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Value("string"),
-                                        "references": datasets.Value("string")}),
-        )
+    about = "Macro F1: the unweighted mean over labels of 2·precision·recall / (precision + recall)."
+    usage = """
+    Args:
+        predictions (list of str): predicted labels.
+        references (list of str): true labels.
+        labels (list of str, optional): labels to average over; default is every label seen in
+            references or predictions. A label never predicted nor present scores F1 = 0 (as sklearn does).
+    Returns:
+        macro_f1 (float): in [0, 1]; NaN when there are no examples.
+        per_label (dict[str, float]): F1 of each label.
+    Examples:
+        >>> metric = evaluate.load("training/metrics/macro_f1")
+        >>> metric.compute(predictions=["a", "a", "b"], references=["a", "b", "b"])["macro_f1"]
+        0.6666666666666666
+    """
 
     def _compute(self, predictions: list[str], references: list[str],
                  labels: list[str] | None = None) -> dict[str, object]:

@@ -2,37 +2,29 @@
 
 from __future__ import annotations
 
-import datasets
-import evaluate
 import numpy as np
 
-_DESCRIPTION = "Top-k accuracy for ranked string predictions (e.g. FAQ keys, best first)."
-_KWARGS_DESCRIPTION = """
-Args:
-    predictions (list of list of str): ranked candidate labels per example, best first.
-    references (list of str): the true label per example.
-    k (int, default 1): how many of the top-ranked candidates count.
-Returns:
-    topk_accuracy (float): in [0, 1]; NaN when there are no examples.
-    k (int): the k used.
-Examples:
-    >>> metric = evaluate.load("training/metrics/topk_accuracy")
-    >>> metric.compute(predictions=[["a", "b"], ["a", "b"]], references=["b", "c"], k=2)
-    {'topk_accuracy': 0.5, 'k': 2}
-"""
+from training.metrics.label_metric import LabelMetric
 
 
-class TopkAccuracy(evaluate.Metric):
+class TopkAccuracy(LabelMetric):
     """Top-k accuracy over ranked string labels."""
 
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Sequence(datasets.Value("string")),
-                                        "references": datasets.Value("string")}),
-        )
+    about = "Top-k accuracy for ranked string predictions (e.g. FAQ keys, best first)."
+    usage = """
+    Args:
+        predictions (list of list of str): ranked candidate labels per example, best first.
+        references (list of str): the true label per example.
+        k (int, default 1): how many of the top-ranked candidates count.
+    Returns:
+        topk_accuracy (float): in [0, 1]; NaN when there are no examples.
+        k (int): the k used.
+    Examples:
+        >>> metric = evaluate.load("training/metrics/topk_accuracy")
+        >>> metric.compute(predictions=[["a", "b"], ["a", "b"]], references=["b", "c"], k=2)
+        {'topk_accuracy': 0.5, 'k': 2}
+    """
+    ranked = True
 
     def _compute(self, predictions: list[list[str]], references: list[str], k: int = 1) -> dict[str, object]:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:

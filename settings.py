@@ -1,4 +1,8 @@
-"""Typed, validated shopbot configuration loaded from config.toml."""
+"""Typed, validated shopbot configuration loaded from config.toml.
+
+One module on purpose (~400 lines): it is the reference of every key, with its type, default and
+check side by side, read once at start-up; splitting it would scatter that reference.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """Recipe ablation for review sentiment: every row on the same splits and seed, accuracy with a 95% interval.
 
+One script on purpose (over 300 lines): a benchmark is read top to bottom, set-up, run and report together.
+
     python bench/ablation.py --train ../shared/datasets/zh-reviews-sentiment/train.tsv \
         --test ../shared/datasets/zh-reviews-sentiment/test.tsv --limit 3000 --test-limit 1500
 

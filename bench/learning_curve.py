@@ -1,5 +1,7 @@
 """Simulate weeks of shop traffic on public data and measure how the bot learns from staff corrections.
 
+One script on purpose (over 300 lines): a benchmark is read top to bottom, set-up, run and report together.
+
     python bench/learning_curve.py --data ../shared/datasets/zh-reviews-sentiment --task sentiment
     python bench/learning_curve.py --data ../shared/datasets/en-intents-clinc150 --task faq
 

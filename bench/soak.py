@@ -1,5 +1,7 @@
 """Soak: sustained traffic through the real bot for minutes, with a retrain and adapter swap in the middle.
 
+One script on purpose (over 300 lines): a benchmark is read top to bottom, set-up, run and report together.
+
     python bench/soak.py --minutes 5 --customers 8 --rate 8           # the real model (as served)
     python bench/soak.py --seconds 20 --customers 4 --rate 6 --tiny   # tiny random model: a quick check
 

@@ -1,5 +1,7 @@
 """Hot-swap under load: customers keep writing to the running bot while its adapters are swapped.
 
+One script on purpose (over 300 lines): a benchmark is read top to bottom, set-up, run and report together.
+
     python bench/swap.py                      # bundled e5-small, demo shop, 4 customers, 400 messages, 3 swaps
 
 The real application (`bot.app.build_application`) polls the loopback Bot API emulator. Two

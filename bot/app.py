@@ -6,7 +6,7 @@ import asyncio
 import logging
 import secrets
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,7 +26,7 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from bot import jobs
-from bot.context import BotData, context_types
+from bot.context import BotApplication, context_types
 from bot.handlers import customer, errors, owner, staff, staff_answer
 from bot.limits import CHAT_BURST, CHAT_INTERVAL_S, GROUP_BURST, GROUP_INTERVAL_S
 from bot.services import RuntimeFactory, open_services
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 CUSTOMER_COMMANDS = ("start", "help", "forget", "optout", "optin")
 OWNER_COMMANDS = ("status", "retrain", "rollback", "report")
 MAX_CONCURRENT_UPDATES = 64
+ApiResult = bool | dict[str, Any] | list[dict[str, Any]]  # what a Bot API request returns (PTB's JSONDict is private)
 
 
 class RetryingRateLimiter(AIORateLimiter):
@@ -70,7 +71,9 @@ class RetryingRateLimiter(AIORateLimiter):
         return self._chat_limiters.setdefault(str(chat_id), AsyncLimiter(self.chat_burst,
                                                                          self.chat_burst * CHAT_INTERVAL_S))
 
-    async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):
+    async def process_request(self, callback: Callable[..., Coroutine[Any, Any, ApiResult]], args: Any,
+                              kwargs: dict[str, Any], endpoint: str, data: dict[str, Any],
+                              rate_limit_args: int | None) -> ApiResult:
         """Rate-limit one request; retry it after RetryAfter or a network failure."""
         for attempt in range(self.network_retries + 1):
             try:
@@ -97,7 +100,7 @@ def _commands(names: tuple[str, ...], language: str) -> list[BotCommand]:
     return [BotCommand(name, COMMANDS[language][name]) for name in names]
 
 
-async def _set_commands(application: Application, settings: Settings) -> None:
+async def _set_commands(application: BotApplication, settings: Settings) -> None:
     """The command menus: customers everywhere, owner commands in owners' chats, /cancel for staff."""
     bot = application.bot
     menus: list[tuple[list[BotCommand], Any, str | None]] = []
@@ -111,14 +114,14 @@ async def _set_commands(application: Application, settings: Settings) -> None:
     if settings.roles.staff_chat_id:
         menus.append((_commands(("cancel",), settings.default_language),
                       BotCommandScopeChat(settings.roles.staff_chat_id), None))
-    for commands, scope, language in menus:
+    for commands, scope, language_code in menus:
         try:
-            await bot.set_my_commands(commands, scope=scope, language_code=language)
+            await bot.set_my_commands(commands, scope=scope, language_code=language_code)
         except TelegramError as error:  # e.g. an owner who never opened the bot: not fatal
             log.warning("could not set the command menu for %s: %s", scope, error)
 
 
-def _add_handlers(application: Application, settings: Settings, answer_timeout_s: float) -> None:
+def _add_handlers(application: BotApplication, settings: Settings, answer_timeout_s: float) -> None:
     private = filters.ChatType.PRIVATE
     new_message = filters.UpdateType.MESSAGE  # an edited "/retrain" must not run it again
     application.add_handler(CommandHandler("start", customer.start, filters=private & new_message))
@@ -147,7 +150,7 @@ def _add_handlers(application: Application, settings: Settings, answer_timeout_s
 
 
 def build_application(settings: Settings, *, runtime_factory: RuntimeFactory | None = None,
-                      answer_timeout_s: float = 300.0, flood_limits: bool = True) -> Application:
+                      answer_timeout_s: float = 300.0, flood_limits: bool = True) -> BotApplication:
     """The complete bot: handlers, error handler, rate limiter, services opened in post_init.
 
     It talks to the Bot API server of `settings.telegram` (api_url, file_url: Telegram's, a
@@ -158,8 +161,8 @@ def build_application(settings: Settings, *, runtime_factory: RuntimeFactory | N
     if not settings.token:
         raise ValueError(f"no bot token: set {TOKEN_ENV} (or use `shopbot chat` to try the bot without Telegram)")
 
-    async def post_init(application: Application) -> None:
-        bot_data: BotData = application.bot_data
+    async def post_init(application: BotApplication) -> None:
+        bot_data = application.bot_data
         bot_data.answer_timeout_s = answer_timeout_s
         bot_data.services = await open_services(settings, runtime_factory)
         if not settings.roles.staff_chat_id:
@@ -168,8 +171,8 @@ def build_application(settings: Settings, *, runtime_factory: RuntimeFactory | N
         jobs.schedule_jobs(application, bot_data.services)  # weekly retrain (+ catch-up), retention, adapter watch
         log.info("bot ready: serving %s", bot_data.services.runtime.serving.version)
 
-    async def post_shutdown(application: Application) -> None:
-        bot_data: BotData = application.bot_data
+    async def post_shutdown(application: BotApplication) -> None:
+        bot_data = application.bot_data
         services, bot_data.services = bot_data.services, None
         if services is not None:
             if services.retrain_task is not None:
@@ -206,10 +209,13 @@ def webhook_options(settings: Settings) -> dict[str, Any] | None:
 
 
 @asynccontextmanager
-async def running(application: Application, poll_interval: float = 0.0, timeout: int = 1,  # noqa: ASYNC109 - getUpdates' long poll, as run_polling's
-                  webhook: dict[str, Any] | None = None) -> AsyncIterator[Application]:
+async def running(application: BotApplication, poll_interval: float = 0.0, timeout: int = 1,  # noqa: ASYNC109 - getUpdates' long poll, as run_polling's
+                  webhook: dict[str, Any] | None = None) -> AsyncIterator[BotApplication]:
     """Run the application inside an existing event loop until exit, as run_polling (or, given
     `webhook_options(settings)`, run_webhook) would."""
+    updater = application.updater
+    if updater is None:
+        raise ValueError("the application has no updater: build it with build_application")
     await application.initialize()
     try:
         if application.post_init is not None:
@@ -217,14 +223,13 @@ async def running(application: Application, poll_interval: float = 0.0, timeout:
         await application.start()
         try:
             if webhook is not None:
-                await application.updater.start_webhook(**webhook)
+                await updater.start_webhook(**webhook)
             else:
-                await application.updater.start_polling(poll_interval=poll_interval, timeout=timeout,
-                                                        allowed_updates=Update.ALL_TYPES)
+                await updater.start_polling(poll_interval=poll_interval, timeout=timeout, allowed_updates=Update.ALL_TYPES)
             try:
                 yield application
             finally:
-                await application.updater.stop()
+                await updater.stop()
         finally:
             await application.stop()
     finally:

@@ -57,6 +57,12 @@ class Callback:
     arg: str | None = None
 
     @property
+    def label(self) -> str:
+        """The sentiment label of a lab:<label> press."""
+        assert self.action == ButtonAction.LABEL and self.arg is not None
+        return self.arg
+
+    @property
     def faq_index(self) -> int:
         """The alternative number of a faq:<n> press."""
         assert self.action == ButtonAction.FAQ and self.arg is not None

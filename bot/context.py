@@ -1,14 +1,14 @@
-"""Typed callback context: handlers reach the services as `context.services`."""
+"""Typed callback context (handlers reach the services as `context.services`) and the application typed with it."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from telegram.ext import CallbackContext, ContextTypes, ExtBot
+from telegram.ext import Application, CallbackContext, ContextTypes, ExtBot, JobQueue
 
 from bot.services import Services
 
-__all__ = ["BotContext", "BotData", "Services", "context_types"]
+__all__ = ["BotApplication", "BotContext", "BotData", "Services", "context_types"]
 
 
 class BotData:
@@ -32,6 +32,11 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], B
         return services
 
 
-def context_types() -> ContextTypes:
+# The bot's type argument is the rate limiter's (AIORateLimiter: int); PTB's builder types the job queue with
+# the default context, though its jobs get a BotContext: Any for both.
+BotApplication = Application[ExtBot[Any], BotContext, dict[Any, Any], dict[Any, Any], BotData, JobQueue[Any]]
+
+
+def context_types() -> ContextTypes[BotContext, dict[Any, Any], dict[Any, Any], BotData]:
     """The ContextTypes for build_application."""
     return ContextTypes(context=BotContext, bot_data=BotData)

@@ -247,6 +247,9 @@ async def send_report(bot: Bot, services: Services) -> None:
         except Exception as error:  # one broken report must not stop the job
             log.exception("building the weekly report failed")
             problem = f"{type(error).__name__}: {error}"
-            await tell_owners(bot, services, lambda lang, problem=problem: owner_text(
-                settings, lang, "report_unavailable", problem=problem))
+
+            def unavailable(language: str, problem: str = problem) -> str:
+                return owner_text(settings, language, "report_unavailable", problem=problem)
+
+            await tell_owners(bot, services, unavailable)
             return

@@ -58,7 +58,7 @@ class Services:
     store: Store
     runtime: ModelRuntime
     batcher: DecisionBatcher
-    retrain_task: asyncio.Task[None] | None = None
+    retrain_task: asyncio.Task[object] | None = None  # /retrain (None) or the weekly job (its result)
     _swap_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _index_dirty: bool = False
     _index_task: asyncio.Task[None] | None = None

@@ -1,18 +1,53 @@
-"""Small lookups shared by the customer, staff and owner handlers."""
+"""Small lookups shared by the customer, staff and owner handlers, and the typed accessors with which each
+handler states which part of the update it needs (`message_of`, `user_of`, `press_of`)."""
 
 from __future__ import annotations
 
 import logging
 
-from telegram import Bot, Message, ReplyParameters, User
+from telegram import Bot, CallbackQuery, Message, ReplyParameters, Update, User
 from telegram.error import Forbidden, TelegramError
 
 from bot.services import Services
+from bot.staff_view import QuestionLookup
 from shop.texts import pick_language, staff_text
 from storage.records import Message as StoredMessage
 from storage.records import NotFoundError
 
 log = logging.getLogger(__name__)
+
+
+class UnexpectedUpdate(LookupError):
+    """An update without the part its handler needs: the handler's registration (bot/app.py) should have
+    kept it away."""
+
+    def __init__(self, update: Update, part: str) -> None:
+        super().__init__(f"update {update.update_id} has no {part}, which its handler is registered to need")
+        self.update = update
+
+
+def message_of(update: Update) -> Message:
+    """The update's message (new, edited or a channel post); for handlers whose filters let only messages in."""
+    message = update.effective_message
+    if message is None:
+        raise UnexpectedUpdate(update, "message")
+    return message
+
+
+def user_of(update: Update) -> User:
+    """Who sent the update; for handlers that cannot act without knowing (every private message has one)."""
+    user = update.effective_user
+    if user is None:
+        raise UnexpectedUpdate(update, "user")
+    return user
+
+
+def press_of(update: Update) -> CallbackQuery:
+    """The update's button press; for CallbackQueryHandler callbacks."""
+    query = update.callback_query
+    if query is None:
+        raise UnexpectedUpdate(update, "callback query")
+    return query
 
 
 def user_language(services: Services, user: User | None, text: str | None = None) -> str:
@@ -29,7 +64,7 @@ def display_name(user: User | None) -> str:
     return user.first_name or user.username or str(user.id)
 
 
-def faq_lookup(services: Services):
+def faq_lookup(services: Services) -> QuestionLookup:
     """key -> the entry's question in the staff language (None for an unknown key)."""
     language = services.settings.default_language
 
@@ -72,8 +107,6 @@ async def send_to_customer(services: Services, bot: Bot, message: StoredMessage,
     return None
 
 
-def message_html(message: Message | None) -> str:
+def message_html(message: Message) -> str:
     """A message's text as HTML (its formatting kept), for editing it with one more line."""
-    if message is None or not isinstance(message, Message) or message.text is None:
-        return ""
-    return message.text_html
+    return "" if message.text is None else message.text_html

@@ -10,7 +10,7 @@ from telegram.constants import ChatType
 
 from bot.context import BotContext
 from bot.handlers import staff
-from bot.handlers.common import mark_blocked, user_language
+from bot.handlers.common import mark_blocked, message_of, user_language, user_of
 from bot.services import Services
 from bot.staff_view import Customer, should_notify
 from serving.prediction import Prediction
@@ -23,18 +23,18 @@ log = logging.getLogger(__name__)
 
 async def start(update: Update, context: BotContext) -> None:
     """Greet the customer in their language, naming the shop."""
-    services, user = context.services, update.effective_user
+    services, message, user = context.services, message_of(update), update.effective_user
     language = user_language(services, user)
     if user is not None:
         services.store.customers.touch(user.id, language)
-    await update.effective_message.reply_text(customer_text(services.settings, language, "start"))
+    await message.reply_text(customer_text(services.settings, language, "start"))
 
 
 async def help_command(update: Update, context: BotContext) -> None:
     """Explain what the bot does, in the customer's language."""
-    services = context.services
+    services, message = context.services, message_of(update)
     language = user_language(services, update.effective_user)
-    await update.effective_message.reply_text(customer_text(services.settings, language, "help"))
+    await message.reply_text(customer_text(services.settings, language, "help"))
 
 
 def _respond(services: Services, decision: Prediction, language: str) -> tuple[str, Action, FaqEntry | None]:
@@ -54,7 +54,7 @@ def _respond(services: Services, decision: Prediction, language: str) -> tuple[s
 
 async def on_text(update: Update, context: BotContext) -> None:
     """Answer a question from the FAQ or hand it to staff; acknowledge a review; mirror it to staff."""
-    services, message, user = context.services, update.effective_message, update.effective_user
+    services, message, user = context.services, message_of(update), user_of(update)
     text = message.text or ""
     language = user_language(services, user, text)
     opted_out = services.store.customers.touch(user.id, language).opted_out
@@ -92,7 +92,7 @@ def _content_type(message: Message) -> str:
 
 async def on_other(update: Update, context: BotContext) -> None:
     """Reply politely to stickers, photos, voice and anything else that is not text."""
-    services, message, user = context.services, update.effective_message, update.effective_user
+    services, message, user = context.services, message_of(update), update.effective_user
     language = user_language(services, user, message.caption)
     if user is not None:
         services.store.customers.touch(user.id, language)
@@ -102,7 +102,7 @@ async def on_other(update: Update, context: BotContext) -> None:
 
 async def forget(update: Update, context: BotContext) -> None:
     """Delete the customer's stored messages (anonymised labels kept only if the config allows)."""
-    services, user = context.services, update.effective_user
+    services, message, user = context.services, message_of(update), user_of(update)
     language = user_language(services, user)
     keep = services.settings.privacy.keep_anonymised_labels
     mirrors = services.store.decisions.staff_mirrors_of(user.id)
@@ -111,7 +111,7 @@ async def forget(update: Update, context: BotContext) -> None:
     except NotFoundError:
         counts = None
     if counts is None or not counts["messages"]:
-        await update.effective_message.reply_text(customer_text(services.settings, language, "forget_nothing"))
+        await message.reply_text(customer_text(services.settings, language, "forget_nothing"))
         return
     log.info("customer %s: forgot %s", user.id, counts)
     reply = customer_text(services.settings, language, "forget_done", messages=counts["messages"])
@@ -120,20 +120,19 @@ async def forget(update: Update, context: BotContext) -> None:
     if counts["examples_deleted"]:  # their texts must leave the correction memory and the FAQ index too
         services.reload_memory()
         services.request_index_refresh()
-    await update.effective_message.reply_text(reply)
+    await message.reply_text(reply)
     if mirrors:  # their words leave the staff chat too; in the background, Telegram's rate limits apply
         context.application.create_task(staff.redact_mirrors(context, mirrors), update=update)
 
 
 async def _set_opt_out(update: Update, context: BotContext, opted_out: bool) -> None:
-    services, user = context.services, update.effective_user
+    services, message, user = context.services, message_of(update), user_of(update)
     language = user_language(services, user)
     services.store.customers.touch(user.id, language)
     if services.store.customers.set_opt_out(user.id, opted_out):  # examples learnt from them were deleted:
         services.reload_memory()  # their texts leave the correction memory and the FAQ index too
         services.request_index_refresh()
-    await update.effective_message.reply_text(
-        customer_text(services.settings, language, "optout_done" if opted_out else "optin_done"))
+    await message.reply_text(customer_text(services.settings, language, "optout_done" if opted_out else "optin_done"))
 
 
 async def opt_out(update: Update, context: BotContext) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from telegram import Bot, Update
 
 from bot.context import BotContext
-from bot.handlers.common import user_language
+from bot.handlers.common import message_of, user_language
 from bot.limits import MAX_TEXT, utf16_cut
 from bot.services import Services
 from shop.report.text import build_report_text, build_status_text
@@ -28,10 +28,10 @@ def owner_only(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     async def guarded(update: Update, context: BotContext) -> None:
-        services, user = context.services, update.effective_user
+        services, message, user = context.services, message_of(update), update.effective_user
         if user is None or not services.settings.is_owner(user.id):
-            log.warning("user %s tried owner command %r", user and user.id, update.effective_message.text)
-            await update.effective_message.reply_text(
+            log.warning("user %s tried owner command %r", user and user.id, message.text)
+            await message.reply_text(
                 customer_text(services.settings, user_language(services, user), "owner_only"))
             return
         await handler(update, context)
@@ -42,25 +42,25 @@ def owner_only(handler: Handler) -> Handler:
 @owner_only
 async def status(update: Update, context: BotContext) -> None:
     """Active adapter versions and accuracy, corrections since the last retrain, next scheduled retrain."""
-    services = context.services
+    services, message = context.services, message_of(update)
     language = user_language(services, update.effective_user)
-    await update.effective_message.reply_text(build_status_text(
+    await message.reply_text(build_status_text(
         services.settings, services.store, services.runtime.serving.version, services.retraining, language))
 
 
 @owner_only
 async def retrain(update: Update, context: BotContext) -> None:
     """Start a retrain now in a child process; say how it went when it is done."""
-    services = context.services
+    services, message = context.services, message_of(update)
     language = user_language(services, update.effective_user)
     say = functools.partial(owner_text, services.settings, language)
     if services.retraining:
-        await update.effective_message.reply_text(say("retrain_busy"))
+        await message.reply_text(say("retrain_busy"))
         return
-    await update.effective_message.reply_text(say("retrain_started"))
+    await message.reply_text(say("retrain_started"))
     # Not application.create_task: stopping the bot must not wait minutes for training to finish.
     services.retrain_task = asyncio.get_running_loop().create_task(
-        _retrain_and_report(context.bot, services, update.effective_chat.id, language))
+        _retrain_and_report(context.bot, services, message.chat_id, language))
 
 
 async def _retrain_and_report(bot: Bot, services: Services, chat_id: int, language: str) -> None:
@@ -83,12 +83,12 @@ async def _retrain_and_report(bot: Bot, services: Services, chat_id: int, langua
 @owner_only
 async def rollback(update: Update, context: BotContext) -> None:
     """Go back to the previous adapter: `/rollback` (both tasks) or `/rollback sentiment|faq`."""
-    services = context.services
+    services, message = context.services, message_of(update)
     language = user_language(services, update.effective_user)
     say = functools.partial(owner_text, services.settings, language)
     args = [arg.lower() for arg in context.args or []]
     if len(args) > 1 or (args and args[0] not in TASKS):
-        await update.effective_message.reply_text(say("rollback_usage"))
+        await message.reply_text(say("rollback_usage"))
         return
     lines, changed = [], False
     for task, outcome in roll_back(services.settings, services.store, args or TASKS):
@@ -99,21 +99,21 @@ async def rollback(update: Update, context: BotContext) -> None:
             changed = True
     if changed:
         lines.append(say("rollback_serving", version=await services.reload_adapters()))
-    await update.effective_message.reply_text("\n".join(lines))
+    await message.reply_text("\n".join(lines))
 
 
 @owner_only
 async def report(update: Update, context: BotContext) -> None:
     """This week's report, now: the text, then the accuracy chart as a photo."""
-    services = context.services
+    services, message = context.services, message_of(update)
     language = user_language(services, update.effective_user)
     try:  # built in a thread with its own store: rendering the chart must not hold up the event loop
         weekly = await asyncio.to_thread(report_in_thread, services.settings, language)
     except Exception as error:  # fall back to the plain-text report
         log.exception("building the weekly report failed")
-        await update.effective_message.reply_text(
+        await message.reply_text(
             build_report_text(services.settings, services.store, language) + "\n\n"
             + owner_text(services.settings, language, "report_unavailable", problem=f"{type(error).__name__}: {error}"))
         return
-    await update.effective_message.reply_text(utf16_cut(weekly.text, MAX_TEXT))
-    await update.effective_message.reply_photo(weekly.png, caption=weekly.caption)
+    await message.reply_text(utf16_cut(weekly.text, MAX_TEXT))
+    await message.reply_photo(weekly.png, caption=weekly.caption)

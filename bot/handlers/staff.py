@@ -8,8 +8,9 @@ answer after ✍ lives in bot/handlers/staff_answer.py.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
-from telegram import CallbackQuery, Message, Update, User
+from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update, User
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
@@ -20,6 +21,8 @@ from bot.handlers.common import (
     display_name,
     faq_lookup,
     message_html,
+    message_of,
+    press_of,
     send_to_customer,
 )
 from bot.limits import MAX_CALLBACK_ANSWER, utf16_cut
@@ -52,9 +55,24 @@ def allowed_actions(decision: Decision) -> tuple[ButtonAction, ...]:
     return tuple(ButtonAction)
 
 
-async def checked_press(update: Update, context: BotContext) -> tuple[Callback, Decision] | None:
-    """The parsed press and its decision, or None after answering why the press does nothing."""
-    query = update.callback_query
+@dataclass(frozen=True)
+class Press:
+    """A checked staff press: the query, its parsed button, its pending decision and the mirror pressed."""
+
+    query: CallbackQuery
+    button: Callback
+    decision: Decision
+    mirror: Message
+
+    @property
+    def staff(self) -> User:
+        """Who pressed."""
+        return self.query.from_user
+
+
+async def checked_press(update: Update, context: BotContext) -> Press | None:
+    """The checked press, or None after answering why the press does nothing."""
+    query = press_of(update)
     settings = context.services.settings
 
     async def refuse(key: str) -> None:
@@ -65,13 +83,13 @@ async def checked_press(update: Update, context: BotContext) -> tuple[Callback, 
         await refuse("not_allowed")
         return None
     try:
-        press = callbacks.decode(query.data)
+        button = callbacks.decode(query.data)
     except CallbackDataError as error:
         log.warning("refused button data from user %s: %s", query.from_user.id, error)
         await refuse(error.reason)
         return None
     try:
-        decision = context.services.store.decisions.get(press.decision_id)
+        decision = context.services.store.decisions.get(button.decision_id)
     except NotFoundError:
         await refuse("unknown_decision")
         return None
@@ -79,16 +97,17 @@ async def checked_press(update: Update, context: BotContext) -> tuple[Callback, 
     if message is not None and not message.is_accessible:  # date 0: too old to see, its text can't be kept
         await refuse("too_old")
         return None
-    if message is None or (decision.staff_chat_id, decision.staff_message_id) != (message.chat.id, message.message_id):
+    stored = (decision.staff_chat_id, decision.staff_message_id)  # where its mirror was sent
+    if not isinstance(message, Message) or (message.chat.id, message.message_id) != stored:
         await refuse("wrong_message")
         return None
-    if press.action not in allowed_actions(decision):
+    if button.action not in allowed_actions(decision):
         await refuse("not_applicable")
         return None
     if decision.status != "pending":
         await refuse("already_done")
         return None
-    return press, decision
+    return Press(query, button, decision, message)
 
 
 async def edit_mirror(context: BotContext, chat_id: int, message_id: int, current_html: str, outcome: str) -> None:
@@ -119,7 +138,7 @@ async def answer_press(query: CallbackQuery, text: str | None = None, show_alert
         log.warning("could not answer the press of user %s: %s", query.from_user.id, error)
 
 
-async def set_buttons(query: CallbackQuery, markup) -> None:
+async def set_buttons(query: CallbackQuery, markup: InlineKeyboardMarkup | None) -> None:
     """Replace the buttons of the pressed message (an unchanged keyboard is fine)."""
     try:
         await query.edit_message_reply_markup(reply_markup=markup)
@@ -128,14 +147,14 @@ async def set_buttons(query: CallbackQuery, markup) -> None:
             raise
 
 
-async def _saved(update: Update, context: BotContext) -> None:
+async def _saved(context: BotContext, press: Press) -> None:
     """Tell the presser it is stored: right after storing, before any slower work."""
-    await answer_press(update.callback_query, staff_text(context.services.settings, "saved"))
+    await answer_press(press.query, staff_text(context.services.settings, "saved"))
 
 
-async def _finish(update: Update, context: BotContext, outcome: str) -> None:
-    query = update.callback_query
-    await edit_mirror(context, query.message.chat.id, query.message.message_id, message_html(query.message), outcome)
+async def _finish(context: BotContext, press: Press, outcome: str) -> None:
+    mirror = press.mirror
+    await edit_mirror(context, mirror.chat.id, mirror.message_id, message_html(mirror), outcome)
 
 
 async def deliver(context: BotContext, result: Outcome, staff: User | None, outcome: str) -> str:
@@ -151,28 +170,28 @@ async def deliver(context: BotContext, result: Outcome, staff: User | None, outc
     return outcome
 
 
-async def _confirm(update: Update, context: BotContext, decision: Decision, staff: User) -> None:
-    context.services.feedback.confirm(decision, staff.id)
-    await _saved(update, context)
-    await _finish(update, context, staff_view.outcome_confirmed(context.services.settings, display_name(staff)))
+async def _confirm(context: BotContext, press: Press) -> None:
+    context.services.feedback.confirm(press.decision, press.staff.id)
+    await _saved(context, press)
+    await _finish(context, press, staff_view.outcome_confirmed(context.services.settings, display_name(press.staff)))
 
 
-async def _pick_label(update: Update, context: BotContext, decision: Decision, staff: User, label: str) -> None:
-    services = context.services
+async def _pick_label(context: BotContext, press: Press, label: str) -> None:
+    services, decision, staff = context.services, press.decision, press.staff
     settings, name = services.settings, display_name(staff)
     result = services.feedback.relabel(decision, staff.id, label)
-    await _saved(update, context)
+    await _saved(context, press)
     if decision.kind == MessageKind.QUESTION:  # "it's a review": the customer is thanked for it
         outcome = await deliver(context, result, staff, staff_view.outcome_review(settings, name, label))
     elif label == decision.label:
         outcome = staff_view.outcome_confirmed(settings, name)
     else:
         outcome = staff_view.outcome_label(settings, name, decision.label, label)
-    await _finish(update, context, outcome)
+    await _finish(context, press, outcome)
 
 
-async def _pick_faq(update: Update, context: BotContext, decision: Decision, staff: User, number: int) -> None:
-    services, query = context.services, update.callback_query
+async def _pick_faq(context: BotContext, press: Press, number: int) -> None:
+    services, query, decision, staff = context.services, press.query, press.decision, press.staff
     settings = services.settings
     if number >= len(decision.alternatives):
         await answer_press(query, staff_text(settings, "stale"), show_alert=True)
@@ -183,32 +202,31 @@ async def _pick_faq(update: Update, context: BotContext, decision: Decision, sta
     except NotFoundError:
         await answer_press(query, staff_text(settings, "faq_missing"), show_alert=True)
         return
-    await _saved(update, context)
+    await _saved(context, press)
     outcome = staff_view.outcome_faq(settings, display_name(staff), key, faq_lookup(services))
-    await _finish(update, context, await deliver(context, result, staff, outcome))
+    await _finish(context, press, await deliver(context, result, staff, outcome))
 
 
 async def on_button(update: Update, context: BotContext) -> None:
     """A staff button: ✅, ❌ (open the menu), ↩ back, a sentiment label (on a question: "it's a review"),
     an FAQ entry, ✖."""
-    checked = await checked_press(update, context)
-    if checked is None:
+    press = await checked_press(update, context)
+    if press is None:
         return
-    press, decision = checked
-    services, query, staff = context.services, update.callback_query, update.callback_query.from_user
+    services, query, decision, action = context.services, press.query, press.decision, press.button.action
     lookup = faq_lookup(services)
-    if press.action == ButtonAction.CONFIRM:
-        await _confirm(update, context, decision, staff)
-    elif press.action == ButtonAction.CORRECT:
+    if action == ButtonAction.CONFIRM:
+        await _confirm(context, press)
+    elif action == ButtonAction.CORRECT:
         await answer_press(query, staff_text(services.settings, "pick_label") if decision.kind == MessageKind.REVIEW else None)
         await set_buttons(query, staff_view.correction_keyboard(services.settings, decision, lookup))
-    elif press.action in (ButtonAction.BACK, ButtonAction.CANCEL):  # a cancel here: outside anyone's answering conversation
+    elif action in (ButtonAction.BACK, ButtonAction.CANCEL):  # a cancel here: outside anyone's answering conversation
         await answer_press(query)
         await set_buttons(query, staff_view.main_keyboard(services.settings, decision, lookup))
-    elif press.action == ButtonAction.LABEL:
-        await _pick_label(update, context, decision, staff, press.arg)
-    elif press.action == ButtonAction.FAQ:
-        await _pick_faq(update, context, decision, staff, press.faq_index)
+    elif action == ButtonAction.LABEL:
+        await _pick_label(context, press, press.button.label)
+    elif action == ButtonAction.FAQ:
+        await _pick_faq(context, press, press.button.faq_index)
     else:  # ANSWER is taken by the answering conversation before it gets here
         await answer_press(query, staff_text(services.settings, "not_applicable"), show_alert=True)
 
@@ -237,18 +255,19 @@ async def relay_reply(context: BotContext, decision: Decision, staff_message: Me
 
 async def handle_reply(update: Update, context: BotContext) -> bool:
     """Act on a staff reply to a mirror message; False if it replies to something else."""
-    message, services = update.effective_message, context.services
+    message, services = message_of(update), context.services
     target = message.reply_to_message
     if target is None or target.from_user is None or target.from_user.id != context.bot.id:
         return False
-    if message.from_user is None or not services.settings.is_staff(message.from_user.id):
+    staff = message.from_user
+    if staff is None or not services.settings.is_staff(staff.id):
         return False
     decision = services.store.decisions.by_staff_message(message.chat.id, target.message_id)
     text = (message.text or "").strip()
     if decision is None or not text:
         return False
     if decision.kind == MessageKind.QUESTION and decision.status == "pending":
-        await deliver_staff_answer(context, decision, message.from_user, text, target.chat.id, target.message_id,
+        await deliver_staff_answer(context, decision, staff, text, target.chat.id, target.message_id,
                                    message_html(target))
     else:
         await relay_reply(context, decision, message, text)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from telegram import ForceReply, Update
 from telegram.constants import ParseMode
@@ -23,7 +24,7 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandl
 from bot import callbacks, staff_view
 from bot.context import BotContext
 from bot.handlers import staff
-from bot.handlers.common import display_name, faq_lookup, message_html
+from bot.handlers.common import display_name, faq_lookup, message_html, message_of, user_of
 from shop.texts import staff_text
 from storage.records import NotFoundError
 
@@ -45,6 +46,14 @@ class Pending:
     mirror_id: int
     mirror_html: str
     prompt_id: int | None
+
+
+def _user_data(context: BotContext) -> dict[Any, Any]:
+    """This staff member's user_data: the conversation is per user, so every update it handles has one."""
+    user_data = context.user_data
+    if user_data is None:
+        raise RuntimeError("the answering conversation got an update without a user")
+    return user_data
 
 
 def _minutes(context: BotContext) -> str:
@@ -78,21 +87,21 @@ async def _drop_prompt(context: BotContext, pending: Pending) -> None:
 
 async def begin(update: Update, context: BotContext) -> int:
     """✍ pressed: ask this staff member to type the answer."""
-    checked = await staff.checked_press(update, context)
-    if checked is None:
-        return TYPING if ANSWERING in context.user_data else ConversationHandler.END
-    _, decision = checked
-    query, settings = update.callback_query, context.services.settings
-    previous: Pending | None = context.user_data.pop(ANSWERING, None)
+    press = await staff.checked_press(update, context)
+    user_data = _user_data(context)
+    if press is None:
+        return TYPING if ANSWERING in user_data else ConversationHandler.END
+    query, decision, mirror, settings = press.query, press.decision, press.mirror, context.services.settings
+    previous: Pending | None = user_data.pop(ANSWERING, None)
     if previous is not None:
         await _restore(context, previous)
     try:  # the prompt first: if it can't be sent, the mirror keeps its buttons and the presser learns why
         prompt = await context.bot.send_message(
-            query.message.chat.id,
+            mirror.chat.id,
             staff_text(settings, "write_prompt", name=staff_view.user_link(query.from_user.id,
                                                                            display_name(query.from_user)),
                        minutes=_minutes(context)),
-            parse_mode=ParseMode.HTML, reply_to_message_id=query.message.message_id,
+            parse_mode=ParseMode.HTML, reply_to_message_id=mirror.message_id,
             reply_markup=ForceReply(selective=True, input_field_placeholder="…"))
     except TelegramError as error:
         log.warning("could not send the answer prompt for decision %s: %s", decision.id, error)
@@ -100,15 +109,15 @@ async def begin(update: Update, context: BotContext) -> int:
         return ConversationHandler.END
     await staff.set_buttons(query, staff_view.answering_keyboard(settings, decision))
     await staff.answer_press(query)
-    context.user_data[ANSWERING] = Pending(decision.id, query.message.chat.id, query.message.message_id,
-                                           message_html(query.message), prompt.message_id)
+    user_data[ANSWERING] = Pending(decision.id, mirror.chat.id, mirror.message_id, message_html(mirror),
+                                   prompt.message_id)
     return TYPING
 
 
 async def receive(update: Update, context: BotContext) -> int:
     """The answer was typed: send it to the customer and learn it as a new FAQ entry."""
-    message, services = update.effective_message, context.services
-    pending: Pending | None = context.user_data.get(ANSWERING)
+    message, services, user_data = message_of(update), context.services, _user_data(context)
+    pending: Pending | None = user_data.get(ANSWERING)
     if pending is None:
         return ConversationHandler.END
     target = message.reply_to_message
@@ -119,7 +128,7 @@ async def receive(update: Update, context: BotContext) -> int:
     if not answer:
         await message.reply_text(staff_text(services.settings, "write_empty"))
         return TYPING
-    context.user_data.pop(ANSWERING, None)
+    user_data.pop(ANSWERING, None)
     try:
         decision = services.store.decisions.get(pending.decision_id)
     except NotFoundError:
@@ -127,7 +136,7 @@ async def receive(update: Update, context: BotContext) -> int:
     if decision is None or decision.status != "pending":
         await message.reply_text(staff_text(services.settings, "already_done"))
     else:
-        await staff.deliver_staff_answer(context, decision, message.from_user, answer, pending.chat_id,
+        await staff.deliver_staff_answer(context, decision, user_of(update), answer, pending.chat_id,
                                          pending.mirror_id, pending.mirror_html)
     await _drop_prompt(context, pending)
     return ConversationHandler.END
@@ -135,7 +144,7 @@ async def receive(update: Update, context: BotContext) -> int:
 
 async def cancel(update: Update, context: BotContext) -> int:
     """/cancel or ✖: stop writing and put the buttons back."""
-    pending: Pending | None = context.user_data.pop(ANSWERING, None)
+    pending: Pending | None = _user_data(context).pop(ANSWERING, None)
     text = staff_text(context.services.settings, "write_cancelled")
     if update.callback_query is not None:
         await staff.answer_press(update.callback_query, text)
@@ -148,7 +157,7 @@ async def cancel(update: Update, context: BotContext) -> int:
 
 async def timed_out(update: Update, context: BotContext) -> None:
     """Nobody typed in time: say so and put the buttons back."""
-    pending: Pending | None = context.user_data.pop(ANSWERING, None)
+    pending: Pending | None = _user_data(context).pop(ANSWERING, None)
     if pending is None:
         return
     user = update.effective_user

@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal, cast
 
 from settings import CONFIG_ENV, TOKEN_ENV, ConfigError, Settings, load_settings
 from vocabulary import SUCCESSFUL_RUNS, TASKS
@@ -33,17 +34,40 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
-    """Export corrections or labelled examples as JSON Lines or CSV."""
-    from storage.export import export
+    """Export corrections or labelled examples (jsonl, csv), or the shop's FAQ / reviews in the import layout."""
+    from storage.store import Store
+
+    fmt = args.format or {".csv": "csv", ".xlsx": "xlsx"}.get(Path(args.out).suffix.lower(), "jsonl")
+    out = sys.stdout if args.out == "-" else Path(args.out)
+    try:
+        with Store(settings.paths.database) as store:
+            if args.kind in ("corrections", "examples"):
+                from storage.export import export
+
+                counts = {args.kind: export(store, args.kind, cast(Literal["jsonl", "csv"], fmt), out)}  # it checks
+            else:
+                from shop.knowledge.exporting import export_knowledge
+
+                counts = export_knowledge(store, args.kind, fmt, out)
+    except ValueError as error:
+        print(f"shopbot export: {error}", file=sys.stderr)
+        return 2
+    print(f"exported {', '.join(f'{count} {kind}' for kind, count in counts.items())} to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    """Import the shop's FAQ entries and labelled reviews (.xlsx, .csv, .jsonl); refuse a file with bad rows."""
+    from shop.knowledge.importing import import_knowledge
     from storage.store import Store
 
     with Store(settings.paths.database) as store:
-        if args.out == "-":
-            count = export(store, args.kind, args.format, sys.stdout)
-        else:
-            count = export(store, args.kind, args.format, Path(args.out))
-    print(f"exported {count} {args.kind} to {args.out}", file=sys.stderr)
-    return 0
+        report = import_knowledge(store, args.files, settings.shop.languages, skip_bad_rows=args.skip_bad_rows)
+    print("\n".join(report.lines()), file=sys.stdout if report.written else sys.stderr)
+    if report.written and report.changed:
+        print(f"database: {settings.paths.database} (a running bot gives a changed answer at once; it matches new "
+              f"questions and phrasings once restarted)", file=sys.stderr)
+    return 0 if report.written else 1
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -193,10 +217,16 @@ def build_parser() -> argparse.ArgumentParser:
         return command
 
     add("init", cmd_init, "create the database and load the demo shop (safe to repeat)")
-    export = add("export", cmd_export, "export corrections or labelled examples")
-    export.add_argument("--kind", choices=("corrections", "examples"), default="corrections")
-    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export = add("export", cmd_export, "export corrections, labelled examples, or the shop's FAQ and reviews")
+    export.add_argument("--kind", choices=("corrections", "examples", "faq", "reviews", "shop"), default="corrections",
+                        help="faq / reviews: the layout `shopbot import` reads; shop: both, as one .xlsx workbook")
+    export.add_argument("--format", choices=("jsonl", "csv", "xlsx"), default=None,
+                        help="default: from --out's suffix (.csv, .xlsx), else jsonl; xlsx only for faq, reviews, shop")
     export.add_argument("--out", required=True, help="output file, or - for stdout")
+    import_ = add("import", cmd_import, "import the shop's FAQ entries and labelled reviews (.xlsx, .csv, .jsonl)")
+    import_.add_argument("files", nargs="+", type=Path, help="workbook (sheets faq, reviews) or csv / jsonl files")
+    import_.add_argument("--skip-bad-rows", action="store_true",
+                         help="write the good rows and list the bad ones (default: a bad row refuses the whole import)")
     add("run", cmd_run, f"run the bot on Telegram (needs {TOKEN_ENV})")
     add("chat", cmd_chat, "chat with the bot in this terminal, without Telegram")
     add("train", cmd_train, "retrain both models now")
@@ -215,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _configure_logging(command: str, verbose: bool) -> None:
-    quiet = command in ("chat", "export", "report", "init", "health")
+    quiet = command in ("chat", "export", "import", "report", "init", "health")
     level = logging.DEBUG if verbose and not quiet else logging.INFO if verbose or not quiet else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Bot API request otherwise

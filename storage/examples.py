@@ -65,6 +65,18 @@ class ExampleRepository:
         """The exact texts already stored for a task and source (used to seed idempotently)."""
         return {row["text"] for row in self.table.rows_where("task = ? and source = ?", [task, source], select="text")}
 
+    def relabel(self, task: str, text: str, source: str, label: str) -> int:
+        """Give every example of `task` and `source` with exactly this text a new label; return how many changed."""
+        check_choice("task", task, TASKS)
+        check_choice("source", source, ExampleSource)
+        if not label:
+            raise ValueError("an example needs a non-empty label")
+        where, args = "task = ? and source = ? and text = ? and label != ?", [task, source, text, label]
+        with write_transaction(self.db):
+            changed = self.table.count_where(where, args)
+            self.db.execute(f"update examples set label = ? where {where}", [label, *args])
+        return changed
+
     def count_since(self, since: datetime | str, task: str | None = None) -> int:
         """How many examples were added at or after `since`."""
         if task is None:

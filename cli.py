@@ -103,7 +103,11 @@ def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
-    """Print this week's report (the text /report sends) and save it with its chart under paths.reports."""
+    """Print this week's report (the text /report sends) and save it with its chart under paths.reports.
+
+    Without the suggested FAQ entries (the report says so): they need the serving model's FAQ embedding,
+    which the bot has loaded and this command does not load; /report in Telegram has them, with buttons.
+    """
     from shop.report.weekly import build_weekly_report, save_report
     from storage.store import Store
 

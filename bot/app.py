@@ -27,7 +27,7 @@ from telegram.warnings import PTBUserWarning
 
 from bot import jobs
 from bot.context import BotApplication, context_types
-from bot.handlers import customer, errors, owner, staff, staff_answer
+from bot.handlers import customer, errors, owner, staff, staff_answer, suggestions
 from bot.limits import CHAT_BURST, CHAT_INTERVAL_S, GROUP_BURST, GROUP_INTERVAL_S
 from bot.services import RuntimeFactory, open_services
 from bot.updates import ChatOrderedUpdateProcessor
@@ -132,6 +132,8 @@ def _add_handlers(application: BotApplication, settings: Settings, answer_timeou
     application.add_handler(ChatMemberHandler(customer.on_bot_status, ChatMemberHandler.MY_CHAT_MEMBER))
     for name in OWNER_COMMANDS:
         application.add_handler(CommandHandler(name, getattr(owner, name), filters=new_message))
+    # Before the staff buttons, which take (and refuse) every other press.
+    application.add_handler(suggestions.button_handler())  # pattern ^sg1:
     staff_chat_id = settings.roles.staff_chat_id
     if staff_chat_id:
         with warnings.catch_warnings():  # per_message=False with a CallbackQueryHandler entry is intended

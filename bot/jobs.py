@@ -26,6 +26,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application
 
 from bot.context import BotContext
+from bot.handlers.suggestions import report_keyboard
 from bot.limits import MAX_TEXT, utf16_cut
 from bot.services import Services
 from settings import WEEKDAYS, ScheduleSettings
@@ -229,18 +230,21 @@ async def tell_owners(bot: Bot, services: Services, text: Callable[[str], str]) 
 
 
 async def send_report(bot: Bot, services: Services) -> None:
-    """Send the weekly report (text, then the chart as a photo) to every owner, in their language."""
+    """Send the weekly report (text with a button per suggested FAQ entry, then the chart as a photo) to every
+    owner, in their language."""
     settings = services.settings
+    embed = services.runtime.serving.embed  # the FAQ embedding the suggestions are clustered by
     reports: dict[str, Any] = {}
     languages = {owner_id: owner_language(services, owner_id) for owner_id in settings.roles.owner_ids}
     for owner_id, language in [*languages.items(), *([(None, settings.default_language)] if not languages else [])]:
         try:
             if language not in reports:  # built in a thread with its own store, saved under paths.reports
-                reports[language] = await asyncio.to_thread(report_in_thread, settings, language, True)
+                reports[language] = await asyncio.to_thread(report_in_thread, settings, language, True, embed)
             report = reports[language]
             if owner_id is None:  # no owners configured: the report is only saved
                 continue
-            await bot.send_message(owner_id, utf16_cut(report.text, MAX_TEXT))
+            await bot.send_message(owner_id, utf16_cut(report.text, MAX_TEXT),
+                                   reply_markup=report_keyboard(settings, language, report))
             await bot.send_photo(owner_id, report.png, caption=report.caption)
         except TelegramError as error:
             log.warning("could not send the report to owner %s: %s", owner_id, error)

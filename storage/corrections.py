@@ -136,3 +136,20 @@ class CorrectionRepository:
         where, args = ("", []) if since is None else (" where created_at >= ?", [to_timestamp(since)])
         rows = self.db.query(f"select kind, count(*) as n from corrections{where} group by kind", args)
         return {**dict.fromkeys(CorrectionKind, 0), **{row["kind"]: row["n"] for row in rows}}
+
+    def latest_answer(self, decision_id: int) -> Correction | None:
+        """Staff's latest typed answer to this decision, if any."""
+        rows = self.table.rows_where("decision_id = ? and kind = ?", [decision_id, CorrectionKind.ANSWER],
+                                     order_by="id desc", limit=1)
+        return next((Correction.from_row(row) for row in rows), None)
+
+    def answer_delays_since(self, since: datetime | str) -> list[float]:
+        """Seconds from each decision to staff's first answer to it (typed, or an FAQ entry picked), for the
+        decisions first answered so at or after `since`, in decision order."""
+        rows = self.db.execute(
+            "select decisions.created_at, min(corrections.created_at) as answered from corrections"
+            " join decisions on decisions.id = corrections.decision_id where corrections.kind in (?, ?)"
+            " group by corrections.decision_id having answered >= ? order by corrections.decision_id",
+            [CorrectionKind.ANSWER, CorrectionKind.FAQ, to_timestamp(since)]).fetchall()
+        return [(datetime.fromisoformat(answered) - datetime.fromisoformat(asked)).total_seconds()
+                for asked, answered in rows]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlite_utils import Database
@@ -11,8 +12,24 @@ from sqlite_utils.db import NotFoundError as RowNotFound
 
 from storage.clock import to_timestamp, utc_now
 from storage.db import inserted_id
+from storage.messages import LEARNABLE_MESSAGES
 from storage.records import Decision, NotFoundError, check_choice
-from vocabulary import Action, DecisionStatus, MessageKind, PredictionSource
+from vocabulary import Action, CorrectionKind, DecisionStatus, MessageKind, PredictionSource
+
+# A review's sentiment: staff's latest label for it, else the bot's (one parameter: the "label" correction kind).
+_SENTIMENT = ("coalesce((select new_label from corrections where corrections.decision_id = decisions.id"
+              " and corrections.kind = ? order by corrections.id desc limit 1), decisions.label)")
+
+
+@dataclass(frozen=True)
+class HandledQuestion:
+    """A question staff had to handle: handed off and still waiting, or answered by staff's typed answer."""
+
+    decision_id: int
+    customer_id: int
+    text: str
+    answer: str | None  # staff's typed answer (the latest one), if any
+    answer_key: str | None  # the FAQ entry that answer became, if any
 
 
 class DecisionRepository:
@@ -92,3 +109,47 @@ class DecisionRepository:
         rows = self.db.query("select label, count(*) as n from decisions where created_at >= ? and kind = ?"
                              " group by label", [to_timestamp(since), kind])
         return {row["label"]: row["n"] for row in rows}
+
+    def staff_questions_since(self, since: datetime | str, limit: int = 1000) -> list[HandledQuestion]:
+        """The newest `limit` questions asked at or after `since` that staff had to handle, oldest first.
+
+        Handed off and still pending, or answered by staff's typed answer (status answered_by_staff);
+        not those staff resolved with an existing FAQ entry or called a review. Only texts that may be
+        learnt from: kept (not deleted) and their customer not opted out.
+        """
+        rows = self.db.execute(
+            "select decisions.id, messages.customer_id, messages.text, answer.answer_text, answer.new_label"
+            f" from decisions {LEARNABLE_MESSAGES}"
+            " left join corrections as answer on answer.id = (select max(id) from corrections"
+            "  where corrections.decision_id = decisions.id and corrections.kind = ?)"
+            " where decisions.created_at >= ? and ((decisions.kind = ? and decisions.action = ?"
+            "  and decisions.status = ?) or decisions.status = ?)"
+            " order by decisions.id desc limit ?",
+            [CorrectionKind.ANSWER, to_timestamp(since), MessageKind.QUESTION, Action.HANDOFF,
+             DecisionStatus.PENDING, DecisionStatus.ANSWERED_BY_STAFF, limit]).fetchall()
+        return [HandledQuestion(int(row[0]), int(row[1]), row[2], row[3], row[4]) for row in reversed(rows)]
+
+    def question_outcomes_by_hour(self, since: datetime | str) -> list[tuple[str, str, str, int]]:
+        """(UTC hour "YYYY-MM-DDTHH", action, status, count) of the question decisions made at or after `since`."""
+        rows = self.db.execute(
+            "select substr(created_at, 1, 13) as hour, action, status, count(*) from decisions"
+            " where kind = ? and created_at >= ? group by hour, action, status order by hour",
+            [MessageKind.QUESTION, to_timestamp(since)]).fetchall()
+        return [(str(hour), str(action), str(status), int(n)) for hour, action, status, n in rows]
+
+    def sentiments_since(self, since: datetime | str) -> dict[str | None, int]:
+        """Counts of the reviews received at or after `since` per sentiment: staff's label where they gave one,
+        else the bot's (None: nobody labelled it yet)."""
+        rows = self.db.execute(f"select {_SENTIMENT} as sentiment, count(*) from decisions"
+                               " where kind = ? and created_at >= ? group by sentiment",
+                               [CorrectionKind.LABEL, MessageKind.REVIEW, to_timestamp(since)]).fetchall()
+        return {label: int(n) for label, n in rows}
+
+    def review_texts_since(self, since: datetime | str) -> list[tuple[str, str | None]]:
+        """(text, sentiment as `sentiments_since` has it) of the reviews received at or after `since` whose text
+        may be learnt from."""
+        rows = self.db.execute(
+            f"select messages.text, {_SENTIMENT} from decisions {LEARNABLE_MESSAGES}"
+            " where decisions.kind = ? and decisions.created_at >= ? order by decisions.id",
+            [CorrectionKind.LABEL, MessageKind.REVIEW, to_timestamp(since)]).fetchall()
+        return [(str(text), label) for text, label in rows]

@@ -11,6 +11,12 @@ from storage.clock import to_timestamp, utc_now
 from storage.db import inserted_id, write_transaction
 from storage.records import CONTENT_TYPES, Message, NotFoundError, check_choice
 
+# Joined onto `decisions`: the decision's message if its text may be learnt from (kept, its customer not
+# opted out), as `learnable_text` decides for one message; the queries over many decisions use it.
+LEARNABLE_MESSAGES = ("join messages on messages.id = decisions.message_id"
+                      " join customers on customers.telegram_id = messages.customer_id and customers.opted_out = 0"
+                      " and trim(coalesce(messages.text, '')) != ''")
+
 
 class MessageRepository:
     """Read and write customer messages."""

@@ -17,13 +17,14 @@ from bot.limits import MAX_TEXT, utf16_len
 from cli import main
 from shop.report.chart import render_chart
 from shop.report.data import weekly_history
-from shop.report.text import build_report_text, build_status_text, model_lines
+from shop.report.text import build_report_text, build_status_text, duration, model_lines
 from shop.report.weekly import build_weekly_report
 from shop.texts import learning_text
 from shop.texts.owner import OWNER
 from storage.clock import to_timestamp
 from storage.store import Store
 from tests.botkit import BOSS, BotHarness, bot_settings
+from tests.test_suggestions import fake_embed
 
 NOW = datetime.now(UTC)
 
@@ -214,3 +215,163 @@ def test_weekly_report_has_summary_then_learning_then_models(history, monkeypatc
     assert lines[:len(summary) - len(models)] == summary[:-len(models)]  # title, traffic, feedback, examples
     assert learning == len(summary) - len(models) + 1  # after one blank line
     assert lines[-len(models):] == models and lines[-len(models) - 1] == ""
+
+
+# --------------------------------------------------------------------------- numbers a shop owner understands
+FRIDAY = datetime(2025, 3, 14, 12, tzinfo=UTC)  # 20:00 in Asia/Shanghai; the week began on Monday 2025-03-10
+
+
+def decided(store: Store, customer: int, text: str, kind: str, action: str, when: datetime,
+            label: str | None = None) -> int:
+    """A stored message and the bot's decision on it, made at `when`; returns the decision id."""
+    store.customers.touch(customer, "zh")
+    message = store.messages.add(customer, customer, customer, text)
+    decision = store.decisions.add(message.id, kind, label, 0.5, action)
+    store.decisions.table.update(decision.id, {"created_at": to_timestamp(when)})
+    return decision.id
+
+
+def corrected_after(store: Store, decision_id: int, delay: timedelta, kind: str, **values: Any) -> None:
+    """A staff correction of the decision, `delay` after it was made."""
+    correction = store.corrections.add(decision_id, 9, kind, **values)
+    made = datetime.fromisoformat(store.decisions.get(decision_id).created_at) + delay
+    store.corrections.table.update(correction.id, {"created_at": to_timestamp(made)})
+
+
+@pytest.fixture
+def week(make_settings) -> Any:
+    """Ten questions this week (5 answered right without staff, 4 handed off), reviews, and two older weeks."""
+    settings = make_settings(shop={"languages": ["en", "zh"]})
+    store = Store(settings.paths.database)
+    for key in ("hours", "menu"):
+        store.faq.upsert(key, "en", key, f"about {key}", key, "seed")
+    asked = FRIDAY - timedelta(days=2)
+    for n in range(4):  # answered, nobody checked: contained
+        decided(store, 10 + n, f"hours {n}?", "question", "answered", asked, "hours")
+    confirmed = decided(store, 14, "hours?", "question", "answered", asked, "hours")
+    corrected_after(store, confirmed, timedelta(minutes=1), "confirm")  # confirmed: contained (not an answer)
+    wrong = decided(store, 15, "menu?", "question", "answered", asked, "hours")
+    corrected_after(store, wrong, timedelta(minutes=20), "faq", new_label="menu")  # corrected: not contained
+    first = decided(store, 16, "有停车券吗", "question", "handoff", asked)
+    corrected_after(store, first, timedelta(minutes=10), "answer", answer_text="凭小票到前台领取停车券")
+    second = decided(store, 17, "停车券怎么领", "question", "handoff", asked)
+    corrected_after(store, second, timedelta(minutes=30), "answer", answer_text="前台领取，每单一张")
+    decided(store, 18, "可以免费停车吗", "question", "handoff", asked)  # nobody answered yet
+    dog = decided(store, 19, "can I bring my dog", "question", "handoff", asked)
+    corrected_after(store, dog, timedelta(hours=3), "faq", new_label="menu")
+    reviews = (("珍珠太硬了，再也不来了", "negative"), ("珍珠煮得太硬", "negative"), ("奶茶很好喝", "positive"),
+               ("奶茶还行", "neutral"))
+    for n, (text, label) in enumerate(reviews):
+        decided(store, 30 + n, text, "review", "acknowledged", asked, label)
+    sweet = decided(store, 40, "奶茶太甜了", "review", "acknowledged", asked, "positive")
+    corrected_after(store, sweet, timedelta(minutes=5), "label", new_label="negative")  # staff's label counts
+    for n in range(4):  # two and three weeks ago
+        decided(store, 50 + n, f"old {n}?", "question", "answered" if n == 0 else "handoff",
+                FRIDAY - timedelta(days=14), "hours")
+    for n in range(2):
+        decided(store, 60 + n, f"last week {n}?", "question", "answered", FRIDAY - timedelta(days=7.5), "hours")
+    yield settings, store
+    store.close()
+
+
+@pytest.mark.parametrize(("language", "expected"), [
+    ("en", ["Questions: 10, answered by the bot 6 (60%), handed to staff 4",
+            ("Answered right without staff: 50% (answered by the bot and not corrected by staff, of all questions) "
+             "· handed to staff: 40%"),
+            "Median time to a staff answer: 25 min (4 questions)",
+            "Reviews: 5 · 😊 1 · 😐 1 · 😞 3",
+            "😞 Negative reviews mention: 太硬 ×2, 珍珠 ×2"]),
+    ("zh", ["问题：10 个，自动回答 6 个（60%），转给店员 4 个",
+            "不用店员就答对：50%（机器人回答且未被店员更正，占全部问题）· 转给店员：40%",
+            "店员回复的中位时间：25 分钟（4 个问题）",
+            "评价：5 条 · 😊 1 · 😐 1 · 😞 3",
+            "😞 差评常提到：太硬 ×2，珍珠 ×2"]),
+])
+def test_report_shows_containment_handoff_rate_answer_time_and_negative_topics(week, language: str,
+                                                                                expected: list[str]) -> None:
+    settings, store = week
+    lines = build_weekly_report(settings, store, language, now=FRIDAY).text.splitlines()
+    assert lines[1:6] == expected  # right under the title; staff's label of a review counts, not the bot's
+    assert build_report_text(settings, store, language, now=FRIDAY).splitlines()[1:6] == expected
+
+
+def test_the_numbers_are_saved_with_the_report_and_trend_by_week(week) -> None:
+    settings, store = week
+    data = build_weekly_report(settings, store, "en", now=FRIDAY).data
+    assert data["numbers"] == {"questions": 10, "contained": 5, "containment": 0.5, "handoff_rate": 0.4,
+                               "median_answer_seconds": 1500.0, "staff_answers": 4,
+                               "negative_topics": [["太硬", 2], ["珍珠", 2]]}
+    assert data["containment"] == [{"week": "2025-02-24", "questions": 4, "contained": 1},
+                                   {"week": "2025-03-03", "questions": 2, "contained": 2},
+                                   {"week": "2025-03-10", "questions": 10, "contained": 5}]
+
+
+def test_status_shows_the_last_seven_days_in_numbers(week) -> None:
+    settings, store = week
+    text = build_status_text(settings, store, "base", retraining=False, language="en", now=FRIDAY)
+    assert ("Last 7 days: answered right without staff 50% · handed to staff 40% · "
+            "median time to a staff answer 25 min") in text
+    zh = build_status_text(settings, store, "base", retraining=False, language="zh", now=FRIDAY)
+    assert "最近 7 天：不用店员就答对 50% · 转给店员 40% · 店员回复中位时间 25 分钟" in zh
+    empty = build_status_text(settings, store, "base", retraining=False, language="en",
+                              now=FRIDAY + timedelta(days=30))
+    assert "Last 7 days: answered right without staff – · handed to staff – · median time to a staff answer –" in empty
+
+
+def test_answer_times_read_in_minutes_hours_and_days(make_settings) -> None:
+    settings = make_settings()
+    assert [duration(settings, "en", s) for s in (5, 1500, 3600, 5400, 47 * 3600, 3 * 86400, None)] == [
+        "1 min", "25 min", "1 h", "1.5 h", "47 h", "3 d", "–"]
+    assert duration(settings, "zh", 5400) == "1.5 小时"
+
+
+def purple_pixels(png: bytes) -> int:
+    """How many pixels are about tab:purple, the containment line's colour."""
+    image = matplotlib.image.imread(io.BytesIO(png), format="png")[..., :3]
+    return int((abs(image - [0x94 / 255, 0x67 / 255, 0xbd / 255]).max(axis=-1) < 0.05).sum())
+
+
+def test_the_chart_draws_the_containment_trend(week) -> None:
+    settings, store = week
+    report = build_weekly_report(settings, store, "en", now=FRIDAY)
+    image = matplotlib.image.imread(io.BytesIO(report.png), format="png")
+    assert image.shape[:2] == (360, 900)
+    assert purple_pixels(report.png) > 100  # the trend line and its markers
+    assert purple_pixels(render_chart(weekly_history([], UTC), "en")) == 0  # no questions: no line
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_report_suggests_faq_entries_from_what_staff_had_to_answer(week, language: str) -> None:
+    settings, store = week
+    report = build_weekly_report(settings, store, language, now=FRIDAY, embed=fake_embed)
+    lines = report.text.splitlines()
+    title = lines.index(OWNER[language]["suggest_title"])
+    expected = {
+        "en": ["1. 3 customers asked about “停车券怎么领” this week",
+               "   also asked as: “可以免费停车吗”, “有停车券吗”",
+               "   staff answered: “前台领取，每单一张”, “凭小票到前台领取停车券”",
+               "Press a suggestion's button under this report to make it an FAQ entry."],
+        "zh": ["1. 本周有 3 位顾客问到“停车券怎么领”",
+               "   其他问法：“可以免费停车吗”，“有停车券吗”",
+               "   店员的回答：“前台领取，每单一张”，“凭小票到前台领取停车券”",
+               "按报告下面的按钮，把建议变成常见问题。"]}[language]
+    assert lines[title + 1:title + 5] == expected
+    assert lines[title + 5] == "" and lines[title + 6] == OWNER[language]["report_models"]  # then the models
+    assert lines[title - 1] == "" and learning_text(settings, language, "runs_none") == lines[title - 2]
+    assert [s.askers for s in report.suggestions] == [3] and report.suggestion_tag
+    assert report.data["suggestions"] == [{"askers": 3, "decision_ids": list(report.suggestions[0].decision_ids)}]
+    plain = build_weekly_report(settings, store, language, now=FRIDAY).text.splitlines()  # `shopbot report`
+    assert plain[plain.index(OWNER[language]["suggest_title"]) + 1] == OWNER[language]["suggest_off"]
+    later = build_weekly_report(settings, store, language, now=FRIDAY + timedelta(days=30), embed=fake_embed)
+    assert OWNER[language]["suggest_none"] in later.text.splitlines() and later.suggestions == ()
+
+
+def test_the_report_goes_out_without_suggestions_when_embedding_fails(week) -> None:
+    settings, store = week
+
+    def broken(texts: Any) -> Any:
+        raise RuntimeError("no model")
+
+    report = build_weekly_report(settings, store, "en", now=FRIDAY, embed=broken)
+    assert "• could not be computed this time: RuntimeError: no model" in report.text.splitlines()
+    assert report.suggestions == () and report.suggestion_tag is None and "Models:" in report.text

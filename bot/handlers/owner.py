@@ -11,6 +11,7 @@ from telegram import Bot, Update
 
 from bot.context import BotContext
 from bot.handlers.common import message_of, user_language
+from bot.handlers.suggestions import report_keyboard
 from bot.limits import MAX_TEXT, utf16_cut
 from bot.services import Services
 from shop.report.text import build_report_text, build_status_text
@@ -104,16 +105,18 @@ async def rollback(update: Update, context: BotContext) -> None:
 
 @owner_only
 async def report(update: Update, context: BotContext) -> None:
-    """This week's report, now: the text, then the accuracy chart as a photo."""
+    """This week's report, now: the text with a button per suggested FAQ entry, then the chart as a photo."""
     services, message = context.services, message_of(update)
     language = user_language(services, update.effective_user)
+    embed = services.runtime.serving.embed  # the FAQ embedding the suggestions are clustered by
     try:  # built in a thread with its own store: rendering the chart must not hold up the event loop
-        weekly = await asyncio.to_thread(report_in_thread, services.settings, language)
+        weekly = await asyncio.to_thread(report_in_thread, services.settings, language, False, embed)
     except Exception as error:  # fall back to the plain-text report
         log.exception("building the weekly report failed")
         await message.reply_text(
             build_report_text(services.settings, services.store, language) + "\n\n"
             + owner_text(services.settings, language, "report_unavailable", problem=f"{type(error).__name__}: {error}"))
         return
-    await message.reply_text(utf16_cut(weekly.text, MAX_TEXT))
+    await message.reply_text(utf16_cut(weekly.text, MAX_TEXT),
+                             reply_markup=report_keyboard(services.settings, language, weekly))
     await message.reply_photo(weekly.png, caption=weekly.caption)

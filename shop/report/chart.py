@@ -1,12 +1,15 @@
-"""The owner report's chart: accuracy by week per task (in use, candidates, base model) as a PNG (matplotlib, Agg)."""
+"""The owner report's chart as a PNG (matplotlib, Agg): accuracy by week per task (in use, candidates, base
+model), and the share of questions answered right without staff (containment) by week."""
 
 from __future__ import annotations
 
 import functools
 import io
 import math
+from collections.abc import Sequence
+from typing import Any
 
-from shop.report.data import History
+from shop.report.data import ContainmentWeek, History
 from shop.texts import chart_text
 from vocabulary import TASKS
 
@@ -28,8 +31,35 @@ def cjk_font() -> str | None:
                  if any(mark in name for mark in ("CJK", "Hei", "WenQuanYi", "Han Sans", "Song"))), None)
 
 
-def render_chart(history: History, language: str) -> bytes:
-    """The accuracy-by-week chart as PNG bytes: one panel per task, in use / candidate / base."""
+def _panel(ax: Any, title: str, labels: list[str], empty: str) -> list[int]:
+    """One panel's title, scale, grid and x ticks; without any point it says `empty` (and returns no x)."""
+    ax.set_title(title)
+    ax.set_ylim(0, 105)
+    ax.grid(True, axis="y", alpha=0.3)
+    if not labels:
+        ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes, color="grey")
+        ax.set_xticks([])
+        return []
+    x = list(range(len(labels)))
+    ax.set_xticks(x, labels)
+    return x
+
+
+def _write_last(ax: Any, x: int, value: float) -> None:
+    ax.annotate(f"{value:.0f}%", (x, value), textcoords="offset points", xytext=(0, 6), ha="center")
+
+
+def _containment_panel(ax: Any, weeks: Sequence[ContainmentWeek], word: functools.partial[str]) -> None:
+    """Containment by week: one line, the latest value written on it."""
+    x = _panel(ax, word("containment"), [w.week[5:] for w in weeks], word("no_questions"))
+    if x:
+        values = [100 * w.rate for w in weeks]
+        ax.plot(x, values, "-o", color="tab:purple", label=word("containment"))
+        _write_last(ax, x[-1], values[-1])
+
+
+def render_chart(history: History, language: str, containment: Sequence[ContainmentWeek] = ()) -> bytes:
+    """The chart as PNG bytes: one accuracy panel per task (in use / candidate / base), then containment."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -42,18 +72,12 @@ def render_chart(history: History, language: str) -> bytes:
     with matplotlib.rc_context({"font.family": families, "font.size": 9}):
         figure = Figure(figsize=(9, 3.6), dpi=100)
         FigureCanvasAgg(figure)
-        axes = figure.subplots(1, len(TASKS), sharey=True)
+        axes = figure.subplots(1, len(TASKS) + 1, sharey=True)
         for ax, task in zip(axes, TASKS):
             rows = [(week[5:], run.tasks[task]) for week, run in history if task in run.tasks]
-            ax.set_title(word(task))
-            ax.set_ylim(0, 105)
-            ax.grid(True, axis="y", alpha=0.3)
-            if not rows:
-                ax.text(0.5, 0.5, word("empty"), ha="center", va="center", transform=ax.transAxes, color="grey")
-                ax.set_xticks([])
+            x = _panel(ax, word(task), [label for label, _ in rows], word("empty"))
+            if not x:
                 continue
-            x = list(range(len(rows)))
-            ax.set_xticks(x, [label for label, _ in rows])
 
             def series(values: list[float | None]) -> list[float]:
                 return [math.nan if v is None else 100 * v for v in values]
@@ -70,9 +94,9 @@ def render_chart(history: History, language: str) -> bytes:
                                zorder=3, label=word(key))
             last = next((v for v in reversed(served) if not math.isnan(v)), None)
             if last is not None:
-                ax.annotate(f"{last:.0f}%", (x[-1], last), textcoords="offset points", xytext=(0, 6),
-                            ha="center")
+                _write_last(ax, x[-1], last)
             ax.legend(loc="lower right", fontsize=7)
+        _containment_panel(axes[-1], containment, word)
         axes[0].set_ylabel("%")
         figure.suptitle(word("title"))
         figure.tight_layout()

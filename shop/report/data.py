@@ -1,8 +1,11 @@
-"""What the owners' report is made of, read from storage: the week's counts, training runs as the report sees
-them, the weekly accuracy history and the data saved with a report. No strings for people here (see `text`)."""
+"""What the owners' report is made of, read from storage: the week's counts and owner numbers (containment,
+handoff rate, time to a staff answer, negative reviews' topics), the containment trend, training runs as the
+report sees them, the weekly accuracy history and the data saved with a report. No strings for people here
+(see `text`)."""
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,10 +15,11 @@ from zoneinfo import ZoneInfo
 
 from settings import WEEKDAYS, ScheduleSettings
 from shop.formatting import number
+from shop.report.topics import negative_topics
 from storage.corrections import CORRECTING_KINDS
 from storage.records import TrainingRun
 from storage.store import Store
-from vocabulary import COMPLETED_RUNS, TASKS, Action, CorrectionKind, MessageKind, RunStatus
+from vocabulary import COMPLETED_RUNS, TASKS, Action, CorrectionKind, DecisionStatus, MessageKind, RunStatus
 
 ESTIMATE_KEYS = ("accuracy", "n", "low", "high", "method", "folds")  # what describes an accuracy estimate
 
@@ -32,6 +36,10 @@ def next_retrain(schedule: ScheduleSettings, now: datetime) -> datetime:
     return candidate
 
 
+# A question is contained when the bot answered it and staff did not correct it (unchecked, or confirmed).
+UNCORRECTED = (DecisionStatus.PENDING, DecisionStatus.CONFIRMED)
+
+
 def corrected(kinds: Mapping[str, int]) -> int:
     """How many of these staff checks (counts per correction kind) corrected the bot; confirmations did not."""
     return sum(kinds[kind] for kind in CORRECTING_KINDS)
@@ -44,9 +52,28 @@ class WeekCounts:
     questions: int
     answered: int
     handoff: int
-    reviews: Mapping[str | None, int]  # review decisions per sentiment label
+    reviews: Mapping[str | None, int]  # reviews per sentiment (staff's label where they gave one, else the bot's)
     kinds: Mapping[str, int]  # staff checks per correction kind, every kind present
     examples: int
+    contained: int  # questions answered by the bot and not corrected by staff
+    answer_seconds: tuple[float, ...]  # decision → staff's first answer (typed or an FAQ entry picked)
+    negative_topics: tuple[tuple[str, int], ...]  # (term, negative reviews with it), see report.topics
+    # 👍/👎 on the bot's answers belongs here once customers can rate them (the conversation issue).
+
+    @property
+    def containment(self) -> float | None:
+        """Share of questions answered right without staff (None without questions)."""
+        return self.contained / self.questions if self.questions else None
+
+    @property
+    def handoff_rate(self) -> float | None:
+        """Share of questions handed to staff (None without questions)."""
+        return self.handoff / self.questions if self.questions else None
+
+    @property
+    def median_answer_seconds(self) -> float | None:
+        """The median time to a staff answer, in seconds (None without one)."""
+        return statistics.median(self.answer_seconds) if self.answer_seconds else None
 
     @property
     def corrected(self) -> int:
@@ -62,12 +89,50 @@ class WeekCounts:
 def week_counts(store: Store, since: datetime) -> WeekCounts:
     """The counts the report's first section shows, for everything at or after `since`."""
     actions: Counter[str] = Counter()
-    for (task, action, _status), count in store.decisions.stats_since(since).items():
+    contained = 0
+    for (task, action, status), count in store.decisions.stats_since(since).items():
         if task == MessageKind.QUESTION:
             actions[action] += count
+            contained += count if action == Action.ANSWERED and status in UNCORRECTED else 0
+    reviewed = store.decisions.review_texts_since(since)
+    topics = negative_topics([text for text, label in reviewed if label == "negative"],
+                             [text for text, label in reviewed if label != "negative"])
     return WeekCounts(questions=sum(actions.values()), answered=actions[Action.ANSWERED],
-                      handoff=actions[Action.HANDOFF], reviews=store.decisions.labels_since(since, MessageKind.REVIEW),
-                      kinds=store.corrections.by_kind_since(since), examples=store.examples.count_since(since))
+                      handoff=actions[Action.HANDOFF], reviews=store.decisions.sentiments_since(since),
+                      kinds=store.corrections.by_kind_since(since), examples=store.examples.count_since(since),
+                      contained=contained, answer_seconds=tuple(store.corrections.answer_delays_since(since)),
+                      negative_topics=tuple(topics))
+
+
+@dataclass(frozen=True)
+class ContainmentWeek:
+    """One week's questions and how many of them the bot answered right without staff."""
+
+    week: str  # its Monday, "YYYY-MM-DD", in the shop's time zone
+    questions: int
+    contained: int
+
+    @property
+    def rate(self) -> float:
+        """The week's containment."""
+        return self.contained / self.questions
+
+
+def containment_weeks(store: Store, zone: ZoneInfo, now: datetime, weeks: int = 12) -> list[ContainmentWeek]:
+    """Containment per week (local Mondays), oldest first, the last `weeks` weeks that had questions.
+
+    Counted per UTC hour in SQL, then each hour put in its local week (exact for whole-hour offsets).
+    """
+    monday = (now.astimezone(zone) - timedelta(days=now.astimezone(zone).weekday())).date()
+    start = datetime.combine(monday - timedelta(weeks=weeks - 1), datetime.min.time(), zone)
+    questions: Counter[str] = Counter()
+    contained: Counter[str] = Counter()
+    for hour, action, status, count in store.decisions.question_outcomes_by_hour(start):
+        local = datetime.fromisoformat(f"{hour}:00+00:00").astimezone(zone)
+        week = (local - timedelta(days=local.weekday())).date().isoformat()
+        questions[week] += count
+        contained[week] += count if action == Action.ANSWERED and status in UNCORRECTED else 0
+    return [ContainmentWeek(week, questions[week], contained[week]) for week in sorted(questions)]
 
 
 @dataclass(frozen=True)
@@ -155,9 +220,10 @@ def finished_between(runs: Sequence[TrainingRun], since: datetime, until: dateti
             if since <= datetime.fromisoformat(run.started_at) <= until and run.status != RunStatus.RUNNING]
 
 
-def report_data(language: str, history: History, this_week: list[RunSummary],
-                kinds: Mapping[str, int]) -> dict[str, Any]:
-    """The numbers behind a weekly report, as saved with it (JSON): weeks, this week's runs, staff checks."""
+def report_data(language: str, history: History, this_week: list[RunSummary], counts: WeekCounts,
+                containment: Sequence[ContainmentWeek]) -> dict[str, Any]:
+    """The numbers behind a weekly report, as saved with it (JSON): weeks, this week's runs, staff checks,
+    the owner numbers and the containment trend."""
     return {
         "language": language,
         "weeks": [{"week": week, "run_id": run.id,
@@ -166,5 +232,10 @@ def report_data(language: str, history: History, this_week: list[RunSummary],
                   for week, run in history],
         "runs_this_week": [{"id": r.id, "trigger": r.trigger, "status": r.status, "reasons": list(r.reasons)}
                            for r in this_week],
-        "corrections": kinds,
+        "corrections": counts.kinds,
+        "numbers": {"questions": counts.questions, "contained": counts.contained,
+                    "containment": counts.containment, "handoff_rate": counts.handoff_rate,
+                    "median_answer_seconds": counts.median_answer_seconds, "staff_answers": len(counts.answer_seconds),
+                    "negative_topics": [list(topic) for topic in counts.negative_topics]},
+        "containment": [{"week": w.week, "questions": w.questions, "contained": w.contained} for w in containment],
     }

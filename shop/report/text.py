@@ -1,4 +1,5 @@
-"""The owners' texts from the report's data: /status, the weekly report's summary, learning section and models.
+"""The owners' texts from the report's data: /status, the weekly report's summary (with the owner numbers),
+learning section, suggested FAQ entries and models.
 
 Plain text in the owner's language (strings from `shop.texts`); not cut to any length: the bot
 fits what it sends into Telegram's limits.
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 from settings import Settings
 from shop.formatting import local_time, number, percent, shorten
 from shop.report.data import History, RunSummary, WeekCounts, corrected, next_retrain, week_counts
+from shop.report.suggested import Suggestion
 from shop.texts import estimate_text, learning_text, owner_text
 from storage.store import Store
 from vocabulary import SENTIMENT_LABELS, TASKS, AdapterStatus, CorrectionKind, RunTrigger
@@ -84,6 +86,10 @@ def build_status_text(settings: Settings, store: Store, serving_version: str, re
     else:
         lines.append(owner_text(settings, language, "status_corrections",
                                 when=local_time(datetime.fromisoformat(since), zone), count=count))
+    week = week_counts(store, now - timedelta(days=7))
+    lines.append(owner_text(settings, language, "status_week", containment=percent(week.containment),
+                            handoff=percent(week.handoff_rate),
+                            time=duration(settings, language, week.median_answer_seconds)))
     upcoming = next_retrain(settings.schedule, now)
     lines.append(owner_text(settings, language, "status_next",
                             when=f"{upcoming:%a %Y-%m-%d %H:%M} ({settings.schedule.timezone})"))
@@ -92,19 +98,43 @@ def build_status_text(settings: Settings, store: Store, serving_version: str, re
     return "\n".join(lines)
 
 
+def duration(settings: Settings, language: str, seconds: float | None) -> str:
+    """"12 min", "2.5 h", "3 d" (in the owner's language); "–" for None."""
+    if seconds is None:
+        return "–"
+    if seconds < 3600:
+        return owner_text(settings, language, "minutes", n=max(1, round(seconds / 60)))
+    value, unit = (seconds / 3600, "hours") if seconds < 48 * 3600 else (seconds / 86400, "days")
+    return owner_text(settings, language, unit, n=f"{value:.1f}".removesuffix(".0"))
+
+
+def numbers_lines(settings: Settings, counts: WeekCounts, language: str) -> list[str]:
+    """Containment and handoff rate, the median time to a staff answer (the report's summary)."""
+    text = functools.partial(owner_text, settings, language)
+    answered = len(counts.answer_seconds)
+    return [text("report_containment", containment=percent(counts.containment), handoff=percent(counts.handoff_rate)),
+            text("report_answer_time", time=duration(settings, language, counts.median_answer_seconds), count=answered)
+            if answered else text("report_answer_time_none")]
+
+
 def summary_lines(settings: Settings, counts: WeekCounts, language: str, now: datetime,
                   since: datetime) -> list[str]:
-    """The report's first section: traffic, staff feedback and new examples since `since`."""
+    """The report's first section: traffic and the owner numbers, reviews and what negative ones mention, staff
+    feedback and new examples since `since`."""
     zone = ZoneInfo(settings.schedule.timezone)
     kinds, confirmed = counts.kinds, counts.kinds[CorrectionKind.CONFIRM]
     positive, neutral, negative = (counts.reviews.get(label, 0) for label in SENTIMENT_LABELS)
     text = functools.partial(owner_text, settings, language)
+    topics = text("list_sep").join(f"{term} ×{count}" for term, count in counts.negative_topics)
     return [
         text("report_title", start=f"{since.astimezone(zone):%Y-%m-%d}", end=f"{now.astimezone(zone):%Y-%m-%d}"),
         text("report_questions", total=counts.questions, answered=counts.answered, handoff=counts.handoff,
              rate=percent(counts.answered / counts.questions if counts.questions else None)),
+        *numbers_lines(settings, counts, language),
+        # 👍/👎 on the bot's answers: a line here once customers can rate them (the conversation issue).
         text("report_reviews", total=sum(counts.reviews.values()), positive=positive, neutral=neutral,
              negative=negative),
+        *([text("report_negative_topics", topics=topics)] if topics else []),
         text("report_feedback", confirm=confirmed, corrected=counts.corrected, label=kinds[CorrectionKind.LABEL],
              faq=kinds[CorrectionKind.FAQ], answer=kinds[CorrectionKind.ANSWER]),
         text("report_precision", rate=percent(confirmed / counts.checked if counts.checked else None)),
@@ -182,3 +212,25 @@ def learning_lines(settings: Settings, language: str, history: History, this_wee
                          trigger=say(run.trigger) if run.trigger in tuple(RunTrigger) else run.trigger,
                          status=say(f"status_{run.status}"), detail=detail))
     return lines
+
+
+def suggestion_lines(settings: Settings, language: str, suggestions: list[Suggestion] | None,
+                     problem: str | None = None) -> list[str]:
+    """The suggested FAQ entries: who asked what, other wordings, staff's answers (None: not computed, because
+    of `problem` or for want of the serving model)."""
+    text = functools.partial(owner_text, settings, language)
+    lines = [text("suggest_title")]
+    if suggestions is None:
+        return [*lines, text("suggest_failed", problem=problem) if problem else text("suggest_off")]
+    if not suggestions:
+        return [*lines, text("suggest_none")]
+    sep = text("list_sep")
+    for n, suggestion in enumerate(suggestions, 1):
+        lines.append(text("suggest_line", n=n, count=suggestion.askers, label=shorten(suggestion.label, 40)))
+        if others := suggestion.wordings[1:4]:
+            lines.append(text("suggest_wordings", wordings=sep.join(f"“{shorten(w, 40)}”" for w in others)))
+        if suggestion.answers:
+            lines.append(text("suggest_answers", answers=sep.join(f"“{shorten(a, 80)}”" for a in suggestion.answers[:2])))
+        else:
+            lines.append(text("suggest_unanswered"))
+    return [*lines, text("suggest_hint")]

@@ -1,5 +1,6 @@
-"""What owners read: /status, /retrain, /rollback, the weekly report with its learning section and chart, and the
-weekly job's notices (plain text), in Chinese and English; `{shop}` is the shop's name."""
+"""What owners read: /status, /retrain, /rollback, the weekly report with its owner numbers, learning section,
+suggested FAQ entries (and their buttons and drafts) and chart, and the weekly job's notices (plain text), in
+Chinese and English; `{shop}` is the shop's name."""
 
 from __future__ import annotations
 
@@ -32,6 +33,34 @@ OWNER: dict[str, dict[str, str]] = {
         "report_precision": "被检查的决定中机器人答对：{rate}",
         "report_examples": "本周新增的训练样本：{count} 条",
         "report_models": "模型：",
+        "report_containment": "不用店员就答对：{containment}（机器人回答且未被店员更正，占全部问题）· 转给店员：{handoff}",
+        "report_answer_time": "店员回复的中位时间：{time}（{count} 个问题）",
+        "report_answer_time_none": "店员回复的中位时间：–（本周店员没有回答问题）",
+        "report_negative_topics": "😞 差评常提到：{topics}",
+        "status_week": "最近 7 天：不用店员就答对 {containment} · 转给店员 {handoff} · 店员回复中位时间 {time}",
+        "minutes": "{n} 分钟", "hours": "{n} 小时", "days": "{n} 天", "list_sep": "，",
+        "suggest_title": "💡 建议新增的常见问题（本周需要店员处理的问题）：",
+        "suggest_none": "• 本周没有（没有被两位以上顾客问到的问题）",
+        "suggest_off": "• 这里没有计算（需要正在使用的模型）：请在 Telegram 里用 /report 查看",
+        "suggest_failed": "• 这次没能计算：{problem}",
+        "suggest_line": "{n}. 本周有 {count} 位顾客问到“{label}”",
+        "suggest_wordings": "   其他问法：{wordings}",
+        "suggest_answers": "   店员的回答：{answers}",
+        "suggest_unanswered": "   店员还没有回答",
+        "suggest_hint": "按报告下面的按钮，把建议变成常见问题。",
+        "suggest_button": "💡 {n}. {label}",
+        "draft": "📝 常见问题草稿 {n}：\n问题：{question}\n回答：{answer}\n其他问法：{phrasings}",
+        "draft_no_answer": "（还没有店员回答：请先在店员群里回答其中一个问题，之后的报告就能添加它）",
+        "draft_add": "✅ 添加",
+        "draft_discard": "✖ 不要",
+        "draft_added": "✅ 已添加为常见问题 {entry}（新增 {count} 个问法），从现在起机器人会回答它。可以用 /faq {entry} 修改。",
+        "draft_discarded": "✖ 已放弃，这些问题不会再被建议。",
+        "sg_owner_only": "只有店主可以用这些按钮。",
+        "sg_forged": "这个按钮无效。",
+        "sg_stale": "这是旧报告里的建议，请用最新报告下面的按钮。",
+        "sg_done": "这条建议已经处理过了。",
+        "sg_gone": "这些问题已经不在了（顾客删除了消息，或已过保存期限）。",
+        "sg_no_answer": "还没有店员的回答，不能添加。",
     },
     "en": {
         "status_title": "📊 {shop} bot status",
@@ -62,6 +91,38 @@ OWNER: dict[str, dict[str, str]] = {
         "report_precision": "Bot right in checked decisions: {rate}",
         "report_examples": "New training examples this week: {count}",
         "report_models": "Models:",
+        "report_containment": ("Answered right without staff: {containment} (answered by the bot and not corrected by "
+                               "staff, of all questions) · handed to staff: {handoff}"),
+        "report_answer_time": "Median time to a staff answer: {time} ({count} questions)",
+        "report_answer_time_none": "Median time to a staff answer: – (staff answered no question this week)",
+        "report_negative_topics": "😞 Negative reviews mention: {topics}",
+        "status_week": ("Last 7 days: answered right without staff {containment} · handed to staff {handoff} · "
+                        "median time to a staff answer {time}"),
+        "minutes": "{n} min", "hours": "{n} h", "days": "{n} d", "list_sep": ", ",
+        "suggest_title": "💡 Suggested FAQ entries (questions staff had to handle this week):",
+        "suggest_none": "• none this week (no such question was asked by two or more customers)",
+        "suggest_off": "• not computed here (they need the serving model): see /report in Telegram",
+        "suggest_failed": "• could not be computed this time: {problem}",
+        "suggest_line": "{n}. {count} customers asked about “{label}” this week",
+        "suggest_wordings": "   also asked as: {wordings}",
+        "suggest_answers": "   staff answered: {answers}",
+        "suggest_unanswered": "   no staff answer yet",
+        "suggest_hint": "Press a suggestion's button under this report to make it an FAQ entry.",
+        "suggest_button": "💡 {n}. {label}",
+        "draft": "📝 Draft FAQ entry {n}:\nQuestion: {question}\nAnswer: {answer}\nOther phrasings: {phrasings}",
+        "draft_no_answer": ("(no answer yet: answer one of these questions in the staff chat first; a later report "
+                            "can then add it)"),
+        "draft_add": "✅ Add it",
+        "draft_discard": "✖ Discard",
+        "draft_added": ("✅ Added as FAQ entry {entry} ({count} new phrasings); the bot answers it from now on. "
+                        "Refine it with /faq {entry}."),
+        "draft_discarded": "✖ Discarded; these questions won't be suggested again.",
+        "sg_owner_only": "Only the shop owner can use these buttons.",
+        "sg_forged": "This button is not valid.",
+        "sg_stale": "This suggestion is from an older report: use the buttons under the latest one.",
+        "sg_done": "This suggestion was already handled.",
+        "sg_gone": "These questions are no longer stored (the customer deleted them, or they expired).",
+        "sg_no_answer": "No staff answer yet: it can't be added.",
     },
 }
 
@@ -126,11 +187,13 @@ ESTIMATE: dict[str, dict[str, str]] = {
     "en": {"cv": "{folds}-fold CV over all labelled data", "holdout": "held-out test split", "sep": ", "},
 }
 
-# The accuracy chart's title, legend and panel titles (one per `Task`).
+# The chart's title, legend and panel titles (one per `Task`, then containment).
 CHART: dict[str, dict[str, str]] = {
-    "zh": {"title": "每周准确率", "served": "使用中", "candidate": "候选（已启用）", "refused": "候选（未启用）",
-           "base": "基础模型", "empty": "还没有训练记录", "sentiment": "情绪模型", "faq": "问答模型"},
-    "en": {"title": "Accuracy by week", "served": "in use", "candidate": "candidate (promoted)",
-           "refused": "candidate (refused)", "base": "base model", "empty": "no retraining yet",
-           "sentiment": "sentiment model", "faq": "FAQ model"},
+    "zh": {"title": "每周准确率，和不用店员就答对的比例", "served": "使用中", "candidate": "候选（已启用）",
+           "refused": "候选（未启用）", "base": "基础模型", "empty": "还没有训练记录", "sentiment": "情绪模型",
+           "faq": "问答模型", "containment": "不用店员就答对", "no_questions": "还没有问题"},
+    "en": {"title": "Accuracy, and questions answered without staff, by week", "served": "in use",
+           "candidate": "candidate (promoted)", "refused": "candidate (refused)", "base": "base model",
+           "empty": "no retraining yet", "sentiment": "sentiment model", "faq": "FAQ model",
+           "containment": "answered without staff", "no_questions": "no questions yet"},
 }

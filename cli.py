@@ -96,7 +96,7 @@ def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
     from storage.store import Store
 
     with Store(settings.paths.database) as store:
-        if not store.faq.keys() and (settings.shop.demo_data / "faq.json").is_file():
+        if not store.faq.keys(include_retired=True) and (settings.shop.demo_data / "faq.json").is_file():
             load_demo(store, settings.shop.demo_data)
             print(f"(empty database: loaded the demo shop from {settings.shop.demo_data})")
     return run_chat(settings)

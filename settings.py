@@ -26,6 +26,7 @@ WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 TRUNK_DTYPES = ("auto", "float32", "bfloat16", "int8")
 DEVICES = ("auto", "cpu", "cuda")
 TELEGRAM_MODES = ("polling", "webhook")
+FAQ_EDITORS = ("owners", "staff")
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 WEBHOOK_SECRET_ENV = "TELEGRAM_WEBHOOK_SECRET"
 TELEGRAM_API_URL = "https://api.telegram.org/bot"
@@ -134,12 +135,14 @@ class RolesSettings(_Section):
     owner_ids: tuple[int, ...] = ()
     staff_ids: tuple[int, ...] = ()
     staff_chat_id: int = 0
+    faq_editors: str = "owners"  # who may edit the FAQ with /faq: "owners", or "staff" (staff and owners)
 
     def _validate(self) -> None:
         for name in ("owner_ids", "staff_ids"):
             for user_id in getattr(self, name):
                 if user_id <= 0:
                     _fail(self._key(name), f"Telegram user ids are positive, got {user_id!r}")
+        self._one_of("faq_editors", FAQ_EDITORS)
 
 
 @dataclass(frozen=True)
@@ -331,6 +334,10 @@ class Settings:
     def is_staff(self, user_id: int) -> bool:
         """Whether this Telegram user is staff (owners are staff too)."""
         return user_id in self.roles.staff_ids or self.is_owner(user_id)
+
+    def may_edit_faq(self, user_id: int) -> bool:
+        """Whether this Telegram user may use /faq: owners, and staff too when roles.faq_editors = "staff"."""
+        return self.is_owner(user_id) or (self.roles.faq_editors == "staff" and self.is_staff(user_id))
 
     @property
     def default_language(self) -> str:

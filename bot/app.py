@@ -27,7 +27,7 @@ from telegram.warnings import PTBUserWarning
 
 from bot import jobs
 from bot.context import BotApplication, context_types
-from bot.handlers import customer, errors, owner, staff, staff_answer, suggestions
+from bot.handlers import customer, errors, faq, faq_edit, owner, staff, staff_answer, suggestions
 from bot.limits import CHAT_BURST, CHAT_INTERVAL_S, GROUP_BURST, GROUP_INTERVAL_S
 from bot.services import RuntimeFactory, open_services
 from bot.updates import ChatOrderedUpdateProcessor
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 CUSTOMER_COMMANDS = ("start", "help", "forget", "optout", "optin")
 OWNER_COMMANDS = ("status", "retrain", "rollback", "report")
+FAQ_COMMANDS = ("faq",)  # owners', and staff's too with roles.faq_editors = "staff"
 MAX_CONCURRENT_UPDATES = 64
 ApiResult = bool | dict[str, Any] | list[dict[str, Any]]  # what a Bot API request returns (PTB's JSONDict is private)
 
@@ -101,7 +102,8 @@ def _commands(names: tuple[str, ...], language: str) -> list[BotCommand]:
 
 
 async def _set_commands(application: BotApplication, settings: Settings) -> None:
-    """The command menus: customers everywhere, owner commands in owners' chats, /cancel for staff."""
+    """The command menus: customers everywhere, owner commands in owners' chats (/faq in staff's too when
+    roles.faq_editors = "staff"), /cancel in the staff chat."""
     bot = application.bot
     menus: list[tuple[list[BotCommand], Any, str | None]] = []
     for language in ("en", "zh"):
@@ -109,8 +111,12 @@ async def _set_commands(application: BotApplication, settings: Settings) -> None
                       None if language == "en" else language))
     owner_language = settings.default_language
     for owner_id in settings.roles.owner_ids:
-        menus.append((_commands(CUSTOMER_COMMANDS + OWNER_COMMANDS, owner_language), BotCommandScopeChat(owner_id),
-                      None))
+        menus.append((_commands(CUSTOMER_COMMANDS + OWNER_COMMANDS + FAQ_COMMANDS, owner_language),
+                      BotCommandScopeChat(owner_id), None))
+    if settings.roles.faq_editors == "staff":
+        for staff_id in sorted(set(settings.roles.staff_ids) - set(settings.roles.owner_ids)):
+            menus.append((_commands(CUSTOMER_COMMANDS + FAQ_COMMANDS, owner_language), BotCommandScopeChat(staff_id),
+                          None))
     if settings.roles.staff_chat_id:
         menus.append((_commands(("cancel",), settings.default_language),
                       BotCommandScopeChat(settings.roles.staff_chat_id), None))
@@ -132,7 +138,12 @@ def _add_handlers(application: BotApplication, settings: Settings, answer_timeou
     application.add_handler(ChatMemberHandler(customer.on_bot_status, ChatMemberHandler.MY_CHAT_MEMBER))
     for name in OWNER_COMMANDS:
         application.add_handler(CommandHandler(name, getattr(owner, name), filters=new_message))
+    application.add_handler(CommandHandler("faq", faq.command, filters=new_message))
+    with warnings.catch_warnings():  # per_message=False with a CallbackQueryHandler entry is intended
+        warnings.simplefilter("ignore", PTBUserWarning)
+        application.add_handler(faq_edit.conversation(answer_timeout_s))  # before customer.on_text: the typed texts
     # Before the staff buttons, which take (and refuse) every other press.
+    application.add_handler(faq.button_handler())  # pattern ^fq1:
     application.add_handler(suggestions.button_handler())  # pattern ^sg1:
     staff_chat_id = settings.roles.staff_chat_id
     if staff_chat_id:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
 from sandbox.emulator import BotAPIEmulator, FakeUser
-from settings import RolesSettings, Settings
+from settings import Settings
 
 CUSTOMER = FakeUser(10_001, "You")
 STAFF = FakeUser(20_001, "Staff", "en")
@@ -36,8 +36,8 @@ You are a customer: type a message (or /start, /help, /forget, /sticker, /photo,
 
 def sandbox_settings(settings: Settings, emulator: BotAPIEmulator) -> Settings:
     """The configured settings on the emulator, plus the sandbox's staff, owner and staff chat."""
-    roles = RolesSettings(owner_ids=(*settings.roles.owner_ids, OWNER.id),
-                          staff_ids=(*settings.roles.staff_ids, STAFF.id), staff_chat_id=STAFF_CHAT)
+    roles = dataclasses.replace(settings.roles, owner_ids=(*settings.roles.owner_ids, OWNER.id),
+                                staff_ids=(*settings.roles.staff_ids, STAFF.id), staff_chat_id=STAFF_CHAT)
     on_emulator = settings.with_bot_api(emulator.base_url, emulator.base_file_url, emulator.token)
     return dataclasses.replace(on_emulator, roles=roles)
 

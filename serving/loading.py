@@ -17,15 +17,17 @@ from training.features import FeatureCache
 from training.recipe import load_blend
 from training.registry import AdapterRegistry, CorruptAdapterError
 from training.sentiment import load_sentiment
-from vocabulary import CORRECTION_SOURCES, SENTIMENT_LABELS, TASKS
+from vocabulary import CORRECTION_SOURCES, SENTIMENT_LABELS, TASKS, Task
 
 log = logging.getLogger(__name__)
 
 
 def faq_index_items(store: Store) -> list[tuple[str, str]]:
-    """Every text that identifies an FAQ entry: canonical questions and all known phrasings."""
+    """Every text that identifies a live FAQ entry: canonical questions and all known phrasings (a retired
+    entry's stay stored, out of the index)."""
+    retired = store.faq.retired_keys()
     items = [(e.question, e.key) for e in store.faq.all()]
-    items += [(ex.text, ex.label) for ex in store.examples.all(task="faq")]
+    items += [(ex.text, ex.label) for ex in store.examples.all(task="faq") if ex.label not in retired]
     return items
 
 
@@ -90,9 +92,10 @@ def export_faq_encoder(settings: Settings, out: Path) -> str:
 def load_memory(store: Store) -> CorrectionMemory:
     """The correction memory, refilled from the staff feedback stored so far."""
     memory = CorrectionMemory()
+    retired = store.faq.retired_keys()  # a correction naming a retired entry must not answer with it
     for task in TASKS:
         for ex in store.examples.all(task=task):
-            if ex.source in CORRECTION_SOURCES:
+            if ex.source in CORRECTION_SOURCES and not (task == Task.FAQ and ex.label in retired):
                 memory.add(ex.text, task.kind, ex.label)
     return memory
 

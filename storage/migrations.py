@@ -151,3 +151,19 @@ def m005_decisions_kind(db: Database) -> None:
     """decisions.task -> decisions.kind: a decision is about a kind of message (question, review); tasks are what models learn."""
     if "task" in db.table("decisions").columns_dict:
         db.execute("alter table decisions rename column task to kind")
+
+
+@migrations()
+def m006_faq_retired_and_changes(db: Database) -> None:
+    """faq_entries.retired_at (a retired entry is never answered; its rows stay), and faq_changes: every edit
+    made with /faq (who, when, field, language, old -> new)."""
+    if "retired_at" not in db.table("faq_entries").columns_dict:
+        db.table("faq_entries").add_column("retired_at", str)
+    db.table("faq_changes").create(
+        {"id": int, "key": str, "language": str, "field": str, "old": str, "new": str,
+         "changed_by": int, "changed_at": str},
+        pk="id",
+        not_null=["key", "field", "changed_at"],
+        if_not_exists=True,
+    )
+    db.table("faq_changes").create_index(["key", "id"], if_not_exists=True)

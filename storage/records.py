@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 # The storage-only column values; the shared ones (tasks, labels, statuses, kinds) are in vocabulary.py.
-FAQ_SOURCES = ("seed", "staff")
+FAQ_SOURCES = ("seed", "staff", "owner")  # owner: added in Telegram with /faq
+FAQ_FIELDS = ("question", "answer", "phrasing", "retired")  # what one faq_changes row changed
 SPLITS = ("train", "validation", "test")
 CONTENT_TYPES = ("text", "sticker", "photo", "voice", "other")
 
@@ -44,10 +45,34 @@ class FaqEntry:
     source: str
     created_at: str
     updated_at: str
+    retired_at: str | None = None  # set by /faq's retire: never answered, not in the index, history kept
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> FaqEntry:
         """Build from a faq_entries row."""
+        return cls(**row)
+
+
+@dataclass(frozen=True)
+class FaqChange:
+    """One versioned change of an FAQ entry: who changed which field, in which language, from what to what.
+
+    question / answer: old -> new (old None when the language was added); phrasing: new is the
+    added text; retired: new is when. language is None for what concerns every language (retired).
+    """
+
+    id: int
+    key: str
+    language: str | None
+    field: str
+    old: str | None
+    new: str | None
+    changed_by: int | None  # a Telegram user id
+    changed_at: str
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> FaqChange:
+        """Build from a faq_changes row."""
         return cls(**row)
 
 

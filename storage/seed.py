@@ -85,7 +85,7 @@ def load_demo(store: Store, folder: Path) -> dict[str, int]:
     entries = _read_faq(folder / "faq.json")
     reviews = _read_reviews(folder / "reviews.tsv")
     with write_transaction(store.db):
-        existing_entries = {(e.key, e.language) for e in store.faq.all()}
+        existing_entries = {(e.key, e.language) for e in store.faq.all(include_retired=True)}
         seen = {task: store.examples.texts(task, "seed") for task in ("faq", "sentiment")}
         added_entries = 0
         faq_rows: list[tuple[str, str, str]] = []

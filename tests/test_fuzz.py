@@ -5,8 +5,8 @@ polls the Bot API emulator, as in production. Only the model is a stand-in: `Fuz
 decides from a hash of the text (question answered / handed off / review with a label), so that
 ten thousand updates take a minute on two cores; the model has its own tests. Each hypothesis
 example is a batch of updates: texts (empty, whitespace, 4,096 characters, emoji, RTL,
-zero-width, control characters, SQL- and HTML-looking), commands (owner commands from
-customers), stickers, photos, voice, edits, channel posts, group messages, customers writing in
+zero-width, control characters, SQL- and HTML-looking), commands (owner commands, /faq
+included, from customers), stickers, photos, voice, edits, channel posts, group messages, customers writing in
 the staff chat, staff replies, and button presses honest or forged (random, truncated,
 over-long, other versions, unknown or other messages' decision ids, no data), by staff or by
 customers. After each batch:
@@ -87,7 +87,8 @@ actions = st.one_of(
     st.tuples(st.just("text"), customer, blank_or_text),
     st.tuples(st.just("text"), customer, texts),
     st.tuples(st.just("command"), customer, st.sampled_from(
-        ["start", "help", "forget", "status", "retrain", "rollback", "report", "cancel", "menu", "start@shop_test_bot"]),
+        ["start", "help", "forget", "status", "retrain", "rollback", "report", "faq", "cancel", "menu",
+         "start@shop_test_bot"]),
         st.sampled_from(["", "sentiment", "faq", "'; --", "x" * 200])),
     st.tuples(st.just("media"), customer, st.sampled_from(["sticker", "photo", "voice", "caption"]), texts),
     st.tuples(st.just("edit"), customer, texts),
@@ -316,6 +317,7 @@ def check_batch(bot: BotHarness, expect: Expect, chat_counts: dict[int, int]) ->
         assert {c.staff_id for c in corrections} <= {MEI.id}
         assert store.decisions.table.count_where("status != 'pending'") == len({c.decision_id for c in corrections})
         assert store.runs.all() == [] and store.adapters.table.count == 0  # no owner command got through
+        assert store.faq.changes() == [] and store.faq.retired_keys() == set()  # nor any FAQ edit
         staff_keys = {row["key"] for row in store.faq.table.rows_where("source = 'staff'")}
         assert staff_keys <= {c.new_label for c in corrections if c.kind == "answer"}
     refusal = staff_text(bot.settings, "not_allowed")

@@ -197,12 +197,26 @@ def test_a_phrasing_another_entry_has_in_the_database(fresh_store: Store, tmp_pa
     assert run(fresh_store, write_csv(tmp_path / "more.csv", rows)).phrasings_added == 1
 
 
+def test_a_key_retired_with_faq_is_not_imported_again_and_its_wordings_are_free(fresh_store: Store,
+                                                                               tmp_path: Path) -> None:
+    run(fresh_store, write_xlsx(tmp_path / "shop.xlsx", {"faq": FAQ}))
+    fresh_store.faq.retire("delivery", changed_by=1)
+    report = run(fresh_store, write_xlsx(tmp_path / "shop.xlsx", {"faq": FAQ}))
+    assert [str(problem) for problem in report.problems] == [
+        ("shop.xlsx, sheet faq, row 5: entry delivery was retired with /faq, and a retired key is not reused: "
+        "give it a new key")]
+    rows = [FAQ_HEADER, ["delivery-2", "orders", "en", "Do you deliver?", "Yes, within 5 km now.", ""]]
+    assert run(fresh_store, write_csv(tmp_path / "faq.csv", rows)).entries_added == 1  # its question is free again
+
+
+
 @pytest.mark.parametrize(("name", "body", "message"), [
     ("faq.csv", "key,language,question\na,en,Q?\n", ("faq.csv: missing column(s) answer (the faq columns: key, topic, "
                                                      "language, question, answer, phrasings; the header is row 1)")),
     ("data.csv", "name,price\ntea,12\n", ("data.csv: neither an FAQ table (columns key, topic, language, question, "
                                          "answer, phrasings) nor a reviews table (text, label, language); the header is row 1")),
     ("reviews.csv", "text,label,text\n", "reviews.csv: column(s) text appear twice in the header"),
+
     ("shop.xlsx", "not a zip", "shop.xlsx: not an Excel workbook (.xlsx) (File is not a zip file)"),
     ("shop.txt", "", "shop.txt: unknown file type; use .xlsx, .csv, .tsv, .jsonl"),
 ])

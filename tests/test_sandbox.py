@@ -125,6 +125,27 @@ def test_owner_commands_and_the_report(sandbox: Sandbox) -> None:
     assert request(sandbox.url + "api/file/30001/999")[0] == 404
 
 
+def test_the_owner_edits_an_faq_answer_from_the_page(sandbox: Sandbox) -> None:
+    after = last_ids(sandbox)["owner"]
+    request(sandbox.url + "api/send", {"as": "owner", "text": "/faq"})
+    listed = wait_state(sandbox, lambda s: bot_said(s, "owner", after))
+    [faq_list] = bot_said(listed, "owner", after)
+    assert faq_list["text"].startswith("📚 FAQ: ") and "opening_hours" in faq_list["text"]
+    hours = next(b for row in faq_list["buttons"] for b in row if b["text"].startswith("opening_hours"))
+    assert request(sandbox.url + "api/press", {"as": "owner", "message_id": faq_list["id"], "data": hours["data"]})[0] == 200
+    shown = wait_state(sandbox, lambda s: any(m["id"] == faq_list["id"] and m["text"].startswith("📖")
+                                              for m in bot_said(s, "owner", after)))
+    entry = next(m for m in bot_said(shown, "owner", after) if m["id"] == faq_list["id"])
+    edit = next(b for row in entry["buttons"] for b in row if b["text"] == "✏ answer (English)")
+    request(sandbox.url + "api/press", {"as": "owner", "message_id": entry["id"], "data": edit["data"]})
+    wait_state(sandbox, lambda s: any(m["text"].startswith("✏ Type") for m in bot_said(s, "owner", after)))
+    request(sandbox.url + "api/send", {"as": "owner", "text": "Open 9:00 to 23:00 during the festival."})
+    wait_state(sandbox, lambda s: any(m["text"].startswith("✔ Saved") for m in bot_said(s, "owner", after)))
+    with Store(sandbox.chat.settings.paths.database) as store:
+        assert store.faq.get("opening_hours", "en").answer == "Open 9:00 to 23:00 during the festival."
+        assert store.faq.changes()[0].changed_by == sandbox.owner.id
+
+
 def test_requests_from_elsewhere_and_bad_requests_are_refused(sandbox: Sandbox) -> None:
     url = sandbox.url + "api/send"
     assert request(url, b'{"as": "customer", "text": "hi"}', content_type="text/plain")[0] == 415  # a plain form

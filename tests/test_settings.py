@@ -60,6 +60,7 @@ def test_empty_file_is_valid(tmp_path: Path) -> None:
         ({"roles": {"owner_ids": ["123"]}}, "roles.owner_ids[0]: must be an integer, got '123'"),
         ({"roles": {"staff_ids": [-5]}}, "roles.staff_ids: Telegram user ids are positive"),
         ({"roles": {"staff_chat_id": 1.5}}, "roles.staff_chat_id: must be an integer"),
+        ({"roles": {"faq_editors": "everyone"}}, "roles.faq_editors: must be one of owners, staff, got 'everyone'"),
         ({"model": {"device": "tpu"}}, "model.device: must be one of auto, cpu, cuda, got 'tpu'"),
         ({"model": {"load_in_4bit": "yes"}}, "model.load_in_4bit: must be true or false"),
         ({"model": {"device": "cpu", "load_in_4bit": True}}, "model.load_in_4bit: needs CUDA"),
@@ -168,6 +169,9 @@ def test_roles_helpers(make_settings) -> None:
     assert settings.is_owner(1) and not settings.is_owner(2)
     assert settings.is_staff(1) and settings.is_staff(3) and not settings.is_staff(4)
     assert settings.roles.staff_chat_id == -100123
+    assert settings.roles.faq_editors == "owners" and settings.may_edit_faq(1) and not settings.may_edit_faq(2)
+    staff_too = make_settings(roles={"owner_ids": [1], "staff_ids": [2], "faq_editors": "staff"})
+    assert staff_too.may_edit_faq(1) and staff_too.may_edit_faq(2) and not staff_too.may_edit_faq(4)
 
 
 def test_lists_become_tuples_and_ints_become_floats(make_settings) -> None:

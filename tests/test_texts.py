@@ -10,7 +10,7 @@ import pytest
 
 import shop.report
 import shop.texts
-from shop.texts import commands, customer, owner, staff
+from shop.texts import commands, customer, faq, owner, staff
 from vocabulary import RunStatus, RunTrigger
 
 TABLES = {
@@ -21,6 +21,7 @@ TABLES = {
     "owner.ESTIMATE": owner.ESTIMATE,
     "owner.CHART": owner.CHART,
     "commands.COMMANDS": commands.COMMANDS,
+    "faq.FAQ": faq.FAQ,
 }
 
 

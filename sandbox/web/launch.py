@@ -22,7 +22,7 @@ def prepare(settings: Settings, train: bool = True, out: TextIO = sys.stdout) ->
     from storage.store import Store
 
     with Store(settings.paths.database) as store:
-        if not store.faq.keys() and (settings.shop.demo_data / "faq.json").is_file():
+        if not store.faq.keys(include_retired=True) and (settings.shop.demo_data / "faq.json").is_file():
             load_demo(store, settings.shop.demo_data)
             print(f"Empty database: loaded the demo shop from {settings.shop.demo_data}", file=out, flush=True)
         active = [task for task in TASKS if store.adapters.active(task) is not None]
@@ -62,7 +62,7 @@ def up(settings: Settings, *, port: int = DEFAULT_PORT, train: bool = True, out:
         print(f"shopbot up: the bot could not start: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     print(f"\nSandbox ready (no Telegram needed): open {sandbox.url}\n"
-          "Chat as a customer, correct the bot as staff, run /status /retrain /report as the owner.\n"
+          "Chat as a customer, correct the bot as staff, run /status /retrain /report /faq as the owner.\n"
           "Press Ctrl-C to stop.", file=out, flush=True)
     waiter = stop or threading.Event()
     previous = {}

@@ -1,2 +1,3 @@
-"""The shop's own knowledge as a spreadsheet: FAQ entries and labelled reviews in (`shopbot import`) and out
-(`shopbot export --kind faq|reviews|shop`), as .xlsx, .csv or .jsonl in one column layout (layout.py)."""
+"""The shop's own knowledge: its FAQ and labelled reviews as a spreadsheet, in (`shopbot import`: importing.py,
+checks.py) and out (`shopbot export --kind faq|reviews|shop`: exporting.py) in one column layout (layout.py),
+and editing the FAQ entry by entry (editing.py: the use cases behind /faq)."""

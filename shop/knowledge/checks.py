@@ -67,21 +67,24 @@ class Known:
     entries: dict[tuple[str, str], FaqEntry]  # (key, language) -> entry
     owners: dict[str, set[str]]  # normalised question or phrasing -> the FAQ keys it identifies
     reviews: dict[str, set[str]]  # the shop's own (seed) review text -> its labels
+    retired: frozenset[str] = frozenset()  # keys retired with /faq: never reused
 
     @classmethod
     def read(cls, store: Store) -> Known:
         """Read it from the store."""
         entries = {(entry.key, entry.language): entry for entry in store.faq.all()}
+        retired = frozenset(store.faq.retired_keys())
         owners: dict[str, set[str]] = {}
         texts = [(entry.question, entry.key) for entry in entries.values()]
-        texts += [(example.text, example.label) for example in store.examples.all(task=Task.FAQ)]
+        texts += [(example.text, example.label) for example in store.examples.all(task=Task.FAQ)
+                  if example.label not in retired]  # a retired entry's wordings are free again
         for text, key in texts:
             owners.setdefault(normalise_text(text), set()).add(key)
         reviews: dict[str, set[str]] = {}
         for example in store.examples.all(task=Task.SENTIMENT):
             if example.source == ExampleSource.SEED:
                 reviews.setdefault(example.text, set()).add(example.label)
-        return cls(entries, owners, reviews)
+        return cls(entries, owners, reviews, retired)
 
 
 def _language_problem(language: str, languages: Sequence[str], required: bool) -> str | None:
@@ -144,7 +147,9 @@ def check_faq(rows: Sequence[FaqRow], known: Known) -> dict[int, str]:
     for index, row in enumerate(rows):
         ident = (row.key, row.language)
         first = entries.get(ident)
-        if row.gives_entry and first is not None and not _same_entry(first, row):
+        if row.key in known.retired:
+            bad[index] = f"entry {row.key} was retired with /faq, and a retired key is not reused: give it a new key"
+        elif row.gives_entry and first is not None and not _same_entry(first, row):
             bad[index] = (f"duplicate key+language: {row.key} ({row.language}) has a different question, answer or "
                           f"topic in {first.place.seen_from(row.place)}")
         elif not row.gives_entry and ident not in given and ident not in known.entries:

@@ -2,15 +2,16 @@
 
 The tables live one module per audience: `customer` (plain text, never parse_mode), `staff`
 (HTML: values put into them must be escaped by the caller with `html.escape`), `owner` (plain
-text: status, report, learning section, chart labels, estimates) and `commands` (the command
-menu). Here: picking the language, and one lookup function per kind of text; `{shop}` is
-filled with the shop's name in that language.
+text: status, report, learning section, chart labels, estimates), `faq` (plain text: editing the
+FAQ with /faq) and `commands` (the command menu). Here: picking the language, and one lookup
+function per kind of text; `{shop}` is filled with the shop's name in that language.
 """
 
 from __future__ import annotations
 
 from settings import Settings
 from shop.texts.customer import CUSTOMER
+from shop.texts.faq import FAQ
 from shop.texts.owner import CHART, ESTIMATE, LEARNING, OWNER
 from shop.texts.staff import STAFF
 from storage.text import detect_language
@@ -95,6 +96,12 @@ def label_name(settings: Settings, label: str | None) -> str:
 def owner_text(settings: Settings, language: str, key: str, **values: object) -> str:
     """An owner-facing string in `language`, with {shop} filled in (sent as plain text)."""
     return _with_shop(settings, OWNER, language, key, values)
+
+
+def faq_text(settings: Settings, language: str, name: str, /, **values: object) -> str:
+    """A string of /faq (editing the FAQ) in `language`, with {shop} filled in (sent as plain text); its
+    placeholders may be called anything, {key} (an entry's name) included."""
+    return _with_shop(settings, FAQ, language, name, values)
 
 
 def learning_text(settings: Settings, language: str, key: str, **values: object) -> str:

@@ -58,7 +58,7 @@ class CorrectionRepository:
         self.messages = MessageRepository(db)
 
     def _new_label(self, decision: Decision, kind: str, new_label: str | None, answer_text: str | None,
-                   text: str | None) -> str | None:
+                   text: str | None, staff_id: int) -> str | None:
         """Validate the correction against the decision and return the label it teaches."""
         if kind == "confirm":
             if decision.label is None or new_label not in (None, decision.label):
@@ -82,7 +82,7 @@ class CorrectionRepository:
             return new_label
         if text is None:
             return None  # nothing to store as a question (non-text message, deleted, or its customer opted out)
-        return self.faq.add_entry_from_staff(text, answer_text, detect_language(text))
+        return self.faq.add_entry_from_staff(text, answer_text, detect_language(text), changed_by=staff_id)
 
     def _check_key(self, key: str) -> None:
         if key not in self.faq.keys():  # noqa: SIM118 - FaqRepository.keys() is a query, not a dict view
@@ -103,7 +103,7 @@ class CorrectionRepository:
         with write_transaction(self.db):
             decision = self.decisions.get(decision_id)
             text = self.messages.learnable_text(decision.message_id)
-            label = self._new_label(decision, kind, new_label, answer_text, text)
+            label = self._new_label(decision, kind, new_label, answer_text, text, staff_id)
             table = self.db.table("corrections")
             table.insert({
                 "decision_id": decision_id, "staff_id": staff_id, "kind": kind,

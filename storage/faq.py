@@ -165,10 +165,10 @@ class FaqRepository:
                                              order_by="id desc", limit=limit)
         return [FaqChange.from_row(row) for row in rows]
 
-    def add_entry_from_staff(self, question: str, answer: str, language: str) -> str:
-        """Store a staff-written answer as a new entry with a fresh key like "staff-0001"; return the key."""
+    def add_entry_from_staff(self, question: str, answer: str, language: str, changed_by: int | None = None) -> str:
+        """Store a staff-written answer as a new entry with a fresh key like "staff-0001" (logged); return the key."""
         with write_transaction(self.db):
             numbers = [int(m.group(1)) for k in self.keys(include_retired=True) if (m := _STAFF_KEY.fullmatch(k))]
             key = f"staff-{max(numbers, default=0) + 1:04d}"
-            self.upsert(key, language, question, answer, topic="staff", source="staff")
+            self.create(key, language, question, answer, changed_by, topic="staff", source="staff")
         return key

@@ -3,6 +3,7 @@ order, a cluster of one never suggested), which questions are clustered, and tur
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
@@ -94,6 +95,7 @@ def test_most_askers_come_first_and_at_most_limit() -> None:
 
 # --------------------------------------------------------------------------- on a store
 NOW = datetime.now(UTC)
+OWNER = 1
 
 
 def fake_embed(texts: Sequence[str]) -> np.ndarray:
@@ -155,7 +157,7 @@ def test_a_draft_becomes_the_staff_entry_with_its_phrasings(store: Store) -> Non
     draft = book.draft(tag, 1)
     assert (draft.question, draft.answer, draft.phrasings) == ("停车券怎么领", "凭小票到前台领取", ("可以免费停车吗", "有停车券吗"))
     assert draft.answer_key == "staff-0001"  # the entry staff's answer already became
-    key, added = book.add(tag, 1)
+    key, added = book.add(tag, 1, OWNER)
     assert (key, added) == ("staff-0001", 2)
     entry = store.faq.get(key, "zh")
     assert (entry.question, entry.answer, entry.source) == ("停车券怎么领", "凭小票到前台领取", "staff")
@@ -164,7 +166,9 @@ def test_a_draft_becomes_the_staff_entry_with_its_phrasings(store: Store) -> Non
     assert phrasings == {("有停车券吗", ids[0]), ("停车券怎么领", ids[1]), ("可以免费停车吗", ids[2])}
     assert learnt == [("停车券怎么领", MessageKind.QUESTION, key), ("可以免费停车吗", MessageKind.QUESTION, key)]  # new ones
     assert refreshed == [1]
-    for press in (book.add, book.draft, book.discard):
+    changes = [(c.field, c.changed_by) for c in store.faq.changes(key)]  # newest first; the answer was already so
+    assert changes[0] == ("question", OWNER) and ("answer", OWNER) not in changes
+    for press in (functools.partial(book.add, editor=OWNER), book.draft, book.discard):
         with pytest.raises(SuggestionError) as done:
             press(tag, 1)
         assert done.value.reason == "done"
@@ -176,7 +180,7 @@ def test_forged_or_stale_presses_change_nothing(store: Store) -> None:
     book = SuggestionBook(store, lambda *_: None, lambda: None)
     for press_tag, number, reason in ((tag, 2, "unknown"), (tag, 0, "unknown"), ("0" * 8, 1, "stale")):
         with pytest.raises(SuggestionError) as refused:
-            book.add(press_tag, number)
+            book.add(press_tag, number, OWNER)
         assert refused.value.reason == reason
     ask(store, 4, "停车券怎么领")  # a newer report replaces this one's suggestions
     newer = find_suggestions(store, NOW - timedelta(days=7), fake_embed)
@@ -192,7 +196,7 @@ def test_a_draft_without_a_staff_answer_cannot_be_added_but_can_be_discarded(sto
     draft = book.draft(tag, 1)
     assert draft.answer is None and draft.answer_key is None
     with pytest.raises(SuggestionError, match="no_answer"):
-        book.add(tag, 1)
+        book.add(tag, 1, OWNER)
     book.discard(tag, 1)
     keep_suggestions(store, tag, suggestions)  # the same report built again (another owner's language) ...
     with pytest.raises(SuggestionError, match="done"):  # ... keeps what was done with it
@@ -204,7 +208,7 @@ def test_a_new_entry_when_staff_answer_left_none(store: Store) -> None:
     tag, _, _ = three_customers(store)
     store.examples.table.delete_where()
     store.faq.table.delete_where()  # the staff entry is gone (removed by hand): a new one is made
-    key, added = SuggestionBook(store, lambda *_: None, lambda: None).add(tag, 1)
+    key, added = SuggestionBook(store, lambda *_: None, lambda: None).add(tag, 1, OWNER)
     assert key == "staff-0001" and added == 3 and store.faq.get(key, "zh").question == "停车券怎么领"
 
 

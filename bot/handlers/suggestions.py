@@ -134,7 +134,7 @@ async def on_press(update: Update, context: BotContext) -> None:
             await context.bot.send_message(query.from_user.id, _draft_text(settings, language, draft),
                                            reply_markup=_draft_keyboard(settings, language, press.tag, draft))
         elif press.action == SuggestAction.ADD:
-            key, count = book.add(press.tag, press.number)
+            key, count = book.add(press.tag, press.number, query.from_user.id)
             await answer_press(query)
             await _conclude(query, context, say("draft_added", entry=key, count=count))
         else:

@@ -155,8 +155,8 @@ class SuggestionBook:
         return Draft(number, texts[0], answer.answer_text if answer else None, texts[1:], detect_language(texts[0]),
                      key, tuple(wordings))
 
-    def add(self, tag: str, number: int) -> tuple[str, int]:
-        """Make the draft a staff FAQ entry with its phrasings; returns (key, phrasings added)."""
+    def add(self, tag: str, number: int, editor: int) -> tuple[str, int]:
+        """Make the draft a staff FAQ entry with its phrasings (versioned, by `editor`); returns (key, phrasings added)."""
         draft = self.draft(tag, number)
         if draft.answer is None:
             raise SuggestionError("no_answer")
@@ -164,10 +164,10 @@ class SuggestionBook:
         with store.transaction():
             if draft.answer_key is not None:
                 key = draft.answer_key
-                entry = store.faq.get(key, draft.language)
-                store.faq.upsert(key, entry.language, draft.question, draft.answer, entry.topic, entry.source)
+                for field, text in (("question", draft.question), ("answer", draft.answer)):
+                    store.faq.edit(key, draft.language, field, text, editor)
             else:
-                key = store.faq.add_entry_from_staff(draft.question, draft.answer, draft.language)
+                key = store.faq.add_entry_from_staff(draft.question, draft.answer, draft.language, editor)
             taken = {e.text: e.label for e in store.examples.all(task=Task.FAQ)}
             taken.update({e.question: e.key for e in store.faq.all() if e.key != key})
             added = []

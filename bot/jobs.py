@@ -45,6 +45,7 @@ WEEKLY_JOB = "weekly-retrain"
 CATCHUP_JOB = "catchup-retrain"
 RETENTION_JOB = "retention"
 WATCH_JOB = "adapter-watch"
+FAQ_WATCH_JOB = "faq-watch"
 CATCHUP_DELAY_S = 2.0  # after start-up, so the bot answers first
 WATCH_INTERVAL_S = 10.0  # how often the active adapters in the database are compared with the served ones
 RETENTION_TIME = time(4, 30)  # local time (schedule.timezone) of the daily retention job
@@ -93,7 +94,7 @@ def mark_watching(store: Store, now: datetime) -> None:
 
 # ---------------------------------------------------------------------- wiring
 def schedule_jobs(application: Application, services: Services, now: datetime | None = None) -> None:
-    """Put the weekly retrain, retention and adapter watch on the JobQueue; queue a catch-up if one is due."""
+    """Put the weekly retrain, retention and the adapter and FAQ watches on the JobQueue; queue a catch-up if one is due."""
     queue = application.job_queue
     if queue is None:
         log.warning("no JobQueue (install python-telegram-bot[job-queue]): no weekly retrain, report or retention")
@@ -107,6 +108,8 @@ def schedule_jobs(application: Application, services: Services, now: datetime | 
     queue.run_once(retention, 1.0, name=f"{RETENTION_JOB}-startup")
     queue.run_repeating(watch_adapters, WATCH_INTERVAL_S, first=WATCH_INTERVAL_S,  # a change before its first look counts
                         data={"versions": active_versions(services.store)}, name=WATCH_JOB)
+    queue.run_repeating(watch_faq, WATCH_INTERVAL_S, first=WATCH_INTERVAL_S,
+                        data={"faq": services.store.faq.fingerprint()}, name=FAQ_WATCH_JOB)
     now = now or datetime.now(UTC)
     if closed := services.store.runs.close_interrupted():
         log.warning("%d training run(s) lost their process (cut off by a stop): recorded as failed", closed)
@@ -172,6 +175,21 @@ async def watch_adapters(context: BotContext) -> None:
                       services.runtime.serving.version)
         return
     log.warning("active adapters changed outside the bot; now serving %s", version)
+
+
+async def watch_faq(context: BotContext) -> None:
+    """JobQueue callback: rebuild the FAQ index when the FAQ changed outside the bot (`shopbot import`).
+
+    Changes the bot makes itself refresh the index at once; seeing them here again only coalesces
+    into one more background rebuild.
+    """
+    services = context.services
+    seen: dict[str, Any] = context.job.data if context.job is not None and isinstance(context.job.data, dict) else {}
+    now = services.store.faq.fingerprint()
+    if seen.get("faq", now) != now:
+        log.info("the FAQ changed outside the bot: rebuilding the FAQ index")
+        services.request_index_refresh()
+    seen["faq"] = now
 
 
 # ---------------------------------------------------------------------- the retrain itself

@@ -79,6 +79,13 @@ class FaqRepository:
         """Keys whose entry is retired (their phrasings stay stored but must not be answered with)."""
         return {row["key"] for row in self.table.rows_where("retired_at is not null", select="key")}
 
+    def fingerprint(self) -> tuple[object, ...]:
+        """Changes whenever what identifies or answers an entry changes (rows, edits, retirements, phrasings):
+        a cheap way for a running bot to notice an import or edit made by another process."""
+        entries = self.db.execute("select count(*), max(updated_at), count(retired_at) from faq_entries").fetchone()
+        phrasings = self.db.execute("select count(*), max(id) from examples where task = ?", [Task.FAQ]).fetchone()
+        return (*entries, *phrasings)
+
     def phrasings(self, key: str) -> list[str]:
         """The stored phrasings (FAQ examples) of one key, oldest first."""
         rows = self.examples.table.rows_where("task = ? and label = ?", [Task.FAQ, key], order_by="id", select="text")

@@ -234,3 +234,12 @@ def test_the_weekly_retrain_prunes_old_adapters(bot: BotHarness, monkeypatch: py
     folders = bot.settings.paths.adapters / "sentiment"
     assert bot.settings.schedule.keep_adapters == 3
     assert [week for week in weeks if (folders / week).is_dir()] == list(weeks[1:])  # active, previous, 3 more
+
+
+def test_an_faq_change_made_beside_the_running_bot_reaches_its_index(bot: BotHarness) -> None:
+    wording = "can I park my scooter outside?"
+    with Store(bot.settings.paths.database) as store:  # another process's connection, as `shopbot import` has
+        key = store.faq.keys()[0]
+        store.faq.add_phrasing(key, wording, "en", changed_by=None)
+    _wait(lambda: wording in bot.services.runtime.serving.index.texts)  # the FAQ watch rebuilt it, no restart
+    assert bot.services.runtime.serving.index.keys[bot.services.runtime.serving.index.texts.index(wording)] == key

@@ -54,6 +54,17 @@ def test_snapshot_is_stable_and_corrections_override_seed(fresh_store):
     assert corrected.dataset("sentiment", "train").num_rows == len(corrected.pairs("sentiment", "train"))
 
 
+def test_a_retired_faq_entry_leaves_the_snapshot(fresh_store):
+    load_demo(fresh_store, MINI_SHOP)
+    key = fresh_store.faq.keys()[0]
+    before = take_snapshot(fresh_store)
+    assert key in {r.label for r in before.rows["faq"]} and key in {k for _, k in before.faq_anchors}
+    fresh_store.faq.retire(key, changed_by=1)
+    after = take_snapshot(fresh_store)
+    assert key not in {r.label for r in after.rows["faq"]} and key not in {k for _, k in after.faq_anchors}
+    assert after.rows["sentiment"] == before.rows["sentiment"] and after.id != before.id
+
+
 def test_sentiment_adapter_round_trip_serves_same_predictions(encoder, tmp_path):
     cache = FeatureCache(encoder, tmp_path / "features")
     data = [("好喝", "positive"), ("难喝", "negative"), ("还行", "neutral"), ("great", "positive"),

@@ -17,7 +17,7 @@ from datasets import Dataset
 from storage.records import SPLITS
 from storage.store import Store
 from storage.text import normalise_text
-from vocabulary import CORRECTION_SOURCES, TASKS, ExampleSource
+from vocabulary import CORRECTION_SOURCES, TASKS, ExampleSource, Task
 
 _PRIORITY: dict[str, int] = {ExampleSource.SEED: 0, ExampleSource.CONFIRMATION: 1,
                               ExampleSource.STAFF_ANSWER: 2, ExampleSource.CORRECTION: 2}
@@ -67,11 +67,12 @@ class Snapshot:
 def take_snapshot(store: Store) -> Snapshot:
     """Read every labelled example from storage and freeze it."""
     rows: dict[str, tuple[Row, ...]] = {}
+    gone = {Task.FAQ: store.faq.retired_keys()}  # labels that are no answer any more: retired FAQ entries
     for task in TASKS:
         merged: dict[str, tuple[tuple[int, str], Row]] = {}
         for ex in store.examples.all(task=task):
             key = normalise_text(ex.text)
-            if not key:
+            if not key or ex.label in gone.get(task, ()):
                 continue
             rank = (_PRIORITY.get(ex.source, 0), ex.created_at)
             if key not in merged or rank >= merged[key][0]:

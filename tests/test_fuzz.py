@@ -317,7 +317,9 @@ def check_batch(bot: BotHarness, expect: Expect, chat_counts: dict[int, int]) ->
         assert {c.staff_id for c in corrections} <= {MEI.id}
         assert store.decisions.table.count_where("status != 'pending'") == len({c.decision_id for c in corrections})
         assert store.runs.all() == [] and store.adapters.table.count == 0  # no owner command got through
-        assert store.faq.changes() == [] and store.faq.retired_keys() == set()  # nor any FAQ edit
+        # nor any FAQ edit: the only FAQ changes are the entries staff's typed answers created
+        assert all(c.key.startswith("staff-") and c.old is None and c.changed_by == MEI.id
+                   for c in store.faq.changes()) and store.faq.retired_keys() == set()
         staff_keys = {row["key"] for row in store.faq.table.rows_where("source = 'staff'")}
         assert staff_keys <= {c.new_label for c in corrections if c.kind == "answer"}
     refusal = staff_text(bot.settings, "not_allowed")

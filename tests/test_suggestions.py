@@ -135,7 +135,7 @@ def test_only_questions_staff_had_to_handle_are_clustered(store: Store) -> None:
     [found] = find_suggestions(store, NOW - timedelta(days=7), fake_embed)
     assert found.askers == 3 and found.label == "停车券怎么领" and found.wordings[1:] == ("可以免费停车吗", "有停车券吗")
     assert found.answers == ("凭小票到前台领取",) and found.answer_id == answered
-    assert find_suggestions(store, NOW + timedelta(minutes=1), fake_embed) == []  # only the report's period
+    assert find_suggestions(store, datetime.now(UTC) + timedelta(minutes=1), fake_embed) == []  # only the report's period
 
 
 def three_customers(store: Store, answer: bool = True) -> tuple[str, list[int], list[Suggestion]]:

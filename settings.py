@@ -27,6 +27,7 @@ TRUNK_DTYPES = ("auto", "float32", "bfloat16", "int8")
 DEVICES = ("auto", "cpu", "cuda")
 TELEGRAM_MODES = ("polling", "webhook")
 FAQ_EDITORS = ("owners", "staff")
+MIRROR_POLICIES = ("all", "policy")
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 WEBHOOK_SECRET_ENV = "TELEGRAM_WEBHOOK_SECRET"
 TELEGRAM_API_URL = "https://api.telegram.org/bot"
@@ -230,6 +231,26 @@ class ScheduleSettings(_Section):
 
 
 @dataclass(frozen=True)
+class StaffSettings(_Section):
+    """What reaches the staff chat by itself (the mirror policy), how many decisions /review shows, and when the
+    daily digest of waiting decisions is sent."""
+
+    SECTION: ClassVar[str] = "staff"
+    mirror: str = "all"  # "all": every decision is mirrored; "policy": handoffs, complaints, a sample of the rest
+    sample_rate: float = 0.1  # under "policy": the share of confident decisions mirrored anyway (0 = none)
+    review_batch: int = 3  # decisions shown per /review
+    digest_time: str = "18:00"  # HH:MM (schedule.timezone) of the daily digest; "" = no digest
+
+    def _validate(self) -> None:
+        self._one_of("mirror", MIRROR_POLICIES)
+        self._between("sample_rate", 0.0, 1.0)
+        if not 1 <= self.review_batch <= 10:
+            _fail(self._key("review_batch"), f"must be 1 .. 10, got {self.review_batch!r}")
+        if self.digest_time and not _HH_MM.fullmatch(self.digest_time):
+            _fail(self._key("digest_time"), f"must be HH:MM on a 24-hour clock or \"\", got {self.digest_time!r}")
+
+
+@dataclass(frozen=True)
 class PathSettings(_Section):
     """Where data lives; absolute after `settings_from_dict` resolves them."""
 
@@ -293,6 +314,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "model": ModelSettings,
     "thresholds": ThresholdSettings,
     "schedule": ScheduleSettings,
+    "staff": StaffSettings,
     "paths": PathSettings,
     "privacy": PrivacySettings,
     "telegram": TelegramSettings,
@@ -308,6 +330,7 @@ class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    staff: StaffSettings = field(default_factory=StaffSettings)
     paths: PathSettings = field(default_factory=PathSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)

@@ -24,6 +24,13 @@ The gate is the shipped one by default (`--threshold config`): until a sentiment
 it, reviews wait for staff and the served sentiment accuracy is null; `candidate_accuracy_by_week`
 shows what each week's candidate scored on the same fixed test subset, promoted or not.
 
+Staff budget (`--budget N`, issue 11): staff press at most N times a week. Each press is a look at one
+decision (✅ if it was right, the label if it was wrong); the N are chosen `--order queue` (the bot's
+/review queue, `shop.review_queue.ReviewQueue` over every pending decision: lowest margin first, the
+unpromoted candidate's guess standing in while no sentiment adapter serves) or `--order arrival` (the
+week's first N messages). The run then reports taps by week and `taps_to_target`: the presses spent
+until the served accuracy first reached the task's threshold (None: not within the weeks).
+
 Appends/replaces one run per (dataset, task) in bench/results/learning_curve.json and redraws
 bench/results/learning_curve.png from all runs there.
 """
@@ -49,6 +56,7 @@ from common import RESULTS, base_folder
 from serving.loading import build_serving, load_active, rebuild_index
 from serving.runtime import ModelRuntime, ServingModel
 from settings import Settings, settings_from_dict
+from shop.review_queue import ReviewQueue
 from storage.store import Store
 from storage.text import detect_language
 from training.args import TrainArgs
@@ -78,6 +86,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed-per-class", type=int, default=2, help="sentiment: labelled reviews per class at start")
     parser.add_argument("--confirm-rate", type=float, default=0.0,
                         help="share of right decisions the oracle also confirms (confirmations are training data too)")
+    parser.add_argument("--budget", type=int, default=None,
+                        help="staff presses per week (default: unlimited, every mistake corrected)")
+    parser.add_argument("--order", choices=("queue", "arrival"), default="queue",
+                        help="with --budget: which decisions the presses go to")
     parser.add_argument("--threshold", default="config",
                         help='gate accuracy threshold: "config" = the shipped ones (sentiment 0.90, FAQ 0.85), or a '
                              "number for both tasks (e.g. 0 to promote any candidate that does not regress); the "
@@ -140,6 +152,24 @@ def predict(serving: ServingModel, cache: FeatureCache, task: str, texts: list[s
     return [(row[0][0], float(row[0][2])) if row else (None, 0.0) for row in hits]
 
 
+def alternatives(serving: ServingModel, cache: FeatureCache, task: str,
+                 texts: list[str]) -> list[tuple[tuple[str, float], ...]]:
+    """What the bot stores as a decision's alternatives (best first): FAQ top 3, sentiment probabilities (before any
+    sentiment adapter serves: the unpromoted candidate's, as serving's shadow has them, else none)."""
+    if not texts:
+        return []
+    features = cache.get_many(texts)
+    vectors, probs = serving.heads(features)
+    if task == "faq":
+        return [tuple((key, float(conf)) for key, _cos, conf in row) for row in serving.index.search(vectors, k=3)]
+    labels = serving.labels
+    if probs is None:
+        probs, labels = serving.shadow_probabilities(features), serving.shadow_labels
+    if probs is None:
+        return [()] * len(texts)
+    return [tuple((labels[j], float(p[j])) for j in np.argsort(-p)) for p in probs]
+
+
 def accuracy(serving: ServingModel, cache: FeatureCache, task: str, pairs: list[tuple[str, str]]) -> float | None:
     """Share of pairs the serving model gets right (None: it has no model for the task yet)."""
     if task == "sentiment" and serving.sentiment_model is None:
@@ -149,30 +179,63 @@ def accuracy(serving: ServingModel, cache: FeatureCache, task: str, pairs: list[
 
 
 def stream_week(store: Store, runtime: ModelRuntime, cache: FeatureCache, task: str, rows: list[tuple[str, str]],
-                week: int, rng: random.Random, confirm_rate: float) -> dict[str, int]:
-    """Messages arrive, the bot decides, the oracle corrects every wrong decision; returns counts."""
-    counts = {"messages": len(rows), "corrected": 0, "confirmed": 0}
-    decisions = predict(runtime.serving, cache, task, [t for t, _ in rows])
-    for number, ((text, truth), (label, confidence)) in enumerate(zip(rows, decisions)):
+                week: int, rng: random.Random, confirm_rate: float, budget: int | None = None,
+                order: str = "queue", truths: dict[int, str] | None = None) -> dict[str, int]:
+    """Messages arrive, the bot decides, the oracle corrects every wrong decision (with a budget: looks at
+    `budget` decisions, chosen in `order`, and corrects or confirms each); returns counts."""
+    counts = {"messages": len(rows), "corrected": 0, "confirmed": 0, "taps": 0}
+    texts = [t for t, _ in rows]
+    decisions = predict(runtime.serving, cache, task, texts)
+    shown = alternatives(runtime.serving, cache, task, texts) if budget is not None else [()] * len(rows)
+    truths = {} if truths is None else truths  # decision id -> true label, kept across weeks (the queue's leftovers)
+    arrived = []
+    for number, ((text, truth), (label, confidence), alts) in enumerate(zip(rows, decisions, shown)):
         customer = 100_000 + week * 10_000 + number
         store.customers.touch(customer, detect_language(text))
         message = store.messages.add(customer, customer, 1, text)
         if task == "sentiment":
             decision = store.decisions.add(message.id, "review", label, confidence, "acknowledged",
-                                           adapter_version=runtime.serving.version)
+                                           adapter_version=runtime.serving.version, alternatives=alts)
             kind = "label"
         else:
             action = "answered" if label is not None and confidence >= runtime.answer_threshold else "handoff"
             decision = store.decisions.add(message.id, "question", label, confidence, action,
-                                           adapter_version=runtime.serving.version)
+                                           adapter_version=runtime.serving.version, alternatives=alts)
             kind = "faq"
+        if budget is not None:
+            truths[decision.id] = truth
+            arrived.append(decision.id)
+            continue
         if label != truth:
             store.corrections.add(decision.id, STAFF_ID, kind, new_label=truth)
             counts["corrected"] += 1
         elif rng.random() < confirm_rate:
             store.corrections.add(decision.id, STAFF_ID, "confirm")
             counts["confirmed"] += 1
+    if budget is not None:
+        spend_budget(store, task, truths, arrived, budget, order, counts)
+    else:
+        counts["taps"] = counts["corrected"] + counts["confirmed"]
     return counts
+
+
+def spend_budget(store: Store, task: str, truths: dict[int, str], arrived: list[int], budget: int, order: str,
+                 counts: dict[str, int]) -> None:
+    """The oracle's `budget` presses this week: on the queue's first decisions (any week's, still pending) or on
+    this week's first arrivals; a right decision is confirmed, a wrong one corrected."""
+    if order == "queue":
+        picked = [item.decision for item in ReviewQueue(store).next(budget)]
+    else:
+        picked = [store.decisions.get(decision_id) for decision_id in arrived[:budget]]
+    for decision in picked:
+        truth = truths[decision.id]
+        counts["taps"] += 1
+        if decision.label != truth:
+            store.corrections.add(decision.id, STAFF_ID, "label" if task == "sentiment" else "faq", new_label=truth)
+            counts["corrected"] += 1
+        else:
+            store.corrections.add(decision.id, STAFF_ID, "confirm")
+            counts["confirmed"] += 1
 
 
 def candidate_accuracy(result: dict, store: Store, encoder, settings: Settings, cache: FeatureCache,
@@ -244,12 +307,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             return retrain(settings, "schedule", args=train_args)
 
     weeks, week1 = [], []
+    truths: dict[int, str] = {}
     for week in range(1, args.weeks + 1):
         rows = pool[(week - 1) * args.per_week: week * args.per_week]
         if week == 1:
             week1 = rows
         t0 = time.perf_counter()
-        counts = stream_week(store, runtime, cache, args.task, rows, week, rng, args.confirm_rate)
+        counts = stream_week(store, runtime, cache, args.task, rows, week, rng, args.confirm_rate, args.budget,
+                             args.order, truths)
         stream_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
         result = retrain_week()
@@ -258,6 +323,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter()
         if outcome.get("promoted"):
             runtime.swap(load_active(encoder, settings, store))  # what Services.reload_adapters does
+        elif args.budget is not None and args.task == "sentiment":  # the refused candidate's guesses, as the bot
+            runtime.swap(load_active(encoder, settings, store))  # shows them (serving.loading.with_shadow)
         else:
             runtime.swap(rebuild_index(runtime.serving, store))  # new phrasings, as after FAQ corrections
         swap_seconds = time.perf_counter() - t0
@@ -286,11 +353,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "week1_accuracy_by_week": [w["week1_accuracy"] for w in weeks],
         "candidate_accuracy_by_week": [w["candidate_accuracy"] for w in weeks],
         "corrections_by_week": [w["corrected"] for w in weeks],
+        "taps_by_week": [w["taps"] for w in weeks],
+        "taps_to_target": taps_to_target(weeks, TARGETS[args.task] / 100),
         "promoted_by_week": [w["promoted"] for w in weeks],
         "weeks": weeks,
         "config": {"weeks": args.weeks, "per_week": args.per_week, "test_n": len(test),
                    "seed_per_class": args.seed_per_class if args.task == "sentiment" else None,
                    "faq_seed_phrasings": 1 if args.task == "faq" else None, "confirm_rate": args.confirm_rate,
+                   "budget": args.budget, "order": args.order if args.budget is not None else None,
                    "gate_thresholds": {"sentiment": settings.thresholds.sentiment_accuracy,
                                        "faq": settings.thresholds.faq_accuracy,
                                        "max_regression": settings.thresholds.max_regression},
@@ -304,9 +374,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def taps_to_target(weeks: list[dict[str, Any]], target: float) -> int | None:
+    """Presses (corrections + confirmations) spent up to the first week whose served accuracy reached `target`."""
+    spent = 0
+    for week in weeks:
+        spent += week["corrected"] + week["confirmed"]
+        if week["accuracy"] is not None and week["accuracy"] >= target:
+            return spent
+    return None
+
+
 def run_key(run: dict[str, Any]) -> tuple:
     """Runs that differ only in when they ran replace each other: same data, task and staff behaviour."""
-    return run.get("dataset"), run.get("task"), (run.get("config") or {}).get("confirm_rate", 0.0)
+    config = run.get("config") or {}
+    return (run.get("dataset"), run.get("task"), config.get("confirm_rate", 0.0), config.get("budget"),
+            config.get("order"))
 
 
 def save(out: dict[str, Any], path: Path) -> None:
@@ -336,8 +418,10 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
             start = [] if run.get("start_accuracy") is None else [run["start_accuracy"]]
             xs = list(range(1 - len(start), len(run["accuracy_by_week"]) + 1))
             ys = [100 * v if v is not None else float("nan") for v in start + run["accuracy_by_week"]]
-            rate = run_key(run)[2]
+            rate = (run.get("config") or {}).get("confirm_rate", 0.0)
             staff = f"... and confirm {rate:.0%} of the rest" if rate else "staff correct mistakes"
+            if (run.get("config") or {}).get("budget") is not None:
+                staff = f"{run['config']['budget']} presses/week, {run['config']['order']} order"
             ax.plot(xs, ys, "-o", color=color, label=f"{staff}: test set")
             w1 = [100 * v if v is not None else float("nan") for v in run.get("week1_accuracy_by_week", [])]
             ax.plot(range(1, len(w1) + 1), w1, ":", color=color, label=f"{staff}: week-1 data")

@@ -27,7 +27,7 @@ from telegram.warnings import PTBUserWarning
 
 from bot import jobs
 from bot.context import BotApplication, context_types
-from bot.handlers import customer, errors, faq, faq_edit, owner, staff, staff_answer, suggestions
+from bot.handlers import customer, errors, faq, faq_edit, owner, review, staff, staff_answer, suggestions
 from bot.limits import CHAT_BURST, CHAT_INTERVAL_S, GROUP_BURST, GROUP_INTERVAL_S
 from bot.services import RuntimeFactory, open_services
 from bot.updates import ChatOrderedUpdateProcessor
@@ -118,7 +118,7 @@ async def _set_commands(application: BotApplication, settings: Settings) -> None
             menus.append((_commands(CUSTOMER_COMMANDS + FAQ_COMMANDS, owner_language), BotCommandScopeChat(staff_id),
                           None))
     if settings.roles.staff_chat_id:
-        menus.append((_commands(("cancel",), settings.default_language),
+        menus.append((_commands(("cancel", "review"), settings.default_language),
                       BotCommandScopeChat(settings.roles.staff_chat_id), None))
     for commands, scope, language_code in menus:
         try:
@@ -139,6 +139,9 @@ def _add_handlers(application: BotApplication, settings: Settings, answer_timeou
     for name in OWNER_COMMANDS:
         application.add_handler(CommandHandler(name, getattr(owner, name), filters=new_message))
     application.add_handler(CommandHandler("faq", faq.command, filters=new_message))
+    if settings.roles.staff_chat_id:  # /review: the active-learning queue, in the staff chat only
+        application.add_handler(CommandHandler("review", review.command,
+                                               filters=filters.Chat(chat_id=settings.roles.staff_chat_id) & new_message))
     with warnings.catch_warnings():  # per_message=False with a CallbackQueryHandler entry is intended
         warnings.simplefilter("ignore", PTBUserWarning)
         application.add_handler(faq_edit.conversation(answer_timeout_s))  # before customer.on_text: the typed texts

@@ -1,5 +1,5 @@
 """Scheduled jobs: the weekly retrain (and the catch-up of one missed while the bot was down), the
-weekly owner report, daily message retention, and picking up adapter changes made outside the bot.
+weekly owner report, daily message retention, the daily digest of decisions waiting for /review, and picking up adapter changes made outside the bot.
 
 Everything is scheduled on the application's JobQueue (APScheduler underneath) by
 `schedule_jobs`, called once from post_init. The last successful retrain lives in SQLite
@@ -26,6 +26,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application
 
 from bot.context import BotContext
+from bot.handlers import review
 from bot.handlers.suggestions import report_keyboard
 from bot.limits import MAX_TEXT, utf16_cut
 from bot.services import Services
@@ -46,6 +47,7 @@ CATCHUP_JOB = "catchup-retrain"
 RETENTION_JOB = "retention"
 WATCH_JOB = "adapter-watch"
 FAQ_WATCH_JOB = "faq-watch"
+DIGEST_JOB = "review-digest"
 CATCHUP_DELAY_S = 2.0  # after start-up, so the bot answers first
 WATCH_INTERVAL_S = 10.0  # how often the active adapters in the database are compared with the served ones
 RETENTION_TIME = time(4, 30)  # local time (schedule.timezone) of the daily retention job
@@ -110,6 +112,9 @@ def schedule_jobs(application: Application, services: Services, now: datetime | 
                         data={"versions": active_versions(services.store)}, name=WATCH_JOB)
     queue.run_repeating(watch_faq, WATCH_INTERVAL_S, first=WATCH_INTERVAL_S,
                         data={"faq": services.store.faq.fingerprint()}, name=FAQ_WATCH_JOB)
+    if services.settings.staff.digest_time:  # the daily digest of decisions waiting for /review
+        hour, minute = (int(part) for part in services.settings.staff.digest_time.split(":"))
+        queue.run_daily(review.digest, time(hour, minute, tzinfo=zone), name=DIGEST_JOB, job_kwargs=grace)
     now = now or datetime.now(UTC)
     if closed := services.store.runs.close_interrupted():
         log.warning("%d training run(s) lost their process (cut off by a stop): recorded as failed", closed)

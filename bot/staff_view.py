@@ -4,6 +4,8 @@ A mirror message (HTML) says what the customer wrote, what the bot did and how s
 its buttons depend on the decision:
 
     answered question / review:  [✅ correct] [❌ incorrect]
+    review, no sentiment model:  [😊 positive] [😐 neutral] [😞 negative] [✍ a question: write the answer]
+      with a candidate's guess:  [✅ <its guess>] above them (the guess is from an unpromoted model)
       ❌ on a review:            [😊 positive] [😐 neutral] [😞 negative]
                                  [✍ a question: write the answer] [↩ back]
       ❌ on a question:          [📖 next best FAQ entries ...] [✍ write the answer]
@@ -28,6 +30,7 @@ from bot.callbacks import ButtonAction
 from bot.limits import utf16_cut
 from settings import Settings
 from shop.formatting import percent
+from shop.review_queue import candidate_guess, must_act
 from shop.texts import label_name, staff_text
 from shop.texts.staff import STAFF
 from storage.records import Decision, FaqEntry
@@ -70,7 +73,12 @@ def mirror_text(settings: Settings, decision: Decision, text: str | None, custom
                 answer: FaqEntry | None, lookup: QuestionLookup) -> str:
     """The staff-chat mirror of one decision (HTML)."""
     confidence = percent(decision.confidence)
-    if decision.kind == MessageKind.REVIEW and decision.label is None:
+    guess = candidate_guess(decision)
+    if guess is not None:  # no sentiment adapter passed the gate: the newest unpromoted one's guess
+        key = "review_candidate_negative" if guess == "negative" else "review_candidate"
+        header = staff_text(settings, key, label=label_name(settings, guess),
+                            confidence=percent(decision.alternatives[0][1]))
+    elif decision.kind == MessageKind.REVIEW and decision.label is None:
         header = staff_text(settings, "review_unlabelled")
     elif decision.kind == MessageKind.REVIEW:
         key = "review_negative" if decision.label == "negative" else "review"
@@ -90,6 +98,8 @@ def mirror_text(settings: Settings, decision: Decision, text: str | None, custom
         guesses = ", ".join(f"{_faq_title(key, lookup)} {percent(score)}"
                             for key, score in decision.alternatives[: callbacks.MAX_ALTERNATIVES])
         lines.append(html.escape(staff_text(settings, "guesses", guesses=guesses)))
+    if guess is not None:
+        lines.append(html.escape(staff_text(settings, "candidate_note")))
     if decision.kind == MessageKind.QUESTION:
         lines.append(html.escape(staff_text(settings, "reply_hint")))
     elif decision.label == "negative":
@@ -98,9 +108,9 @@ def mirror_text(settings: Settings, decision: Decision, text: str | None, custom
 
 
 def should_notify(decision: Decision) -> bool:
-    """Handoffs, negative reviews and reviews no model could label (any may be a complaint) ring;
-    routine mirrors arrive silently."""
-    return decision.action == Action.HANDOFF or (decision.kind == MessageKind.REVIEW and decision.label in ("negative", None))
+    """Handoffs, negative reviews and reviews no model could label (any may be a complaint; with an unpromoted
+    candidate's guess, those it thinks negative) ring; routine mirrors arrive silently."""
+    return must_act(decision)
 
 
 def _button(text: str, decision_id: int, action: ButtonAction, arg: str | int | None = None) -> InlineKeyboardButton:
@@ -128,6 +138,11 @@ def main_keyboard(settings: Settings, decision: Decision, lookup: QuestionLookup
     if decision.kind == MessageKind.QUESTION and decision.action == Action.HANDOFF:
         return InlineKeyboardMarkup([*_faq_buttons(settings, decision, lookup, skip_current=False),
                                      _label_buttons(settings, decision)])
+    guess = candidate_guess(decision)
+    if guess is not None:  # one tap confirms the unpromoted candidate's guess (a label correction with it)
+        confirm = _button(staff_text(settings, "btn_guess", label=label_name(settings, guess)), decision.id,
+                          ButtonAction.LABEL, guess)
+        return InlineKeyboardMarkup([[confirm], _label_buttons(settings, decision), _question_button(settings, decision)])
     if decision.kind == MessageKind.REVIEW and decision.label is None:  # no sentiment model yet: ask for the label
         return InlineKeyboardMarkup([_label_buttons(settings, decision), _question_button(settings, decision)])
     return InlineKeyboardMarkup([[_button(staff_text(settings, "btn_ok"), decision.id, ButtonAction.CONFIRM),

@@ -17,7 +17,7 @@ from training.features import FeatureCache
 from training.recipe import load_blend
 from training.registry import AdapterRegistry, CorruptAdapterError
 from training.sentiment import load_sentiment
-from vocabulary import CORRECTION_SOURCES, SENTIMENT_LABELS, TASKS, Task
+from vocabulary import CORRECTION_SOURCES, SENTIMENT_LABELS, TASKS, AdapterStatus, Task
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,26 @@ def load_active(encoder: Encoder, settings: Settings, store: Store) -> ServingMo
     # The trunk features on disk are the ones training computed (same encoder identity): a swap
     # then only runs the small FAQ top over the index, not the whole model.
     cache = FeatureCache(encoder, settings.paths.model_cache / "features")
-    return build_serving(encoder, store, folders["sentiment"], folders["faq"], versions, cache)
+    serving = build_serving(encoder, store, folders["sentiment"], folders["faq"], versions, cache)
+    return with_shadow(serving, registry, store) if folders["sentiment"] is None else serving
+
+
+def with_shadow(serving: ServingModel, registry: AdapterRegistry, store: Store) -> ServingModel:
+    """Before any sentiment adapter passed the gate: the serving model with the newest unpromoted (candidate or
+    rejected) sentiment adapter aside, for its guesses on reviews; unchanged when there is none usable."""
+    from dataclasses import replace
+
+    for record in store.adapters.history(Task.SENTIMENT):  # newest first
+        if record.status not in (AdapterStatus.CANDIDATE, AdapterStatus.REJECTED):
+            continue
+        try:
+            model, labels = load_sentiment(serving.encoder, registry.verify(record))
+        except (CorruptAdapterError, OSError, ValueError, RuntimeError) as exc:  # e.g. pruned, or not a real adapter
+            log.warning("unpromoted sentiment adapter %s not usable for guesses: %s", record.version, exc)
+            return serving
+        log.info("no sentiment adapter passed the gate: reviews show the guess of unpromoted %s", record.version)
+        return replace(serving, shadow_sentiment=model, shadow_labels=labels)
+    return serving
 
 
 def export_faq_encoder(settings: Settings, out: Path) -> str:

@@ -48,6 +48,9 @@ class ServingModel:
     cache: FeatureCache | None = None  # trunk features of known texts (the FAQ index), shared across swaps
     sentiment_char: CharNgramModel | None = None  # character n-grams blended into the sentiment probabilities
     char_weight: float = 0.0
+    # Until a sentiment adapter passes the gate: the newest unpromoted one, for its guess on reviews (staff confirm it).
+    shadow_sentiment: nn.Module | None = None
+    shadow_labels: tuple[str, ...] = SENTIMENT_LABELS
 
     @property
     def version(self) -> str:
@@ -69,6 +72,18 @@ class ServingModel:
         return vectors, probs
 
     @torch.inference_mode()
+    @torch.inference_mode()
+    def shadow_probabilities(self, features: Sequence[torch.Tensor], batch_size: int = 64) -> np.ndarray | None:
+        """The unpromoted candidate's sentiment probabilities (None without one, or once a sentiment adapter serves)."""
+        shadow = self.shadow_sentiment
+        if shadow is None or self.sentiment_model is not None or not features:
+            return None
+        probs = np.zeros((len(features), len(self.shadow_labels)), dtype=np.float32)
+        for idx in length_batches([f.shape[0] for f in features], batch_size, shuffle=False):
+            hidden, mask = pad_batch([features[i] for i in idx])
+            probs[idx] = shadow(hidden, mask).softmax(-1).cpu().numpy()
+        return probs
+
     def trunk_features(self, texts: Sequence[str]) -> list[torch.Tensor]:
         """Trunk states per text, unpadded."""
         out = self.encoder.trunk(list(texts))
@@ -91,6 +106,9 @@ class ServingModel:
         else:
             p_question = np.array([heuristic_question_probability(t) for t in texts])
         hits = self.index.search(vectors, k=3)
+        reviews = [i for i in range(len(texts)) if float(p_question[i]) < 0.5]
+        shadow = self.shadow_probabilities([features[i] for i in reviews]) if probs is None and reviews else None
+        guesses = dict(zip(reviews, shadow)) if shadow is not None else {}
         decisions = []
         for i in range(len(texts)):
             pq = float(p_question[i])
@@ -99,8 +117,13 @@ class ServingModel:
                 label, conf = alternatives[0] if alternatives else (None, 0.0)
                 decisions.append(Prediction(MessageKind.QUESTION, label, conf, label is not None and conf >= answer_threshold,
                                           alternatives, PredictionSource.MODEL, self.version, pq))
-            elif probs is None:  # no sentiment adapter has passed the gate yet: staff label it
-                decisions.append(Prediction(MessageKind.REVIEW, None, 0.0, False, (), PredictionSource.MODEL, self.version, pq))
+            elif probs is None:  # no sentiment adapter has passed the gate yet: staff label it, shown the
+                # unpromoted candidate's guess (as alternatives; the label stays None) when there is one
+                guess = guesses.get(i)
+                shown = () if guess is None else tuple(
+                    (self.shadow_labels[j], float(guess[j])) for j in np.argsort(-guess))
+                decisions.append(Prediction(MessageKind.REVIEW, None, 0.0, False, shown, PredictionSource.MODEL,
+                                            self.version, pq))
             else:
                 order = np.argsort(-probs[i])
                 alternatives = tuple((self.labels[j], float(probs[i][j])) for j in order)

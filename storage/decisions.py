@@ -32,6 +32,23 @@ class HandledQuestion:
     answer_key: str | None  # the FAQ entry that answer became, if any
 
 
+@dataclass(frozen=True)
+class WaitingDecision:
+    """A pending decision nobody has seen in the staff chat yet, with what its mirror needs."""
+
+    decision: Decision
+    text: str
+    customer_id: int
+    language: str | None
+
+
+# Pending, never shown in the staff chat (no mirror, not yet shown by /review), its text kept and its customer not
+# opted out (an opted-out customer's text reaches staff only when staff must act, and that is mirrored at once).
+_WAITING = (" from decisions join messages on messages.id = decisions.message_id"
+            " join customers on customers.telegram_id = messages.customer_id and customers.opted_out = 0"
+            " where decisions.status = ? and decisions.staff_message_id is null and messages.text is not null")
+
+
 class DecisionRepository:
     """Read and write decisions."""
 
@@ -153,3 +170,21 @@ class DecisionRepository:
             " where decisions.kind = ? and decisions.created_at >= ? order by decisions.id",
             [CorrectionKind.LABEL, MessageKind.REVIEW, to_timestamp(since)]).fetchall()
         return [(str(text), label) for text, label in rows]
+
+    def waiting(self, limit: int = 500) -> list[WaitingDecision]:
+        """The newest `limit` decisions waiting for a human look (see _WAITING), newest first."""
+        rows = self.db.execute(
+            "select decisions.*, messages.text as _text, messages.customer_id as _customer,"
+            f" customers.language as _language {_WAITING} order by decisions.id desc limit ?",
+            [DecisionStatus.PENDING, limit])
+        names = [column[0] for column in rows.description]
+        out = []
+        for values in rows.fetchall():
+            row = dict(zip(names, values))
+            text, customer, language = row.pop("_text"), row.pop("_customer"), row.pop("_language")
+            out.append(WaitingDecision(Decision.from_row(row), str(text), int(customer), language))
+        return out
+
+    def count_waiting(self) -> int:
+        """How many decisions are waiting for a human look (as `waiting` has them, all of them)."""
+        return int(self.db.execute(f"select count(*) {_WAITING}", [DecisionStatus.PENDING]).fetchone()[0])

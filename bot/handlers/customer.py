@@ -14,6 +14,7 @@ from bot.handlers.common import mark_blocked, message_of, user_language, user_of
 from bot.services import Services
 from bot.staff_view import Customer, should_notify
 from serving.prediction import Prediction
+from shop.review_queue import should_mirror
 from shop.texts import customer_text, review_reply
 from storage.records import FaqEntry, NotFoundError
 from vocabulary import Action, MessageKind
@@ -73,7 +74,9 @@ async def on_text(update: Update, context: BotContext) -> None:
         await message.reply_text(reply)
     finally:  # mirrored even when the reply times out (Telegram may still deliver it late)
         # An opted-out customer's text reaches staff only when someone must act: a handoff, a complaint.
-        if services.settings.roles.staff_chat_id and (not opted_out or should_notify(record)):
+        # Under the mirror policy ([staff] mirror) a confident decision may wait for /review instead.
+        if services.settings.roles.staff_chat_id and (not opted_out or should_notify(record)) \
+                and should_mirror(services.settings, record):
             customer = Customer(user.id, user.first_name, language)
             # In the background: the staff chat's flood limit must never hold up this customer's chat.
             context.application.create_task(staff.post_mirror(context, record, text, customer, entry),

@@ -184,14 +184,18 @@ class ThresholdSettings(_Section):
     sentiment_accuracy: float = 0.90
     faq_accuracy: float = 0.85
     answer_confidence: float = 0.55
+    suggest_confidence: float = 0.25  # "did you mean…?": entries below answer_confidence but at or above this
+    suggestions: int = 3  # at most this many entries offered (0: never offer)
     max_regression: float = 0.02
     min_new_examples: int = 5
     max_interval: float = 0.05
     cv_folds: int = 5
 
     def _validate(self) -> None:
-        for name in ("sentiment_accuracy", "faq_accuracy", "answer_confidence", "max_regression", "max_interval"):
+        for name in ("sentiment_accuracy", "faq_accuracy", "answer_confidence", "suggest_confidence",
+                     "max_regression", "max_interval"):
             self._between(name, 0, 1)
+        self._between("suggestions", 0, 3)
         if self.min_new_examples < 0:
             _fail(self._key("min_new_examples"), f"must be 0 or more, got {self.min_new_examples!r}")
         if self.cv_folds < 2:

@@ -44,6 +44,7 @@ class Action(StrEnum):
     ANSWERED = "answered"  # a question answered with an FAQ entry
     HANDOFF = "handoff"  # a question passed to staff: no entry was sure enough
     ACKNOWLEDGED = "acknowledged"  # a review thanked for
+    SUGGESTED = "suggested"  # a question shown "did you mean…?" buttons, the customer's pick still awaited
 
 
 class DecisionStatus(StrEnum):
@@ -78,6 +79,22 @@ class ExampleSource(StrEnum):
     CORRECTION = "correction"
     CONFIRMATION = "confirmation"
     STAFF_ANSWER = "staff_answer"
+    CUSTOMER = "customer"  # a customer's pick among "did you mean…?" suggestions: trains, never corrects
+
+
+class SuggestionOutcome(StrEnum):
+    """What became of the "did you mean…?" buttons shown under a question (decisions.suggestion)."""
+
+    OFFERED = "offered"  # shown, nothing pressed yet
+    PICKED = "picked"  # the customer picked an entry: answered with it
+    REFUSED = "refused"  # "none of these": handed off to staff
+
+
+class CustomerFeedback(StrEnum):
+    """A customer's 👍 / 👎 under an automatic answer (decisions.customer_feedback)."""
+
+    UP = "up"
+    DOWN = "down"
 
 
 # Feedback that corrects the bot (the regression set, the correction memory); a confirmation agrees with it.

@@ -27,7 +27,7 @@ from telegram.warnings import PTBUserWarning
 
 from bot import jobs
 from bot.context import BotApplication, context_types
-from bot.handlers import customer, errors, faq, faq_edit, owner, review, staff, staff_answer, suggestions
+from bot.handlers import conversation, customer, errors, faq, faq_edit, owner, review, staff, staff_answer, suggestions
 from bot.limits import CHAT_BURST, CHAT_INTERVAL_S, GROUP_BURST, GROUP_INTERVAL_S
 from bot.services import RuntimeFactory, open_services
 from bot.updates import ChatOrderedUpdateProcessor
@@ -148,6 +148,7 @@ def _add_handlers(application: BotApplication, settings: Settings, answer_timeou
     # Before the staff buttons, which take (and refuse) every other press.
     application.add_handler(faq.button_handler())  # pattern ^fq1:
     application.add_handler(suggestions.button_handler())  # pattern ^sg1:
+    application.add_handler(conversation.button_handler())  # pattern ^c1: (customers' own buttons)
     staff_chat_id = settings.roles.staff_chat_id
     if staff_chat_id:
         with warnings.catch_warnings():  # per_message=False with a CallbackQueryHandler entry is intended

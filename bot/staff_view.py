@@ -34,7 +34,7 @@ from shop.review_queue import candidate_guess, must_act
 from shop.texts import label_name, staff_text
 from shop.texts.staff import STAFF
 from storage.records import Decision, FaqEntry
-from vocabulary import SENTIMENT_LABELS, Action, MessageKind
+from vocabulary import SENTIMENT_LABELS, Action, MessageKind, SuggestionOutcome
 
 MAX_QUOTE = 3000  # UTF-16 units of the customer's text; the mirror's other lines fit in the rest of 4,096
 MAX_ANSWER = 400  # UTF-16 units, as all the cuts below
@@ -91,6 +91,8 @@ def mirror_text(settings: Settings, decision: Decision, text: str | None, custom
     lines = [f"<b>{html.escape(header)}</b>",
              staff_text(settings, "from", who=user_link(customer.id, customer.name), language=customer.language),
              _quote(text, settings)]
+    if decision.suggestion in (SuggestionOutcome.PICKED, SuggestionOutcome.REFUSED):  # "did you mean…?" was shown
+        lines.append(html.escape(staff_text(settings, f"suggest_{decision.suggestion}")))
     if decision.kind == MessageKind.QUESTION and decision.action == Action.ANSWERED and answer is not None:
         lines.append(html.escape(staff_text(settings, "bot_answered", question=_faq_title(answer.key, lookup),
                                             answer=utf16_cut(answer.answer, MAX_ANSWER))))

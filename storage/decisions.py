@@ -11,10 +11,18 @@ from sqlite_utils import Database
 from sqlite_utils.db import NotFoundError as RowNotFound
 
 from storage.clock import to_timestamp, utc_now
-from storage.db import inserted_id
+from storage.db import inserted_id, write_transaction
 from storage.messages import LEARNABLE_MESSAGES
 from storage.records import Decision, NotFoundError, check_choice
-from vocabulary import Action, CorrectionKind, DecisionStatus, MessageKind, PredictionSource
+from vocabulary import (
+    Action,
+    CorrectionKind,
+    CustomerFeedback,
+    DecisionStatus,
+    MessageKind,
+    PredictionSource,
+    SuggestionOutcome,
+)
 
 # A review's sentiment: staff's latest label for it, else the bot's (one parameter: the "label" correction kind).
 _SENTIMENT = ("coalesce((select new_label from corrections where corrections.decision_id = decisions.id"
@@ -58,17 +66,20 @@ class DecisionRepository:
 
     def add(self, message_id: int | None, kind: str, label: str | None, confidence: float, action: str,
             source: str = "model", adapter_version: str | None = None,
-            alternatives: Sequence[tuple[str, float]] = ()) -> Decision:
-        """Record a decision (status starts as pending)."""
+            alternatives: Sequence[tuple[str, float]] = (), suggestion: str | None = None) -> Decision:
+        """Record a decision (status starts as pending); `suggestion` is "offered" when did-you-mean buttons were shown."""
         check_choice("kind", kind, MessageKind)
         check_choice("action", action, Action)
         check_choice("source", source, PredictionSource)
+        if suggestion is not None:
+            check_choice("suggestion", suggestion, SuggestionOutcome)
         table = self.db.table("decisions")
         table.insert({
             "message_id": message_id, "kind": kind, "label": label, "confidence": float(confidence),
             "action": action, "source": source, "adapter_version": adapter_version,
             "alternatives": json.dumps([[key, float(score)] for key, score in alternatives], ensure_ascii=False),
             "staff_chat_id": None, "staff_message_id": None, "status": "pending", "created_at": utc_now(),
+            "suggestion": suggestion,
         })
         return self.get(inserted_id(table))
 
@@ -97,6 +108,33 @@ class DecisionRepository:
         self.get(decision_id)
         self.table.update(decision_id, {"status": status})
         return self.get(decision_id)
+
+    def resolve_suggestion(self, decision_id: int, outcome: str, action: str, label: str | None,
+                           confidence: float) -> Decision | None:
+        """The customer's answer to did-you-mean buttons: picked (answered with `label`) or refused (handed off).
+
+        Only while the buttons are still open (suggestion "offered"), in one statement, so two presses can't
+        both win; None when they were answered already."""
+        check_choice("suggestion", outcome, (SuggestionOutcome.PICKED, SuggestionOutcome.REFUSED))
+        check_choice("action", action, Action)
+        with write_transaction(self.db):
+            cursor = self.db.execute(
+                "update decisions set suggestion = ?, action = ?, label = ?, confidence = ? where id = ? and suggestion = ?",
+                [outcome, action, label, float(confidence), decision_id, SuggestionOutcome.OFFERED])
+        return self.get(decision_id) if cursor.rowcount else None
+
+    def set_customer_feedback(self, decision_id: int, feedback: str) -> Decision | None:
+        """Store the customer's 👍 / 👎: the first tap, or one change of mind (then it is final).
+
+        None when nothing changed: the same value again, or a change after the one allowed."""
+        check_choice("customer_feedback", feedback, CustomerFeedback)
+        with write_transaction(self.db):
+            cursor = self.db.execute(
+                "update decisions set customer_feedback = ?, customer_feedback_at = ?,"
+                " customer_feedback_changes = customer_feedback_changes + (customer_feedback is not null)"
+                " where id = ? and customer_feedback_changes = 0 and customer_feedback is not ?",
+                [feedback, utc_now(), decision_id, feedback])
+        return self.get(decision_id) if cursor.rowcount else None
 
     def staff_mirrors_of(self, customer_id: int) -> list[tuple[int, int]]:
         """(chat id, message id) of the staff-chat mirrors of a customer's messages, oldest first."""

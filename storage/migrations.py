@@ -167,3 +167,14 @@ def m006_faq_retired_and_changes(db: Database) -> None:
         if_not_exists=True,
     )
     db.table("faq_changes").create_index(["key", "id"], if_not_exists=True)
+
+
+@migrations()
+def m007_decisions_customer_choices(db: Database) -> None:
+    """decisions.suggestion (what became of "did you mean…?" buttons) and the customer's 👍 / 👎 under an
+    automatic answer: customer_feedback, customer_feedback_at, customer_feedback_changes (1 once changed)."""
+    columns = db.table("decisions").columns_dict
+    for name, kind in (("suggestion", str), ("customer_feedback", str), ("customer_feedback_at", str),
+                       ("customer_feedback_changes", int)):
+        if name not in columns:
+            db.table("decisions").add_column(name, kind, not_null_default=0 if kind is int else None)

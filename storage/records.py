@@ -149,6 +149,10 @@ class Decision:
     staff_message_id: int | None
     status: str
     created_at: str
+    suggestion: str | None = None  # vocabulary.SuggestionOutcome, when "did you mean…?" buttons were shown
+    customer_feedback: str | None = None  # vocabulary.CustomerFeedback: 👍 / 👎 under an automatic answer
+    customer_feedback_at: str | None = None
+    customer_feedback_changes: int = 0  # 1 once the customer changed their 👍 / 👎: final
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Decision:

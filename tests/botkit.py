@@ -38,7 +38,8 @@ def bot_settings(folder: Path, base: Path | None = None, **sections: dict[str, A
     data: dict[str, Any] = {
         "shop": {"languages": ["en", "zh"], "demo_data": str(MINI_SHOP)},
         "roles": {"owner_ids": [BOSS.id], "staff_ids": [MEI.id], "staff_chat_id": STAFF_CHAT},
-        "thresholds": {"answer_confidence": 1.0},  # the tiny random model never answers by itself
+        # the tiny random model never answers by itself, nor offers "did you mean…?" (tests/test_bot_conversation does)
+        "thresholds": {"answer_confidence": 1.0, "suggest_confidence": 1.0},
     }
     if base is not None:
         data["model"] = {"base": str(base), "top_layers": 1}

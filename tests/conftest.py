@@ -96,3 +96,12 @@ def no_bot_errors(bot) -> Iterator[None]:
     """Fails the test if the bot's error handler saw an exception during it."""
     yield
     assert bot.take_errors() == []
+
+
+@pytest.fixture
+def answer_everything(bot) -> Iterator[None]:
+    """Let the bot's model answer whatever it finds best (threshold 0) for one test."""
+    runtime = bot.services.runtime
+    saved, runtime.answer_threshold = runtime.answer_threshold, 0.0
+    yield
+    runtime.answer_threshold = saved

@@ -26,6 +26,7 @@ base = "{tiny_base}"
 top_layers = 1
 [thresholds]
 answer_confidence = 1.0
+suggest_confidence = 1.0
 """, encoding="utf-8")
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
     return path

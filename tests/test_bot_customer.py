@@ -20,16 +20,6 @@ def bot(tmp_path_factory: pytest.TempPathFactory, tiny_base: Path) -> Iterator[B
         yield harness
 
 
-
-@pytest.fixture
-def answer_everything(bot: BotHarness) -> Iterator[None]:
-    """Let the model answer whatever it finds best (threshold 0) for one test."""
-    runtime = bot.services.runtime
-    saved, runtime.answer_threshold = runtime.answer_threshold, 0.0
-    yield
-    runtime.answer_threshold = saved
-
-
 def test_start_and_help_greet_in_the_customers_language(bot: BotHarness) -> None:
     assert "Sweet Drops Bubble Tea" in bot.command(ALICE, "start")["text"]
     assert "甜滋滋奶茶店" in bot.command(XIAO, "start")["text"]

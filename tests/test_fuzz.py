@@ -37,7 +37,7 @@ import bot.services as bot_services
 from bot import callbacks
 from sandbox.emulator import FakeUser, as_api_message
 from serving.prediction import Prediction
-from shop.texts import staff_text
+from shop.texts import customer_text, staff_text
 from tests.botkit import MEI, STAFF_CHAT, BotHarness, bot_settings
 
 MIN_UPDATES = 10_000
@@ -79,6 +79,10 @@ callback_data = st.one_of(
               st.one_of(st.none(), st.sampled_from(["0", "1", "4", "5", "01", "-1", "positive", "happy", "x" * 20]))),
     st.tuples(st.integers(1, 400), st.sampled_from(tuple(callbacks.ButtonAction)), st.integers(0, 12)).map(
         lambda t: f"v1:{t[0]}:{t[1]}"[:t[2]]),  # truncated
+    # the customers' own buttons (bot/handlers/conversation.py), pressed where they never are: on staff-chat messages
+    st.builds(lambda decision, action, cut: f"c1:{decision}:{action}"[:cut],
+              st.one_of(st.integers(1, 400), st.integers(-3, 0), st.integers(10**17, 10**20)),
+              st.sampled_from(["p0", "p1", "p2", "p3", "no", "up", "dn", "UP", "", "up:1"]), st.integers(3, 80)),
 )
 customer = st.sampled_from(CUSTOMERS)
 pick = st.integers(0, 15)  # which of the newest staff-chat messages an action targets
@@ -133,6 +137,7 @@ class Expect:
     replies: dict[int, int] = field(default_factory=lambda: defaultdict(int))  # private chat -> replies owed
     forgotten: set[tuple[int, int]] = field(default_factory=set)  # (chat, message id) /forget removed
     refused_presses: set[str] = field(default_factory=set)  # query ids pressed by customers
+    customer_button_presses: set[str] = field(default_factory=set)  # "c1:" data: refused by the customer buttons
     presses: set[str] = field(default_factory=set)  # every query id
 
 
@@ -246,7 +251,9 @@ class Player:
                 query["data"] = data
             emulator.push_update({"callback_query": query})
             expect.presses.add(query_id)
-            if who != "staff":
+            if isinstance(data, str) and data.startswith("c1:"):
+                expect.customer_button_presses.add(query_id)
+            elif who != "staff":
                 expect.refused_presses.add(query_id)
 
 
@@ -322,8 +329,16 @@ def check_batch(bot: BotHarness, expect: Expect, chat_counts: dict[int, int]) ->
                    for c in store.faq.changes()) and store.faq.retired_keys() == set()
         staff_keys = {row["key"] for row in store.faq.table.rows_where("source = 'staff'")}
         assert staff_keys <= {c.new_label for c in corrections if c.kind == "answer"}
+        # no customer button press got through: nothing picked, refused, rated or learnt from a customer
+        assert store.decisions.table.count_where(
+            "customer_feedback is not null or suggestion in ('picked', 'refused')") == 0
+        assert [e for e in store.examples.all("faq") if e.source == "customer"] == []
+    customer_refusals = {customer_text(bot.settings, language, key) for language in ("en", "zh")
+                         for key in ("press_forged", "press_not_yours", "press_stale")}
     refusal = staff_text(bot.settings, "not_allowed")
     answers = {p["callback_query_id"]: p for _, p in emulator.calls("answerCallbackQuery")}
+    for query_id in expect.customer_button_presses:
+        assert answers[query_id].get("text") in customer_refusals and answers[query_id].get("show_alert") is True
     for query_id in expect.refused_presses:
         assert answers[query_id].get("text") == refusal and answers[query_id].get("show_alert") is True
 

@@ -19,8 +19,9 @@ from storage.store import Store
 from storage.text import normalise_text
 from vocabulary import CORRECTION_SOURCES, TASKS, ExampleSource, Task
 
-_PRIORITY: dict[str, int] = {ExampleSource.SEED: 0, ExampleSource.CONFIRMATION: 1,
-                              ExampleSource.STAFF_ANSWER: 2, ExampleSource.CORRECTION: 2}
+# Which label wins when one text has several (then the newest): a customer's did-you-mean pick is the weakest.
+_PRIORITY: dict[str, int] = {ExampleSource.CUSTOMER: 0, ExampleSource.SEED: 1, ExampleSource.CONFIRMATION: 2,
+                              ExampleSource.STAFF_ANSWER: 3, ExampleSource.CORRECTION: 3}
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,14 @@ handler states which part of the update it needs (`message_of`, `user_of`, `pres
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from telegram import Bot, CallbackQuery, Message, ReplyParameters, Update, User
 from telegram.error import Forbidden, TelegramError
+from telegram.ext import CallbackQueryHandler
 
+from bot.context import BotContext
 from bot.services import Services
 from bot.staff_view import QuestionLookup
 from shop.texts import pick_language, staff_text
@@ -110,3 +114,19 @@ async def send_to_customer(services: Services, bot: Bot, message: StoredMessage,
 def message_html(message: Message) -> str:
     """A message's text as HTML (its formatting kept), for editing it with one more line."""
     return "" if message.text is None else message.text_html
+
+
+class PrefixedButtons(CallbackQueryHandler[BotContext, None]):
+    """A CallbackQueryHandler for presses whose data starts with "<prefix>:", and only those: PTB lets a press
+    without any data through every pattern, and such a press is the staff buttons' handler's to refuse."""
+
+    def __init__(self, callback: Callable[[Update, BotContext], Coroutine[Any, Any, None]], prefix: str) -> None:
+        super().__init__(callback, pattern=rf"^{prefix}:")
+        self.prefix = prefix
+
+    def check_update(self, update: object) -> bool | object | None:
+        """Only a press carrying our prefix."""
+        query = update.callback_query if isinstance(update, Update) else None
+        if query is None or not isinstance(query.data, str) or not query.data.startswith(f"{self.prefix}:"):
+            return None
+        return super().check_update(update)

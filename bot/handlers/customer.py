@@ -9,11 +9,12 @@ from telegram import ChatMember, Message, Update
 from telegram.constants import ChatType
 
 from bot.context import BotContext
-from bot.handlers import staff
+from bot.handlers import conversation, staff
 from bot.handlers.common import mark_blocked, message_of, user_language, user_of
 from bot.services import Services
 from bot.staff_view import Customer, should_notify
 from serving.prediction import Prediction
+from shop.conversation import suggestions_for
 from shop.review_queue import should_mirror
 from shop.texts import customer_text, review_reply
 from storage.records import FaqEntry, NotFoundError
@@ -64,6 +65,9 @@ async def on_text(update: Update, context: BotContext) -> None:
     except Exception:
         await message.reply_text(customer_text(services.settings, language, "error"))
         raise
+    if offered := suggestions_for(services.settings, services.store, decision, language):  # "did you mean…?"
+        await conversation.offer(context, message, user.id, text, decision, offered, language)
+        return
     reply, action, entry = _respond(services, decision, language)
     stored = services.store.messages.add(user.id, message.chat_id, message.message_id, text)
     record = services.store.decisions.add(
@@ -71,7 +75,8 @@ async def on_text(update: Update, context: BotContext) -> None:
         source=decision.source,
         adapter_version=decision.version, alternatives=decision.alternatives)
     try:
-        await message.reply_text(reply)
+        rating = conversation.rating_keyboard(services.settings, language, record.id) if action == Action.ANSWERED else None
+        await message.reply_text(reply, reply_markup=rating)
     finally:  # mirrored even when the reply times out (Telegram may still deliver it late)
         # An opted-out customer's text reaches staff only when someone must act: a handoff, a complaint.
         # Under the mirror policy ([staff] mirror) a confident decision may wait for /review instead.

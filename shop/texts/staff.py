@@ -5,6 +5,9 @@ from __future__ import annotations
 STAFF: dict[str, dict[str, str]] = {
     "zh": {
         "question_answered": "❓ 问题 · 已自动回答 · 置信度 {confidence}",
+        "suggest_picked": "👆 机器人不确定，顾客从“您是想问……？”里自己选了这一条",
+        "suggest_refused": "🙅 顾客看过“您是想问……？”的选项，都不是",
+        "rated_down": "👎 顾客说这个自动回答没帮上忙：可能答错了。请在上面的消息里用 ✅ / ❌ 处理。",
         "question_memory": "❓ 问题 · 按店员以前的更正回答",
         "question_handoff": "🙋 问题 · 需要店员回答 · 置信度 {confidence}",
         "review": "💬 评价 · {label} · 置信度 {confidence}",
@@ -64,6 +67,9 @@ STAFF: dict[str, dict[str, str]] = {
         "negative": "负面",
     },
     "en": {
+        "suggest_picked": "👆 The bot wasn't sure; the customer picked this one from “did you mean…?”",
+        "suggest_refused": "🙅 The customer saw “did you mean…?” suggestions and refused them all",
+        "rated_down": "👎 The customer says this automatic answer did not help: probably a mistake. Use ✅ / ❌ on the message above.",
         "question_answered": "❓ Question · answered · confidence {confidence}",
         "question_memory": "❓ Question · answered from an earlier staff correction",
         "question_handoff": "🙋 Question for staff · confidence {confidence}",

@@ -186,6 +186,7 @@ class ThresholdSettings(_Section):
     answer_confidence: float = 0.55
     suggest_confidence: float = 0.25  # "did you mean…?": entries below answer_confidence but at or above this
     suggestions: int = 3  # at most this many entries offered (0: never offer)
+    suggestion_wait_minutes: float = 10.0  # unanswered "did you mean…?" buttons: then the question goes to staff
     max_regression: float = 0.02
     min_new_examples: int = 5
     max_interval: float = 0.05
@@ -196,6 +197,7 @@ class ThresholdSettings(_Section):
                      "max_regression", "max_interval"):
             self._between(name, 0, 1)
         self._between("suggestions", 0, 3)
+        self._between("suggestion_wait_minutes", 0.01, 24 * 60)
         if self.min_new_examples < 0:
             _fail(self._key("min_new_examples"), f"must be 0 or more, got {self.min_new_examples!r}")
         if self.cv_folds < 2:

@@ -88,6 +88,7 @@ class SuggestionOutcome(StrEnum):
     OFFERED = "offered"  # shown, nothing pressed yet
     PICKED = "picked"  # the customer picked an entry: answered with it
     REFUSED = "refused"  # "none of these": handed off to staff
+    UNANSWERED = "unanswered"  # nothing pressed in time (thresholds.suggestion_wait_minutes): handed off to staff
 
 
 class CustomerFeedback(StrEnum):

@@ -26,7 +26,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application
 
 from bot.context import BotContext
-from bot.handlers import review
+from bot.handlers import conversation, review
 from bot.handlers.suggestions import report_keyboard
 from bot.limits import MAX_TEXT, utf16_cut
 from bot.services import Services
@@ -47,6 +47,8 @@ CATCHUP_JOB = "catchup-retrain"
 RETENTION_JOB = "retention"
 WATCH_JOB = "adapter-watch"
 FAQ_WATCH_JOB = "faq-watch"
+OFFER_JOB = "did-you-mean-expiry"
+OFFER_CHECK_S = 30.0  # how often unanswered did-you-mean buttons are looked for (they wait minutes)
 DIGEST_JOB = "review-digest"
 CATCHUP_DELAY_S = 2.0  # after start-up, so the bot answers first
 WATCH_INTERVAL_S = 10.0  # how often the active adapters in the database are compared with the served ones
@@ -112,6 +114,7 @@ def schedule_jobs(application: Application, services: Services, now: datetime | 
                         data={"versions": active_versions(services.store)}, name=WATCH_JOB)
     queue.run_repeating(watch_faq, WATCH_INTERVAL_S, first=WATCH_INTERVAL_S,
                         data={"faq": services.store.faq.fingerprint()}, name=FAQ_WATCH_JOB)
+    queue.run_repeating(conversation.expire_offers, OFFER_CHECK_S, first=OFFER_CHECK_S, name=OFFER_JOB)
     if services.settings.staff.digest_time:  # the daily digest of decisions waiting for /review
         hour, minute = (int(part) for part in services.settings.staff.digest_time.split(":"))
         queue.run_daily(review.digest, time(hour, minute, tzinfo=zone), name=DIGEST_JOB, job_kwargs=grace)

@@ -127,6 +127,12 @@ class CustomerChoices:
             raise PressRefused("stale")
         return resolved
 
+    def expire_suggestions(self, decision_id: int) -> Decision | None:
+        """Buttons nobody pressed in time: the question is handed off to staff (None if the customer chose meanwhile)."""
+        decision = self.store.decisions.get(decision_id)
+        return self.store.decisions.resolve_suggestion(decision.id, SuggestionOutcome.UNANSWERED, Action.HANDOFF,
+                                                       decision.label, decision.confidence)
+
     def rate_answer(self, decision_id: int, customer_id: int, feedback: CustomerFeedback) -> Rated | None:
         """Store 👍 / 👎 on an automatic answer; None when it changes nothing (the same tap again).
 

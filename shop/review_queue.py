@@ -14,7 +14,7 @@ whatever its age, scored (higher = shown first; ties: newer first):
                                           (a single alternative: its confidence; none: 0)
           + WEAK_CLASS_BONUS  if the bot's label is a class the active adapter's last gate evaluation found
                               weakest (the true labels of its most confused pairs, metrics["confused"])
-          + FLAGGED_BONUS     if the customer marked the answer 👎 (the hook: `flagged`, from the 👎 helper)
+          + FLAGGED_BONUS     if the customer marked the answer 👎
 
 Disagreement between the model and the correction memory is not scored: when the memory decides, the model's
 own opinion is not stored with the decision, so there is nothing to compare.
@@ -31,7 +31,7 @@ from settings import Settings
 from storage.decisions import WaitingDecision
 from storage.records import Decision
 from storage.store import Store
-from vocabulary import Action, MessageKind, Task
+from vocabulary import Action, CustomerFeedback, MessageKind, Task
 
 WEAK_CLASS_BONUS = 0.5
 FLAGGED_BONUS = 2.0
@@ -45,10 +45,15 @@ def candidate_guess(decision: Decision) -> str | None:
     return None
 
 
-def must_act(decision: Decision, flagged: bool = False) -> bool:
+def flagged(decision: Decision) -> bool:
+    """Whether the customer marked the bot's answer 👎: a probable mistake."""
+    return decision.customer_feedback == CustomerFeedback.DOWN
+
+
+def must_act(decision: Decision) -> bool:
     """Whether staff must see this decision now: a handoff, a complaint (or a review nobody could label, or one the
-    unpromoted candidate thinks negative), an answer the customer marked 👎 (`flagged`)."""
-    if flagged or decision.action == Action.HANDOFF:
+    unpromoted candidate thinks negative), an answer the customer marked 👎."""
+    if flagged(decision) or decision.action == Action.HANDOFF:
         return True
     if decision.kind != MessageKind.REVIEW:
         return False
@@ -63,11 +68,11 @@ def sampled(decision_id: int, rate: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < rate
 
 
-def should_mirror(settings: Settings, decision: Decision, flagged: bool = False) -> bool:
+def should_mirror(settings: Settings, decision: Decision) -> bool:
     """Whether the decision is mirrored to the staff chat as it happens (else it waits for /review)."""
     if settings.staff.mirror == "all":
         return True
-    return must_act(decision, flagged) or sampled(decision.id, settings.staff.sample_rate)
+    return must_act(decision) or sampled(decision.id, settings.staff.sample_rate)
 
 
 def margin(decision: Decision) -> float:
@@ -84,23 +89,22 @@ def weakest_labels(metrics: Mapping[str, Any] | None) -> frozenset[str]:
     return frozenset(str(row[0]) for row in confused if isinstance(row, list | tuple) and len(row) == 3)
 
 
-def score(decision: Decision, weak: Collection[str] = (), flagged: bool = False) -> float:
+def score(decision: Decision, weak: Collection[str] = ()) -> float:
     """How much a human look at this decision is worth (see the module docstring)."""
     value = 1.0 - margin(decision)
     label = decision.label if decision.label is not None else candidate_guess(decision)
     if label is not None and label in weak:
         value += WEAK_CLASS_BONUS
-    if flagged:
+    if flagged(decision):
         value += FLAGGED_BONUS
     return value
 
 
 @dataclass(frozen=True)
 class ReviewQueue:
-    """The queue over a shop's store (`flagged`: ids of decisions a customer marked 👎; empty until 👎 exists)."""
+    """The queue over a shop's store."""
 
     store: Store
-    flagged: frozenset[int] = frozenset()
 
     def weak_classes(self) -> frozenset[str]:
         """Weakest classes of the active sentiment and FAQ adapters' last evaluations."""
@@ -115,7 +119,7 @@ class ReviewQueue:
         """The waiting decisions, most worth a look first (ties: newest first)."""
         waiting = self.store.decisions.waiting(SCAN_LIMIT)  # newest first; sorted() keeps that order for ties
         weak = self.weak_classes()
-        return sorted(waiting, key=lambda item: -score(item.decision, weak, item.decision.id in self.flagged))
+        return sorted(waiting, key=lambda item: -score(item.decision, weak))
 
     def next(self, count: int) -> list[WaitingDecision]:
         """The next `count` decisions to show."""

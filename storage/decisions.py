@@ -115,13 +115,20 @@ class DecisionRepository:
 
         Only while the buttons are still open (suggestion "offered"), in one statement, so two presses can't
         both win; None when they were answered already."""
-        check_choice("suggestion", outcome, (SuggestionOutcome.PICKED, SuggestionOutcome.REFUSED))
+        check_choice("suggestion", outcome, (SuggestionOutcome.PICKED, SuggestionOutcome.REFUSED,
+                                             SuggestionOutcome.UNANSWERED))
         check_choice("action", action, Action)
         with write_transaction(self.db):
             cursor = self.db.execute(
                 "update decisions set suggestion = ?, action = ?, label = ?, confidence = ? where id = ? and suggestion = ?",
                 [outcome, action, label, float(confidence), decision_id, SuggestionOutcome.OFFERED])
         return self.get(decision_id) if cursor.rowcount else None
+
+    def offered_before(self, cutoff: datetime | str) -> list[Decision]:
+        """Decisions whose did-you-mean buttons are still unanswered and were shown before `cutoff`, oldest first."""
+        rows = self.table.rows_where("suggestion = ? and created_at < ?", [SuggestionOutcome.OFFERED, to_timestamp(cutoff)],
+                                     order_by="id")
+        return [Decision.from_row(row) for row in rows]
 
     def set_customer_feedback(self, decision_id: int, feedback: str) -> Decision | None:
         """Store the customer's 👍 / 👎: the first tap, or one change of mind (then it is final).

@@ -5,10 +5,15 @@ presses (forged, stale, another user's)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from bot.handlers import conversation
+from shop.texts import customer_text
+from storage.clock import to_timestamp
 from tests.botkit import (
     ALICE,
     BOB,
@@ -100,6 +105,24 @@ def test_none_of_these_hands_off_and_staff_see_the_refusal(bot: BotHarness) -> N
     assert bot.emulator.calls("sendMessage")[-1][1].get("disable_notification") is not True  # a handoff rings
     with bot.store() as store:
         assert [e for e in store.examples.all("faq") if e.decision_id == decision.id] == []
+
+
+def test_buttons_nobody_presses_hand_the_question_to_staff_in_time(bot: BotHarness) -> None:
+    after = bot.cursor(STAFF_CHAT)
+    prompt = bot.say(BOB, "is there wifi for customers")
+    offered = latest_decision(bot)
+    with bot.store() as store:  # shown longer ago than thresholds.suggestion_wait_minutes (10)
+        store.decisions.table.update(offered.id, {"created_at": to_timestamp(datetime.now(UTC) - timedelta(minutes=11))})
+    bot.run(conversation.expire_offers(SimpleNamespace(services=bot.services, bot=bot.app.bot)))
+    told = bot.emulator.wait_for_message(BOB.id, after=prompt["message_id"])
+    assert told["text"] == customer_text(bot.settings, "en", "handoff")
+    mirror, decision = bot.wait_mirror("is there wifi for customers", after=after)
+    assert (decision.id, decision.action, decision.suggestion) == (offered.id, "handoff", "unanswered")
+    assert "Question for staff" in mirror["text"] and "✍ write the answer" in buttons(mirror)
+    late = press_raw(bot, BOB, prompt, next(iter(buttons(prompt).values())))  # the old buttons, pressed late
+    assert late["show_alert"] is True and latest_decision(bot).suggestion == "unanswered"
+    bot.run(conversation.expire_offers(SimpleNamespace(services=bot.services, bot=bot.app.bot)))  # once only
+    assert [m for m in bot.emulator.messages(BOB.id) if m["message_id"] > told["message_id"]] == []
 
 
 def test_thumbs_are_stored_changed_once_then_final_and_thumbs_down_reaches_staff(

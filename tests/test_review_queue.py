@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ def test_policy_keys(tmp_path: Path) -> None:
     confident = _decision()
     assert loud.staff.mirror == "all" and should_mirror(loud, confident)
     assert not should_mirror(quiet, confident)
-    assert should_mirror(quiet, confident, flagged=True)  # 👎 (the hook)
+    assert should_mirror(quiet, replace(confident, customer_feedback="down"))  # the customer's 👎
     assert should_mirror(quiet, _decision("question", None, "handoff", (("hours", 0.3),)))
     assert should_mirror(quiet, _decision(label="negative"))
     assert should_mirror(quiet, _decision(label=None, alternatives=()))  # nobody could label it
@@ -52,5 +53,6 @@ def test_score_orders_by_margin_weak_classes_and_flags() -> None:
     assert weak == {"neutral"}
     neutral = _decision(label="neutral", alternatives=(("neutral", 0.9), ("positive", 0.1)))
     assert score(neutral, weak) > score(sure, weak)
-    assert score(sure, flagged=True) > score(close)
-    assert not must_act(sure) and must_act(sure, flagged=True)
+    disliked = replace(sure, customer_feedback="down")
+    assert score(disliked) > score(close)
+    assert not must_act(sure) and must_act(disliked) and not must_act(replace(sure, customer_feedback="up"))

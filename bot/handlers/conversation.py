@@ -13,6 +13,7 @@ import functools
 import logging
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters, Update, User
@@ -110,13 +111,38 @@ async def offer(context: BotContext, message: Message, customer_id: int, text: s
 
 async def _mirror(context: BotContext, user: User, decision: Decision, entry: FaqEntry | None, language: str) -> None:
     """Mirror a decision the customer's press settled, as on_text mirrors the others."""
+    await _mirror_as(context, Customer(user.id, user.first_name, language), decision, entry)
+
+
+async def _mirror_as(context: BotContext, customer: Customer, decision: Decision, entry: FaqEntry | None) -> None:
     services = context.services
     if not services.settings.roles.staff_chat_id or decision.message_id is None:
         return
     message = services.store.messages.get(decision.message_id)
-    if services.store.customers.get(user.id).opted_out and not should_notify(decision):
+    if services.store.customers.get(customer.id).opted_out and not should_notify(decision):
         return
-    await staff.post_mirror(context, decision, message.text or "", Customer(user.id, user.first_name, language), entry)
+    await staff.post_mirror(context, decision, message.text or "", customer, entry)
+
+
+async def expire_offers(context: BotContext) -> None:
+    """JobQueue callback: did-you-mean buttons nobody pressed in `thresholds.suggestion_wait_minutes` hand the
+    question to staff (mirrored, ringing) and the customer is told staff will answer; a later press is stale."""
+    services = context.services
+    wait = timedelta(minutes=services.settings.thresholds.suggestion_wait_minutes)
+    choices = CustomerChoices(services.store)
+    for offered in services.store.decisions.offered_before(datetime.now(UTC) - wait):
+        decision = choices.expire_suggestions(offered.id)
+        if decision is None or decision.message_id is None:
+            continue  # the customer chose meanwhile, or the message is gone
+        message = services.store.messages.get(decision.message_id)
+        language = services.store.customers.language_of(message.customer_id) or services.settings.default_language
+        try:
+            await context.bot.send_message(message.chat_id, customer_text(services.settings, language, "handoff"),
+                                           reply_parameters=ReplyParameters(message.telegram_message_id,
+                                                                            allow_sending_without_reply=True))
+        except TelegramError as error:  # blocked, or gone: staff still get the question
+            log.warning("could not tell customer %s their question went to staff: %s", message.customer_id, error)
+        await _mirror_as(context, Customer(message.customer_id, str(message.customer_id), language), decision, None)
 
 
 async def _alert_staff(context: BotContext, user: User, decision: Decision, language: str) -> None:

@@ -44,6 +44,7 @@ class Action(StrEnum):
     ANSWERED = "answered"  # a question answered with an FAQ entry
     HANDOFF = "handoff"  # a question passed to staff: no entry was sure enough
     ACKNOWLEDGED = "acknowledged"  # a review thanked for
+    TAKEN_OVER = "taken_over"  # staff are talking with the customer: the bot said nothing, staff saw it
 
 
 class DecisionStatus(StrEnum):

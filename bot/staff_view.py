@@ -9,6 +9,7 @@ its buttons depend on the decision:
       ❌ on a question:          [📖 next best FAQ entries ...] [✍ write the answer]
                                  [😊 / 😐 / 😞 it's a review] [↩ back]
     handed-off question:         [📖 best FAQ guesses ...] [✍ write the answer] [😊 / 😐 / 😞 it's a review]
+    during a takeover:           [▶ resume the bot]  (the header says staff are talking to them)
     while someone types:         [✖ cancel]
 
 After a correction the message keeps its text, gains one line saying who did what, and loses
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot import callbacks
+from bot import callbacks, takeover_callbacks
 from bot.callbacks import ButtonAction
 from bot.limits import utf16_cut
 from settings import Settings
@@ -70,7 +71,9 @@ def mirror_text(settings: Settings, decision: Decision, text: str | None, custom
                 answer: FaqEntry | None, lookup: QuestionLookup) -> str:
     """The staff-chat mirror of one decision (HTML)."""
     confidence = percent(decision.confidence)
-    if decision.kind == MessageKind.REVIEW and decision.label is None:
+    if decision.action == Action.TAKEN_OVER:  # the marker: staff are in this conversation, the bot said nothing
+        header = staff_text(settings, "takeover_mirror")
+    elif decision.kind == MessageKind.REVIEW and decision.label is None:
         header = staff_text(settings, "review_unlabelled")
     elif decision.kind == MessageKind.REVIEW:
         key = "review_negative" if decision.label == "negative" else "review"
@@ -100,7 +103,7 @@ def mirror_text(settings: Settings, decision: Decision, text: str | None, custom
 def should_notify(decision: Decision) -> bool:
     """Handoffs, negative reviews and reviews no model could label (any may be a complaint) ring;
     routine mirrors arrive silently."""
-    return decision.action == Action.HANDOFF or (decision.kind == MessageKind.REVIEW and decision.label in ("negative", None))
+    return decision.action in (Action.HANDOFF, Action.TAKEN_OVER) or (decision.kind == MessageKind.REVIEW and decision.label in ("negative", None))
 
 
 def _button(text: str, decision_id: int, action: ButtonAction, arg: str | int | None = None) -> InlineKeyboardButton:
@@ -124,7 +127,10 @@ def _question_button(settings: Settings, decision: Decision) -> list[InlineKeybo
 
 
 def main_keyboard(settings: Settings, decision: Decision, lookup: QuestionLookup) -> InlineKeyboardMarkup:
-    """The buttons a fresh mirror carries."""
+    """The buttons a fresh mirror carries (a takeover mirror: only ▶ resume the bot)."""
+    if decision.action == Action.TAKEN_OVER:
+        return InlineKeyboardMarkup([[InlineKeyboardButton(utf16_cut(staff_text(settings, "btn_resume"), MAX_BUTTON),
+                                                           callback_data=takeover_callbacks.encode(decision.id))]])
     if decision.kind == MessageKind.QUESTION and decision.action == Action.HANDOFF:
         return InlineKeyboardMarkup([*_faq_buttons(settings, decision, lookup, skip_current=False),
                                      _label_buttons(settings, decision)])

@@ -167,3 +167,13 @@ def m006_faq_retired_and_changes(db: Database) -> None:
         if_not_exists=True,
     )
     db.table("faq_changes").create_index(["key", "id"], if_not_exists=True)
+
+
+@migrations()
+def m008_customers_takeover(db: Database) -> None:
+    """customers.takeover_until / taken_over_by: a staff member is talking with the customer until then (UTC), and
+    the bot stays quiet for them."""
+    columns = db.table("customers").columns_dict
+    for column, kind in (("takeover_until", str), ("taken_over_by", int)):
+        if column not in columns:
+            db.table("customers").add_column(column, kind)

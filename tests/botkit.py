@@ -39,6 +39,7 @@ def bot_settings(folder: Path, base: Path | None = None, **sections: dict[str, A
         "shop": {"languages": ["en", "zh"], "demo_data": str(MINI_SHOP)},
         "roles": {"owner_ids": [BOSS.id], "staff_ids": [MEI.id], "staff_chat_id": STAFF_CHAT},
         "thresholds": {"answer_confidence": 1.0},  # the tiny random model never answers by itself
+        "conversation": {"takeover_minutes": 0},  # no takeover unless a test asks (tests/test_bot_takeover.py)
     }
     if base is not None:
         data["model"] = {"base": str(base), "top_layers": 1}

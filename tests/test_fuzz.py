@@ -8,8 +8,8 @@ example is a batch of updates: texts (empty, whitespace, 4,096 characters, emoji
 zero-width, control characters, SQL- and HTML-looking), commands (owner commands, /faq
 included, from customers), stickers, photos, voice, edits, channel posts, group messages, customers writing in
 the staff chat, staff replies, and button presses honest or forged (random, truncated,
-over-long, other versions, unknown or other messages' decision ids, no data), by staff or by
-customers. After each batch:
+over-long, other versions, unknown or other messages' decision ids, no data; the staff buttons' "v1:" and
+the takeover's "t1:"), by staff or by customers. After each batch:
 
 * no handler raised (the error handler saw nothing);
 * every private message got a reply, and every text is stored byte-identical with a decision
@@ -79,6 +79,10 @@ callback_data = st.one_of(
               st.one_of(st.none(), st.sampled_from(["0", "1", "4", "5", "01", "-1", "positive", "happy", "x" * 20]))),
     st.tuples(st.integers(1, 400), st.sampled_from(tuple(callbacks.ButtonAction)), st.integers(0, 12)).map(
         lambda t: f"v1:{t[0]}:{t[1]}"[:t[2]]),  # truncated
+    st.builds(lambda version, action, decision: f"{version}:{action}:{decision}",  # ▶ resume the bot (takeover)
+              st.sampled_from(["t1", "t1", "t0", "T1", "t2"]), st.sampled_from(["r", "r", "x", "R", ""]),
+              st.one_of(st.integers(1, 400), st.integers(-3, 0), st.integers(10**17, 10**20), st.just("01"))),
+    st.tuples(st.integers(1, 400), st.integers(0, 8)).map(lambda t: f"t1:r:{t[0]}"[:t[1]]),  # truncated
 )
 customer = st.sampled_from(CUSTOMERS)
 pick = st.integers(0, 15)  # which of the newest staff-chat messages an action targets
@@ -317,7 +321,9 @@ def check_batch(bot: BotHarness, expect: Expect, chat_counts: dict[int, int]) ->
         assert {c.staff_id for c in corrections} <= {MEI.id}
         assert store.decisions.table.count_where("status != 'pending'") == len({c.decision_id for c in corrections})
         assert store.runs.all() == [] and store.adapters.table.count == 0  # no owner command got through
-        assert store.faq.changes() == [] and store.faq.retired_keys() == set()  # nor any FAQ edit
+        # nor any FAQ edit: the only FAQ changes are the entries staff's typed answers created
+        assert all(c.key.startswith("staff-") and c.old is None and c.changed_by == MEI.id
+                   for c in store.faq.changes()) and store.faq.retired_keys() == set()
         staff_keys = {row["key"] for row in store.faq.table.rows_where("source = 'staff'")}
         assert staff_keys <= {c.new_label for c in corrections if c.kind == "answer"}
     refusal = staff_text(bot.settings, "not_allowed")

@@ -8,12 +8,14 @@ import logging
 from telegram import ChatMember, Message, Update
 from telegram.constants import ChatType
 
+from bot import clock
 from bot.context import BotContext
-from bot.handlers import staff
+from bot.handlers import after_hours, staff, takeover
 from bot.handlers.common import mark_blocked, message_of, user_language, user_of
 from bot.services import Services
 from bot.staff_view import Customer, should_notify
 from serving.prediction import Prediction
+from shop import hours
 from shop.texts import customer_text, review_reply
 from storage.records import FaqEntry, NotFoundError
 from vocabulary import Action, MessageKind
@@ -49,34 +51,39 @@ def _respond(services: Services, decision: Prediction, language: str) -> tuple[s
             log.warning("decision names FAQ key %r, which no longer exists: handing off", decision.label)
         else:
             return entry.answer, Action.ANSWERED, entry
-    return customer_text(settings, language, "handoff"), Action.HANDOFF, None
+    return hours.handoff_text(settings, language, clock.now()), Action.HANDOFF, None  # out of hours: when staff answer
 
 
 async def on_text(update: Update, context: BotContext) -> None:
-    """Answer a question from the FAQ or hand it to staff; acknowledge a review; mirror it to staff."""
+    """Answer a question from the FAQ or hand it to staff; acknowledge a review; mirror it to staff. While staff
+    talk with the customer (a takeover) it is only stored and mirrored: the bot says nothing."""
     services, message, user = context.services, message_of(update), user_of(update)
     text = message.text or ""
     language = user_language(services, user, text)
-    opted_out = services.store.customers.touch(user.id, language).opted_out
+    seen = services.store.customers.touch(user.id, language)
+    opted_out, quiet = seen.opted_out, takeover.is_quiet(seen)  # quiet: staff talk with them, the bot says nothing
     try:
         decision = await services.decide(text)
     except Exception:
         await message.reply_text(customer_text(services.settings, language, "error"))
         raise
     reply, action, entry = _respond(services, decision, language)
+    if quiet:
+        action, entry = Action.TAKEN_OVER, None
     stored = services.store.messages.add(user.id, message.chat_id, message.message_id, text)
     record = services.store.decisions.add(
         stored.id, decision.kind, decision.label, decision.confidence, action,
         source=decision.source,
         adapter_version=decision.version, alternatives=decision.alternatives)
     try:
-        await message.reply_text(reply)
+        if not quiet:
+            await message.reply_text(reply)
     finally:  # mirrored even when the reply times out (Telegram may still deliver it late)
         # An opted-out customer's text reaches staff only when someone must act: a handoff, a complaint.
         if services.settings.roles.staff_chat_id and (not opted_out or should_notify(record)):
             customer = Customer(user.id, user.first_name, language)
             # In the background: the staff chat's flood limit must never hold up this customer's chat.
-            context.application.create_task(staff.post_mirror(context, record, text, customer, entry),
+            context.application.create_task(after_hours.post_mirror(context, record, text, customer, entry),
                                             update=update)
 
 

@@ -28,6 +28,11 @@ CUSTOMER: dict[str, dict[str, str]] = {
         "optin_done": "好的：您的消息以后可以帮助改进机器人的回答，店员也会照常看到。/optout 可以随时退出。",
         "owner_only": "抱歉，这个命令只有店主可以使用。",
         "error": "抱歉，我这边出了点问题，请稍后再试一次。",
+        "handoff_closed": "这个问题我先转给店员。现在店里已打烊，店员{when}回复您 🙏",
+        "when_today": "今天{time}",
+        "when_tomorrow": "明天{time}",
+        "when_day": "{day}{time}",
+        "weekdays": "周一,周二,周三,周四,周五,周六,周日",
     },
     "en": {
         "start": ("Hi, welcome to {shop}! 🧋\n"
@@ -57,5 +62,10 @@ CUSTOMER: dict[str, dict[str, str]] = {
                        "/optout stops this at any time."),
         "owner_only": "Sorry, only the shop owner can use this command.",
         "error": "Sorry, something went wrong on my side. Please try again in a moment.",
+        "handoff_closed": "Good question! I've passed it to our staff. We're closed right now: they'll reply here {when} 🙏",
+        "when_today": "today at {time}",
+        "when_tomorrow": "tomorrow at {time}",
+        "when_day": "on {day} at {time}",
+        "weekdays": "Monday,Tuesday,Wednesday,Thursday,Friday,Saturday,Sunday",
     },
 }

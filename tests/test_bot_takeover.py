@@ -121,6 +121,11 @@ def test_after_a_staff_reply_the_bot_is_quiet_then_resumes_when_the_time_passes(
     quiet_turn(bot, cam, "How much can I put on one?")
     answered(bot, BOB, "Can I pay by card?")  # other customers are not affected
     quiet_turn(bot, cam, "Thanks!")
+    after = bot.cursor(STAFF_CHAT)
+    sticker = bot.emulator.send_sticker(cam)  # not even "I can only read text": staff hear of it instead
+    assert "Cam sent a sticker" in bot.emulator.wait_for_message(STAFF_CHAT, after=after)["text"]
+    time.sleep(0.3)
+    assert [m for m in bot.emulator.messages(cam.id) if m["message_id"] > sticker["message_id"]] == []
 
     moved.advance(timedelta(minutes=11))
     assert "passed it to our staff" in answered(bot, cam, "Do you deliver to the office?")["text"]

@@ -102,8 +102,11 @@ async def on_other(update: Update, context: BotContext) -> None:
     services, message, user = context.services, message_of(update), update.effective_user
     language = user_language(services, user, message.caption)
     if user is not None:
-        services.store.customers.touch(user.id, language)
+        seen = services.store.customers.touch(user.id, language)
         services.store.messages.add(user.id, message.chat_id, message.message_id, None, _content_type(message))
+        if takeover.is_quiet(seen):  # staff talk with them: staff hear of it, the bot says nothing
+            context.application.create_task(takeover.note_media(context, user, _content_type(message)), update=update)
+            return
     await message.reply_text(customer_text(services.settings, language, "non_text"))
 
 

@@ -2,7 +2,8 @@
 
 While a customer is taken over (shop/takeover.py) their texts are stored with the action "taken_over" and
 mirrored to staff under a "you are talking to them" marker with one button, ▶ resume the bot
-("t1:r:<decision id>", bot/takeover_callbacks.py); the bot sends them nothing. /resume in the staff chat
+("t1:r:<decision id>", bot/takeover_callbacks.py); a sticker, photo or voice is named to staff; the bot
+sends them nothing. /resume in the staff chat
 (replying to a mirror of that customer, or /resume <customer id>) ends it too. Every ▶ press is checked
 here: the presser is staff, the data parses, the mirror is the decision's own, the customer is still
 taken over; anything else is refused and changes nothing.
@@ -10,15 +11,17 @@ taken over; anything else is refused and changes nothing.
 
 from __future__ import annotations
 
+import html
 import logging
 
-from telegram import Message, Update
+from telegram import Message, Update, User
+from telegram.constants import ParseMode
 from telegram.ext import CallbackQueryHandler
 
-from bot import clock, takeover_callbacks
+from bot import clock, staff_view, takeover_callbacks
 from bot.callbacks import CallbackDataError
 from bot.context import BotContext
-from bot.handlers.common import message_of, press_of
+from bot.handlers.common import display_name, message_of, press_of
 from bot.handlers.staff import answer_press, set_buttons
 from bot.services import Services
 from shop import takeover
@@ -31,6 +34,15 @@ log = logging.getLogger(__name__)
 def is_quiet(customer: Customer) -> bool:
     """Whether the bot must not answer this customer now: a staff member is talking with them."""
     return takeover.taken_over(customer, clock.now())
+
+
+async def note_media(context: BotContext, user: User, kind: str) -> None:
+    """A taken-over customer sent a sticker, photo, voice…: tell staff (the bot says nothing to them)."""
+    settings = context.services.settings
+    if settings.roles.staff_chat_id:
+        await context.bot.send_message(settings.roles.staff_chat_id, staff_text(
+            settings, "takeover_media", who=staff_view.user_link(user.id, display_name(user)), kind=html.escape(kind)),
+            parse_mode=ParseMode.HTML)
 
 
 async def on_press(update: Update, context: BotContext) -> None:

@@ -11,7 +11,6 @@ taken over; anything else is refused and changes nothing.
 
 from __future__ import annotations
 
-import html
 import logging
 
 from telegram import Message, Update, User
@@ -41,7 +40,7 @@ async def note_media(context: BotContext, user: User, kind: str) -> None:
     settings = context.services.settings
     if settings.roles.staff_chat_id:
         await context.bot.send_message(settings.roles.staff_chat_id, staff_text(
-            settings, "takeover_media", who=staff_view.user_link(user.id, display_name(user)), kind=html.escape(kind)),
+            settings, "takeover_media", who=staff_view.user_link(user.id, display_name(user)), kind=staff_text(settings, f"media_{kind}")),
             parse_mode=ParseMode.HTML)
 
 

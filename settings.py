@@ -35,6 +35,8 @@ TELEGRAM_FILE_URL = "https://api.telegram.org/file/bot"
 CONFIG_ENV = "SHOPBOT_CONFIG"
 
 _HH_MM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
+_OPENING = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)")  # "10:00-22:00"; 24:00 = midnight
+CLOSED = "closed"
 WEBHOOK_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")  # Telegram's rule for setWebhook's secret_token
 
 
@@ -108,15 +110,18 @@ class _Section:
 
 @dataclass(frozen=True)
 class ShopSettings(_Section):
-    """The shop's names, reply languages and demo data folder."""
+    """The shop's names, reply languages, demo data folder and opening hours (in schedule.timezone)."""
 
     SECTION: ClassVar[str] = "shop"
     name: str = "甜滋滋奶茶店"
     name_en: str = "Sweet Drops Bubble Tea"
     languages: tuple[str, ...] = ("zh", "en")
     demo_data: Path = Path("data/demo")
+    hours: tuple[str, ...] = ()  # Monday .. Sunday: "HH:MM-HH:MM" or "closed"; none = always open
+    ring_negative_out_of_hours: bool = False  # a negative review out of hours rings at once, not at opening
 
     def _validate(self) -> None:
+        self._validate_hours()
         if not self.name.strip():
             _fail(self._key("name"), "must not be empty")
         if not self.languages:
@@ -126,6 +131,29 @@ class ShopSettings(_Section):
                 _fail(self._key("languages"), f"unknown language {language!r}; known: {', '.join(KNOWN_LANGUAGES)}")
         if len(set(self.languages)) != len(self.languages):
             _fail(self._key("languages"), f"lists a language twice: {list(self.languages)!r}")
+
+    def _validate_hours(self) -> None:
+        if self.hours and len(self.hours) != len(WEEKDAYS):
+            _fail(self._key("hours"), f"must list 7 days, Monday first (or nothing: always open), got {len(self.hours)}")
+        for day, spec in zip(WEEKDAYS, self.hours, strict=False):
+            match = _OPENING.fullmatch(spec)
+            if spec != CLOSED and (match is None or (match[3] == "24" and match[4] != "00")):
+                _fail(self._key("hours"), f'{day}: must be "HH:MM-HH:MM" or "closed", got {spec!r}')
+            if match is not None and spec.split("-")[0] >= spec.split("-")[1]:
+                _fail(self._key("hours"), f"{day}: must close after it opens (same day), got {spec!r}")
+        if self.hours and all(spec == CLOSED for spec in self.hours):
+            _fail(self._key("hours"), "closes every day; leave it out for a shop that is always open")
+
+    @property
+    def opening_hours(self) -> tuple[tuple[clock_time, clock_time | None] | None, ...]:
+        """Per weekday (Monday first) (opens, closes; None: at midnight), None on a closed day; () = always open."""
+        def parse(spec: str) -> tuple[clock_time, clock_time | None] | None:
+            if spec == CLOSED:
+                return None
+            opens, closes = (clock_time(int(part[:2]), int(part[3:])) for part in
+                             (spec[:5], spec[6:].replace("24:00", "00:00")))
+            return opens, (None if spec.endswith("24:00") else closes)
+        return tuple(parse(spec) for spec in self.hours)
 
 
 @dataclass(frozen=True)
@@ -314,6 +342,17 @@ class TelegramSettings(_Section):
                                                f"{self.webhook_listen!r}")
 
 
+@dataclass(frozen=True)
+class ConversationSettings(_Section):
+    """How the bot behaves in a conversation staff have joined."""
+
+    SECTION: ClassVar[str] = "conversation"
+    takeover_minutes: float = 15.0  # after a staff answer the bot stays quiet for that customer this long; 0 = never
+
+    def _validate(self) -> None:
+        self._between("takeover_minutes", 0, 24 * 60)
+
+
 _SECTIONS: dict[str, type[_Section]] = {
     "shop": ShopSettings,
     "roles": RolesSettings,
@@ -324,6 +363,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "paths": PathSettings,
     "privacy": PrivacySettings,
     "telegram": TelegramSettings,
+    "conversation": ConversationSettings,
 }
 
 
@@ -340,6 +380,7 @@ class Settings:
     paths: PathSettings = field(default_factory=PathSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    conversation: ConversationSettings = field(default_factory=ConversationSettings)
     token: str | None = field(default=None, repr=False)
     webhook_secret: str | None = field(default=None, repr=False)
 

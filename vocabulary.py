@@ -45,6 +45,7 @@ class Action(StrEnum):
     HANDOFF = "handoff"  # a question passed to staff: no entry was sure enough
     ACKNOWLEDGED = "acknowledged"  # a review thanked for
     SUGGESTED = "suggested"  # a question shown "did you mean…?" buttons, the customer's pick still awaited
+    TAKEN_OVER = "taken_over"  # staff are talking with the customer: the bot said nothing, staff saw it
 
 
 class DecisionStatus(StrEnum):

@@ -27,7 +27,19 @@ from telegram.warnings import PTBUserWarning
 
 from bot import jobs
 from bot.context import BotApplication, context_types
-from bot.handlers import conversation, customer, errors, faq, faq_edit, owner, review, staff, staff_answer, suggestions
+from bot.handlers import (
+    conversation,
+    customer,
+    errors,
+    faq,
+    faq_edit,
+    owner,
+    review,
+    staff,
+    staff_answer,
+    suggestions,
+    takeover,
+)
 from bot.limits import CHAT_BURST, CHAT_INTERVAL_S, GROUP_BURST, GROUP_INTERVAL_S
 from bot.services import RuntimeFactory, open_services
 from bot.updates import ChatOrderedUpdateProcessor
@@ -103,7 +115,7 @@ def _commands(names: tuple[str, ...], language: str) -> list[BotCommand]:
 
 async def _set_commands(application: BotApplication, settings: Settings) -> None:
     """The command menus: customers everywhere, owner commands in owners' chats (/faq in staff's too when
-    roles.faq_editors = "staff"), /cancel in the staff chat."""
+    roles.faq_editors = "staff"), /cancel and /resume in the staff chat."""
     bot = application.bot
     menus: list[tuple[list[BotCommand], Any, str | None]] = []
     for language in ("en", "zh"):
@@ -118,7 +130,7 @@ async def _set_commands(application: BotApplication, settings: Settings) -> None
             menus.append((_commands(CUSTOMER_COMMANDS + FAQ_COMMANDS, owner_language), BotCommandScopeChat(staff_id),
                           None))
     if settings.roles.staff_chat_id:
-        menus.append((_commands(("cancel", "review"), settings.default_language),
+        menus.append((_commands(("cancel", "review", "resume"), settings.default_language),
                       BotCommandScopeChat(settings.roles.staff_chat_id), None))
     for commands, scope, language_code in menus:
         try:
@@ -149,6 +161,7 @@ def _add_handlers(application: BotApplication, settings: Settings, answer_timeou
     application.add_handler(faq.button_handler())  # pattern ^fq1:
     application.add_handler(suggestions.button_handler())  # pattern ^sg1:
     application.add_handler(conversation.button_handler())  # pattern ^c1: (customers' own buttons)
+    application.add_handler(takeover.button_handler())  # pattern ^t1: (▶ resume the bot)
     staff_chat_id = settings.roles.staff_chat_id
     if staff_chat_id:
         with warnings.catch_warnings():  # per_message=False with a CallbackQueryHandler entry is intended
@@ -156,6 +169,7 @@ def _add_handlers(application: BotApplication, settings: Settings, answer_timeou
             application.add_handler(staff_answer.conversation(staff_chat_id, answer_timeout_s))
         application.add_handler(CallbackQueryHandler(staff.on_button))
         in_staff_chat = filters.Chat(chat_id=staff_chat_id)
+        application.add_handler(CommandHandler("resume", takeover.resume_command, filters=in_staff_chat & new_message))
         application.add_handler(MessageHandler(
             in_staff_chat & filters.REPLY & filters.TEXT & ~filters.COMMAND & new_message, staff.on_staff_reply))
     else:

@@ -1,5 +1,7 @@
 """Scheduled jobs: the weekly retrain (and the catch-up of one missed while the bot was down), the
-weekly owner report, daily message retention, the daily digest of decisions waiting for /review, and picking up adapter changes made outside the bot.
+weekly owner report, daily message retention, the daily digest of decisions waiting for /review, picking up
+adapter changes made outside the bot, and the negative-review alerts queued out of hours (sent at opening time,
+bot/handlers/after_hours.py).
 
 Everything is scheduled on the application's JobQueue (APScheduler underneath) by
 `schedule_jobs`, called once from post_init. The last successful retrain lives in SQLite
@@ -26,7 +28,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application
 
 from bot.context import BotContext
-from bot.handlers import conversation, review
+from bot.handlers import after_hours, conversation, review
 from bot.handlers.suggestions import report_keyboard
 from bot.limits import MAX_TEXT, utf16_cut
 from bot.services import Services
@@ -50,6 +52,8 @@ FAQ_WATCH_JOB = "faq-watch"
 OFFER_JOB = "did-you-mean-expiry"
 OFFER_CHECK_S = 30.0  # how often unanswered did-you-mean buttons are looked for (they wait minutes)
 DIGEST_JOB = "review-digest"
+ALERTS_JOB = "queued-alerts"
+ALERTS_INTERVAL_S = 60.0  # how often negative-review alerts queued out of hours look for opening time
 CATCHUP_DELAY_S = 2.0  # after start-up, so the bot answers first
 WATCH_INTERVAL_S = 10.0  # how often the active adapters in the database are compared with the served ones
 RETENTION_TIME = time(4, 30)  # local time (schedule.timezone) of the daily retention job
@@ -98,7 +102,8 @@ def mark_watching(store: Store, now: datetime) -> None:
 
 # ---------------------------------------------------------------------- wiring
 def schedule_jobs(application: Application, services: Services, now: datetime | None = None) -> None:
-    """Put the weekly retrain, retention and the adapter and FAQ watches on the JobQueue; queue a catch-up if one is due."""
+    """Put the weekly retrain, retention, the adapter and FAQ watches and the queued alerts on the JobQueue; queue a
+    catch-up if one is due."""
     queue = application.job_queue
     if queue is None:
         log.warning("no JobQueue (install python-telegram-bot[job-queue]): no weekly retrain, report or retention")
@@ -118,6 +123,7 @@ def schedule_jobs(application: Application, services: Services, now: datetime | 
     if services.settings.staff.digest_time:  # the daily digest of decisions waiting for /review
         hour, minute = (int(part) for part in services.settings.staff.digest_time.split(":"))
         queue.run_daily(review.digest, time(hour, minute, tzinfo=zone), name=DIGEST_JOB, job_kwargs=grace)
+    queue.run_repeating(after_hours.send_queued_alerts, ALERTS_INTERVAL_S, first=1.0, name=ALERTS_JOB)
     now = now or datetime.now(UTC)
     if closed := services.store.runs.close_interrupted():
         log.warning("%d training run(s) lost their process (cut off by a stop): recorded as failed", closed)

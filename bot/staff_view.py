@@ -11,6 +11,7 @@ its buttons depend on the decision:
       ❌ on a question:          [📖 next best FAQ entries ...] [✍ write the answer]
                                  [😊 / 😐 / 😞 it's a review] [↩ back]
     handed-off question:         [📖 best FAQ guesses ...] [✍ write the answer] [😊 / 😐 / 😞 it's a review]
+    during a takeover:           [▶ resume the bot]  (the header says staff are talking to them)
     while someone types:         [✖ cancel]
 
 After a correction the message keeps its text, gains one line saying who did what, and loses
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot import callbacks
+from bot import callbacks, takeover_callbacks
 from bot.callbacks import ButtonAction
 from bot.limits import utf16_cut
 from settings import Settings
@@ -73,8 +74,9 @@ def mirror_text(settings: Settings, decision: Decision, text: str | None, custom
                 answer: FaqEntry | None, lookup: QuestionLookup) -> str:
     """The staff-chat mirror of one decision (HTML)."""
     confidence = percent(decision.confidence)
-    guess = candidate_guess(decision)
-    if guess is not None:  # no sentiment adapter passed the gate: the newest unpromoted one's guess
+    if decision.action == Action.TAKEN_OVER:  # the marker: staff are in this conversation, the bot said nothing
+        header = staff_text(settings, "takeover_mirror")
+    elif (guess := candidate_guess(decision)) is not None:  # no sentiment adapter passed the gate: the newest unpromoted one's guess
         key = "review_candidate_negative" if guess == "negative" else "review_candidate"
         header = staff_text(settings, key, label=label_name(settings, guess),
                             confidence=percent(decision.alternatives[0][1]))
@@ -91,7 +93,8 @@ def mirror_text(settings: Settings, decision: Decision, text: str | None, custom
     lines = [f"<b>{html.escape(header)}</b>",
              staff_text(settings, "from", who=user_link(customer.id, customer.name), language=customer.language),
              _quote(text, settings)]
-    if decision.suggestion in (SuggestionOutcome.PICKED, SuggestionOutcome.REFUSED):  # "did you mean…?" was shown
+    if decision.suggestion in (SuggestionOutcome.PICKED, SuggestionOutcome.REFUSED,
+                               SuggestionOutcome.UNANSWERED):  # "did you mean…?" was shown
         lines.append(html.escape(staff_text(settings, f"suggest_{decision.suggestion}")))
     if decision.kind == MessageKind.QUESTION and decision.action == Action.ANSWERED and answer is not None:
         lines.append(html.escape(staff_text(settings, "bot_answered", question=_faq_title(answer.key, lookup),
@@ -110,8 +113,8 @@ def mirror_text(settings: Settings, decision: Decision, text: str | None, custom
 
 
 def should_notify(decision: Decision) -> bool:
-    """Handoffs, negative reviews and reviews no model could label (any may be a complaint; with an unpromoted
-    candidate's guess, those it thinks negative) ring; routine mirrors arrive silently."""
+    """Handoffs, staff conversations (a takeover), negative reviews and reviews no model could label (any may be a
+    complaint; with an unpromoted candidate's guess, those it thinks negative) ring; routine mirrors arrive silently."""
     return must_act(decision)
 
 
@@ -136,7 +139,10 @@ def _question_button(settings: Settings, decision: Decision) -> list[InlineKeybo
 
 
 def main_keyboard(settings: Settings, decision: Decision, lookup: QuestionLookup) -> InlineKeyboardMarkup:
-    """The buttons a fresh mirror carries."""
+    """The buttons a fresh mirror carries (a takeover mirror: only ▶ resume the bot)."""
+    if decision.action == Action.TAKEN_OVER:
+        return InlineKeyboardMarkup([[InlineKeyboardButton(utf16_cut(staff_text(settings, "btn_resume"), MAX_BUTTON),
+                                                           callback_data=takeover_callbacks.encode(decision.id))]])
     if decision.kind == MessageKind.QUESTION and decision.action == Action.HANDOFF:
         return InlineKeyboardMarkup([*_faq_buttons(settings, decision, lookup, skip_current=False),
                                      _label_buttons(settings, decision)])

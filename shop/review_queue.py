@@ -53,7 +53,7 @@ def flagged(decision: Decision) -> bool:
 def must_act(decision: Decision) -> bool:
     """Whether staff must see this decision now: a handoff, a complaint (or a review nobody could label, or one the
     unpromoted candidate thinks negative), an answer the customer marked 👎."""
-    if flagged(decision) or decision.action == Action.HANDOFF:
+    if flagged(decision) or decision.action in (Action.HANDOFF, Action.TAKEN_OVER):  # taken over: staff are in it
         return True
     if decision.kind != MessageKind.REVIEW:
         return False

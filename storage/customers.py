@@ -67,6 +67,12 @@ class CustomerRepository:
         self.table.update(telegram_id, {"blocked_at": utc_now() if blocked else None})
         return self.get(telegram_id)
 
+    def set_takeover(self, telegram_id: int, until: str | None, staff_id: int | None = None) -> Customer:
+        """Staff `staff_id` talks with the customer until `until` (a stored UTC timestamp); None: the bot answers again."""
+        self.get(telegram_id)
+        self.table.update(telegram_id, {"takeover_until": until, "taken_over_by": staff_id if until else None})
+        return self.get(telegram_id)
+
     def forget(self, telegram_id: int, keep_anonymised_labels: bool) -> dict[str, int]:
         """Delete a customer's messages in one transaction; labelled examples from them are kept unlinked or deleted."""
         self.get(telegram_id)

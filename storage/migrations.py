@@ -178,3 +178,13 @@ def m007_decisions_customer_choices(db: Database) -> None:
                        ("customer_feedback_changes", int)):
         if name not in columns:
             db.table("decisions").add_column(name, kind, not_null_default=0 if kind is int else None)
+
+
+@migrations()
+def m008_customers_takeover(db: Database) -> None:
+    """customers.takeover_until / taken_over_by: a staff member is talking with the customer until then (UTC), and
+    the bot stays quiet for them."""
+    columns = db.table("customers").columns_dict
+    for column, kind in (("takeover_until", str), ("taken_over_by", int)):
+        if column not in columns:
+            db.table("customers").add_column(column, kind)

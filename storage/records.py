@@ -107,6 +107,8 @@ class Customer:
     opted_out: bool
     forgotten_at: str | None
     blocked_at: str | None = None  # set when Telegram refused a message because they blocked the bot
+    takeover_until: str | None = None  # a staff member talks with them until then (UTC): the bot stays quiet
+    taken_over_by: int | None = None  # that staff member
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Customer:

@@ -40,6 +40,7 @@ def bot_settings(folder: Path, base: Path | None = None, **sections: dict[str, A
         "roles": {"owner_ids": [BOSS.id], "staff_ids": [MEI.id], "staff_chat_id": STAFF_CHAT},
         # the tiny random model never answers by itself, nor offers "did you mean…?" (tests/test_bot_conversation does)
         "thresholds": {"answer_confidence": 1.0, "suggest_confidence": 1.0},
+        "conversation": {"takeover_minutes": 0},  # no takeover unless a test asks (tests/test_bot_takeover.py)
     }
     if base is not None:
         data["model"] = {"base": str(base), "top_layers": 1}

@@ -27,7 +27,9 @@ top_layers = 1
 [thresholds]
 answer_confidence = 1.0
 suggest_confidence = 1.0
-""", encoding="utf-8")
+[conversation]
+takeover_minutes = 0
+""", encoding="utf-8")  # no takeover: the chat below asks again after a staff reply (tests/test_bot_takeover.py)
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
     return path
 

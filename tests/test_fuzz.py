@@ -8,8 +8,8 @@ example is a batch of updates: texts (empty, whitespace, 4,096 characters, emoji
 zero-width, control characters, SQL- and HTML-looking), commands (owner commands, /faq
 included, from customers), stickers, photos, voice, edits, channel posts, group messages, customers writing in
 the staff chat, staff replies, and button presses honest or forged (random, truncated,
-over-long, other versions, unknown or other messages' decision ids, no data), by staff or by
-customers. After each batch:
+over-long, other versions, unknown or other messages' decision ids, no data; the staff buttons' "v1:" and
+the takeover's "t1:"), by staff or by customers. After each batch:
 
 * no handler raised (the error handler saw nothing);
 * every private message got a reply, and every text is stored byte-identical with a decision
@@ -83,6 +83,10 @@ callback_data = st.one_of(
     st.builds(lambda decision, action, cut: f"c1:{decision}:{action}"[:cut],
               st.one_of(st.integers(1, 400), st.integers(-3, 0), st.integers(10**17, 10**20)),
               st.sampled_from(["p0", "p1", "p2", "p3", "no", "up", "dn", "UP", "", "up:1"]), st.integers(3, 80)),
+    st.builds(lambda version, action, decision: f"{version}:{action}:{decision}",  # ▶ resume the bot (takeover)
+              st.sampled_from(["t1", "t1", "t0", "T1", "t2"]), st.sampled_from(["r", "r", "x", "R", ""]),
+              st.one_of(st.integers(1, 400), st.integers(-3, 0), st.integers(10**17, 10**20), st.just("01"))),
+    st.tuples(st.integers(1, 400), st.integers(0, 8)).map(lambda t: f"t1:r:{t[0]}"[:t[1]]),  # truncated
 )
 customer = st.sampled_from(CUSTOMERS)
 pick = st.integers(0, 15)  # which of the newest staff-chat messages an action targets

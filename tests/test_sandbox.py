@@ -204,3 +204,23 @@ def test_up_without_a_token_seeds_trains_once_and_serves_the_page(
     again = io.StringIO()
     prepare(settings, out=again)  # tried once already: not every start trains again
     assert trained == ["cli"] and "no adapter has passed the quality gate yet" in again.getvalue()
+
+
+def test_the_page_shows_a_takeover_and_its_resume_button(tmp_path: Path, tiny_base: Path) -> None:
+    settings = bot_settings(tmp_path, tiny_base, conversation={"takeover_minutes": 10})
+    prepare(settings, train=False, out=io.StringIO())
+    with Sandbox(settings, load_real_runtime) as sandbox:
+        request(sandbox.url + "api/send", {"as": "customer", "text": "Do you sell mooncakes?"})
+        state = wait_state(sandbox, lambda s: bot_said(s, "staff"))
+        mirror = bot_said(state, "staff")[0]
+        request(sandbox.url + "api/send", {"as": "staff", "text": "Only in autumn.", "reply_to": mirror["id"]})
+        state = wait_state(sandbox, lambda s: any("autumn" in m["text"] for m in bot_said(s, "customer")))
+        told = len(bot_said(state, "customer"))
+        request(sandbox.url + "api/send", {"as": "customer", "text": "Which flavours?"})
+        state = wait_state(sandbox, lambda s: any("Which flavours?" in m["text"] for m in bot_said(s, "staff")))
+        marked = next(m for m in bot_said(state, "staff") if "Which flavours?" in m["text"])
+        assert "You are talking to them" in marked["text"]
+        [[resume]] = marked["buttons"]
+        assert resume["text"] == "▶ Resume the bot" and len(bot_said(state, "customer")) == told  # the bot said nothing
+        request(sandbox.url + "api/press", {"as": "staff", "message_id": marked["id"], "data": resume["data"]})
+        state = wait_state(sandbox, lambda s: s["popups"] and "answers" in s["popups"][-1]["text"])

@@ -20,6 +20,7 @@ from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, 
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import CallbackQueryHandler
 
+from bot import clock
 from bot.callbacks import CallbackDataError
 from bot.context import BotContext
 from bot.handlers import staff
@@ -28,6 +29,7 @@ from bot.limits import MAX_CALLBACK_DATA, MAX_TEXT, utf16_cut
 from bot.staff_view import Customer, should_notify
 from serving.prediction import Prediction
 from settings import Settings
+from shop import hours
 from shop.conversation import CustomerChoices, PressRefused, Suggestion
 from shop.texts import customer_text, staff_text
 from storage.records import Decision, FaqEntry
@@ -137,7 +139,7 @@ async def expire_offers(context: BotContext) -> None:
         message = services.store.messages.get(decision.message_id)
         language = services.store.customers.language_of(message.customer_id) or services.settings.default_language
         try:
-            await context.bot.send_message(message.chat_id, customer_text(services.settings, language, "handoff"),
+            await context.bot.send_message(message.chat_id, hours.handoff_text(services.settings, language, clock.now()),
                                            reply_parameters=ReplyParameters(message.telegram_message_id,
                                                                             allow_sending_without_reply=True))
         except TelegramError as error:  # blocked, or gone: staff still get the question
@@ -193,7 +195,7 @@ async def on_press(update: Update, context: BotContext) -> None:
         elif press.action == PressAction.NONE:
             decision = choices.refuse_suggestions(press.decision_id, user.id)
             await staff.answer_press(query)
-            await _edit(query, say("handoff"), None)
+            await _edit(query, hours.handoff_text(settings, language, clock.now()), None)
             context.application.create_task(_mirror(context, user, decision, None, language), update=update)
         else:
             feedback = CustomerFeedback.UP if press.action == PressAction.UP else CustomerFeedback.DOWN

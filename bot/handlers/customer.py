@@ -8,12 +8,14 @@ import logging
 from telegram import ChatMember, Message, Update
 from telegram.constants import ChatType
 
+from bot import clock
 from bot.context import BotContext
-from bot.handlers import conversation, staff
+from bot.handlers import after_hours, conversation, staff, takeover
 from bot.handlers.common import mark_blocked, message_of, user_language, user_of
 from bot.services import Services
 from bot.staff_view import Customer, should_notify
 from serving.prediction import Prediction
+from shop import hours
 from shop.conversation import suggestions_for
 from shop.review_queue import should_mirror
 from shop.texts import customer_text, review_reply
@@ -51,32 +53,37 @@ def _respond(services: Services, decision: Prediction, language: str) -> tuple[s
             log.warning("decision names FAQ key %r, which no longer exists: handing off", decision.label)
         else:
             return entry.answer, Action.ANSWERED, entry
-    return customer_text(settings, language, "handoff"), Action.HANDOFF, None
+    return hours.handoff_text(settings, language, clock.now()), Action.HANDOFF, None  # out of hours: when staff answer
 
 
 async def on_text(update: Update, context: BotContext) -> None:
-    """Answer a question from the FAQ or hand it to staff; acknowledge a review; mirror it to staff."""
+    """Answer a question from the FAQ or hand it to staff; acknowledge a review; mirror it to staff. While staff
+    talk with the customer (a takeover) it is only stored and mirrored: the bot says nothing."""
     services, message, user = context.services, message_of(update), user_of(update)
     text = message.text or ""
     language = user_language(services, user, text)
-    opted_out = services.store.customers.touch(user.id, language).opted_out
+    seen = services.store.customers.touch(user.id, language)
+    opted_out, quiet = seen.opted_out, takeover.is_quiet(seen)  # quiet: staff talk with them, the bot says nothing
     try:
         decision = await services.decide(text)
     except Exception:
         await message.reply_text(customer_text(services.settings, language, "error"))
         raise
-    if offered := suggestions_for(services.settings, services.store, decision, language):  # "did you mean…?"
+    if not quiet and (offered := suggestions_for(services.settings, services.store, decision, language)):  # "did you mean…?"
         await conversation.offer(context, message, user.id, text, decision, offered, language)
         return
     reply, action, entry = _respond(services, decision, language)
+    if quiet:
+        action, entry = Action.TAKEN_OVER, None
     stored = services.store.messages.add(user.id, message.chat_id, message.message_id, text)
     record = services.store.decisions.add(
         stored.id, decision.kind, decision.label, decision.confidence, action,
         source=decision.source,
         adapter_version=decision.version, alternatives=decision.alternatives)
     try:
-        rating = conversation.rating_keyboard(services.settings, language, record.id) if action == Action.ANSWERED else None
-        await message.reply_text(reply, reply_markup=rating)
+        if not quiet:
+            rating = conversation.rating_keyboard(services.settings, language, record.id) if action == Action.ANSWERED else None
+            await message.reply_text(reply, reply_markup=rating)
     finally:  # mirrored even when the reply times out (Telegram may still deliver it late)
         # An opted-out customer's text reaches staff only when someone must act: a handoff, a complaint.
         # Under the mirror policy ([staff] mirror) a confident decision may wait for /review instead.
@@ -84,7 +91,7 @@ async def on_text(update: Update, context: BotContext) -> None:
                 and should_mirror(services.settings, record):
             customer = Customer(user.id, user.first_name, language)
             # In the background: the staff chat's flood limit must never hold up this customer's chat.
-            context.application.create_task(staff.post_mirror(context, record, text, customer, entry),
+            context.application.create_task(after_hours.post_mirror(context, record, text, customer, entry),
                                             update=update)
 
 
@@ -103,8 +110,11 @@ async def on_other(update: Update, context: BotContext) -> None:
     services, message, user = context.services, message_of(update), update.effective_user
     language = user_language(services, user, message.caption)
     if user is not None:
-        services.store.customers.touch(user.id, language)
+        seen = services.store.customers.touch(user.id, language)
         services.store.messages.add(user.id, message.chat_id, message.message_id, None, _content_type(message))
+        if takeover.is_quiet(seen):  # staff talk with them: staff hear of it, the bot says nothing
+            context.application.create_task(takeover.note_media(context, user, _content_type(message)), update=update)
+            return
     await message.reply_text(customer_text(services.settings, language, "non_text"))
 
 

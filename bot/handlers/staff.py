@@ -2,7 +2,8 @@
 
 Every press is checked server-side (`checked_press`): the presser must be staff, the data must
 parse, the decision must exist, belong to the pressed message and still be pending. Typing an
-answer after ✍ lives in bot/handlers/staff_answer.py.
+answer after ✍ lives in bot/handlers/staff_answer.py. A staff answer starts the customer's takeover
+(shop/takeover.py; ▶ and /resume are bot/handlers/takeover.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update, User
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 
-from bot import callbacks, staff_view
+from bot import callbacks, clock, staff_view
 from bot.callbacks import ButtonAction, Callback, CallbackDataError
 from bot.context import BotContext
 from bot.handlers.common import (
@@ -27,6 +28,7 @@ from bot.handlers.common import (
 )
 from bot.limits import MAX_CALLBACK_ANSWER, utf16_cut
 from shop.feedback import Outcome
+from shop.takeover import take_over
 from shop.texts import staff_text
 from storage.records import Decision, FaqEntry, NotFoundError
 from vocabulary import Action, MessageKind
@@ -35,19 +37,21 @@ log = logging.getLogger(__name__)
 
 
 async def post_mirror(context: BotContext, decision: Decision, text: str, customer: staff_view.Customer,
-                      answer: FaqEntry | None) -> None:
-    """Mirror a decision to the staff chat (silently, unless it needs someone) and remember where."""
+                      answer: FaqEntry | None, notify: bool | None = None) -> None:
+    """Mirror a decision to the staff chat (silently, unless it needs someone or `notify`) and remember where."""
     services = context.services
     settings, lookup = services.settings, faq_lookup(services)
     sent = await context.bot.send_message(
         settings.roles.staff_chat_id, staff_view.mirror_text(settings, decision, text, customer, answer, lookup),
         parse_mode=ParseMode.HTML, reply_markup=staff_view.main_keyboard(settings, decision, lookup),
-        disable_notification=not staff_view.should_notify(decision))
+        disable_notification=not (staff_view.should_notify(decision) if notify is None else notify))
     services.store.decisions.set_staff_message(decision.id, sent.chat_id, sent.message_id)
 
 
 def allowed_actions(decision: Decision) -> tuple[ButtonAction, ...]:
     """The button actions that make sense for this decision."""
+    if decision.action == Action.TAKEN_OVER:  # said during a staff conversation: only ▶ (t1:) applies
+        return ()
     if decision.kind == MessageKind.REVIEW:
         return tuple(action for action in ButtonAction if action != ButtonAction.FAQ)  # no FAQ entries to pick
     if decision.action == Action.HANDOFF:
@@ -170,6 +174,17 @@ async def deliver(context: BotContext, result: Outcome, staff: User | None, outc
     return outcome
 
 
+def _take_over(context: BotContext, result: Outcome, staff: User | None) -> str:
+    """Start (or extend) the takeover of the customer a staff member just wrote to; the mirror's line about it."""
+    services = context.services
+    if result.reply is None or staff is None:
+        return ""
+    if take_over(services.settings, services.store, result.reply.message.customer_id, staff.id, clock.now()) is None:
+        return ""
+    return "\n" + staff_text(services.settings, "takeover_started",
+                             minutes=f"{services.settings.conversation.takeover_minutes:g}")
+
+
 async def _confirm(context: BotContext, press: Press) -> None:
     context.services.feedback.confirm(press.decision, press.staff.id)
     await _saved(context, press)
@@ -204,7 +219,9 @@ async def _pick_faq(context: BotContext, press: Press, number: int) -> None:
         return
     await _saved(context, press)
     outcome = staff_view.outcome_faq(settings, display_name(staff), key, faq_lookup(services))
-    await _finish(context, press, await deliver(context, result, staff, outcome))
+    # Staff answered a handed-off question: the conversation is theirs (before the customer can read it and write).
+    note = _take_over(context, result, staff) if decision.action == Action.HANDOFF else ""
+    await _finish(context, press, await deliver(context, result, staff, outcome) + note)
 
 
 async def on_button(update: Update, context: BotContext) -> None:
@@ -236,7 +253,9 @@ async def deliver_staff_answer(context: BotContext, decision: Decision, staff: U
     """A staff member's own answer to a question: store it as a new FAQ entry, learn it, send it, show it."""
     settings = context.services.settings
     result = context.services.feedback.answer(decision, staff.id, answer)
+    note = _take_over(context, result, staff)  # before the customer can read the answer and write again
     outcome = await deliver(context, result, staff, staff_view.outcome_answer(settings, display_name(staff), answer))
+    outcome += note
     await edit_mirror(context, mirror_chat_id, mirror_message_id, mirror_html, outcome)
 
 
@@ -247,6 +266,7 @@ async def relay_reply(context: BotContext, decision: Decision, staff_message: Me
     if result.customer_gone or result.reply is None:
         await staff_message.reply_text(staff_text(settings, "customer_gone"))
         return
+    _take_over(context, result, staff_message.from_user)  # each staff message extends the takeover
     problem = await send_to_customer(context.services, context.bot, result.reply.message, result.reply.text)
     notice = staff_text(settings, "relayed") if problem is None else staff_text(
         settings, "answered_undelivered", name=display_name(staff_message.from_user), problem=problem)
@@ -266,7 +286,7 @@ async def handle_reply(update: Update, context: BotContext) -> bool:
     text = (message.text or "").strip()
     if decision is None or not text:
         return False
-    if decision.kind == MessageKind.QUESTION and decision.status == "pending":
+    if decision.kind == MessageKind.QUESTION and decision.status == "pending" and decision.action != Action.TAKEN_OVER:
         await deliver_staff_answer(context, decision, staff, text, target.chat.id, target.message_id,
                                    message_html(target))
     else:

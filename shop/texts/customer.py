@@ -40,6 +40,11 @@ CUSTOMER: dict[str, dict[str, str]] = {
         "press_not_yours": "这个按钮不是给您的。",
         "press_stale": "这个按钮已经用过或过期了。",
         "press_forged": "无法识别这个按钮。",
+        "handoff_closed": "这个问题我先转给店员。现在店里已打烊，店员{when}回复您 🙏",
+        "when_today": "今天{time}",
+        "when_tomorrow": "明天{time}",
+        "when_day": "{day}{time}",
+        "weekdays": "周一,周二,周三,周四,周五,周六,周日",
     },
     "en": {
         "start": ("Hi, welcome to {shop}! 🧋\n"
@@ -81,5 +86,10 @@ CUSTOMER: dict[str, dict[str, str]] = {
         "press_not_yours": "This button isn't for you.",
         "press_stale": "This button has been used already or is out of date.",
         "press_forged": "I don't recognise this button.",
+        "handoff_closed": "Good question! I've passed it to our staff. We're closed right now: they'll reply here {when} 🙏",
+        "when_today": "today at {time}",
+        "when_tomorrow": "tomorrow at {time}",
+        "when_day": "on {day} at {time}",
+        "weekdays": "Monday,Tuesday,Wednesday,Thursday,Friday,Saturday,Sunday",
     },
 }

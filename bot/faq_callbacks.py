@@ -22,7 +22,6 @@ from bot.limits import MAX_CALLBACK_DATA
 from settings import KNOWN_LANGUAGES
 
 VERSION = "fq1"
-PATTERN = rf"^{VERSION}:"  # what bot/app.py routes here, before the staff buttons' handler
 MAX_PAGE = 9999
 TOKEN_LENGTH = 12
 

@@ -12,7 +12,6 @@ from bot.callbacks import CallbackDataError
 from bot.limits import MAX_CALLBACK_DATA
 
 VERSION = "t1"
-PATTERN = rf"^{VERSION}:"  # what bot/app.py routes here, before the staff buttons' handler
 RESUME = "r"
 _SHAPE = re.compile(rf"{VERSION}:{RESUME}:([1-9][0-9]{{0,17}})")
 

@@ -4,6 +4,7 @@ handler states which part of the update it needs (`message_of`, `user_of`, `pres
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -116,12 +117,13 @@ def message_html(message: Message) -> str:
     return "" if message.text is None else message.text_html
 
 
-class PrefixedButtons(CallbackQueryHandler[BotContext, None]):
+class PrefixedButtons(CallbackQueryHandler[BotContext, Any]):
     """A CallbackQueryHandler for presses whose data starts with "<prefix>:", and only those: PTB lets a press
     without any data through every pattern, and such a press is the staff buttons' handler's to refuse."""
 
-    def __init__(self, callback: Callable[[Update, BotContext], Coroutine[Any, Any, None]], prefix: str) -> None:
-        super().__init__(callback, pattern=rf"^{prefix}:")
+    def __init__(self, callback: Callable[[Update, BotContext], Coroutine[Any, Any, Any]], prefix: str,
+                 pattern: str | re.Pattern[str] | None = None) -> None:
+        super().__init__(callback, pattern=pattern or rf"^{prefix}:")  # a narrower pattern (a conversation's step)
         self.prefix = prefix
 
     def check_update(self, update: object) -> bool | object | None:

@@ -28,7 +28,7 @@ from bot.callbacks import CallbackDataError
 from bot.context import BotContext
 from bot.faq_callbacks import FaqAction, FaqCallback
 from bot.faq_view import View
-from bot.handlers.common import message_of, press_of, user_language, user_of
+from bot.handlers.common import PrefixedButtons, message_of, press_of, user_language, user_of
 from bot.handlers.staff import answer_press
 from bot.limits import MAX_TEXT, utf16_cut
 from bot.services import Services
@@ -205,17 +205,6 @@ async def drop_buttons(context: BotContext, chat_id: int, message_id: int | None
         log.info("could not remove the buttons of /faq prompt %s: %s", message_id, error)
 
 
-class FaqButtonHandler(CallbackQueryHandler[BotContext, Any]):
-    """A CallbackQueryHandler for presses with /faq data only: PTB's own passes a press without data (none, or
-    "") to every pattern; such a press is the staff buttons' handler's to refuse."""
-
-    def check_update(self, update: object) -> bool | object | None:
-        query = update.callback_query if isinstance(update, Update) else None
-        if query is None or not isinstance(query.data, str) or not query.data:
-            return None
-        return super().check_update(update)
-
-
 def button_handler() -> CallbackQueryHandler[BotContext, Any]:
     """The handler of /faq buttons that do not start typing (bot/app.py adds it before the staff buttons')."""
-    return FaqButtonHandler(on_button, pattern=faq_callbacks.PATTERN)
+    return PrefixedButtons(on_button, faq_callbacks.VERSION)

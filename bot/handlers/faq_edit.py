@@ -24,9 +24,8 @@ from telegram.ext import CommandHandler, ConversationHandler, MessageHandler, Ty
 from bot import faq_callbacks, faq_view
 from bot.context import BotContext
 from bot.faq_callbacks import FaqAction
-from bot.handlers.common import message_of, user_language, user_of
+from bot.handlers.common import PrefixedButtons, message_of, user_language, user_of
 from bot.handlers.faq import (
-    FaqButtonHandler,
     FaqPress,
     checked_press,
     drop_buttons,
@@ -244,12 +243,12 @@ def conversation(timeout_s: float) -> ConversationHandler:
     """The typing flows of /faq, in the editor's private chat."""
     private = filters.ChatType.PRIVATE
     return ConversationHandler(
-        entry_points=[FaqButtonHandler(begin, pattern=_TYPING)],
+        entry_points=[PrefixedButtons(begin, faq_callbacks.VERSION, pattern=_TYPING)],
         states={
             TYPING: [MessageHandler(private & filters.TEXT & ~filters.COMMAND & filters.UpdateType.MESSAGE, receive)],
             ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
         },
-        fallbacks=[CommandHandler("cancel", cancel, filters=private), FaqButtonHandler(cancel, pattern=_CANCEL)],
+        fallbacks=[CommandHandler("cancel", cancel, filters=private), PrefixedButtons(cancel, faq_callbacks.VERSION, pattern=_CANCEL)],
         conversation_timeout=timeout_s,
         allow_reentry=True,
         per_chat=True,

@@ -22,7 +22,7 @@ from telegram.ext import CallbackQueryHandler
 
 from bot.callbacks import CallbackDataError
 from bot.context import BotContext
-from bot.handlers.common import press_of, user_language
+from bot.handlers.common import PrefixedButtons, press_of, user_language
 from bot.handlers.staff import answer_press
 from bot.limits import MAX_CALLBACK_DATA, MAX_TEXT, utf16_cut
 from settings import Settings
@@ -33,7 +33,6 @@ from shop.texts import owner_text
 
 log = logging.getLogger(__name__)
 PREFIX = "sg1"
-PATTERN = rf"^{PREFIX}:"
 _SHAPE = re.compile(rf"{PREFIX}:([0-9a-f]{{8}}):([1-9][0-9]?):(d|ok|x)")
 
 
@@ -146,18 +145,6 @@ async def on_press(update: Update, context: BotContext) -> None:
         await answer_press(query, say(f"sg_{reason}"), show_alert=True)
 
 
-class _SuggestionButtons(CallbackQueryHandler[BotContext, None]):
-    """Presses whose data starts with "sg1:", and only those: PTB lets a press without any data through every
-    pattern, and such a press is the staff buttons' to refuse."""
-
-    def check_update(self, update: object) -> bool | object | None:
-        """Only a press carrying our prefix."""
-        query = update.callback_query if isinstance(update, Update) else None
-        if query is None or not isinstance(query.data, str) or not query.data.startswith(f"{PREFIX}:"):
-            return None
-        return super().check_update(update)
-
-
 def button_handler() -> CallbackQueryHandler[BotContext, None]:
     """The handler of the suggestion buttons; bot/app.py registers it before the staff buttons."""
-    return _SuggestionButtons(on_press, pattern=PATTERN)
+    return PrefixedButtons(on_press, PREFIX)

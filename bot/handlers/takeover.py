@@ -20,7 +20,7 @@ from telegram.ext import CallbackQueryHandler
 from bot import clock, staff_view, takeover_callbacks
 from bot.callbacks import CallbackDataError
 from bot.context import BotContext
-from bot.handlers.common import display_name, message_of, press_of
+from bot.handlers.common import PrefixedButtons, display_name, message_of, press_of
 from bot.handlers.staff import answer_press, set_buttons
 from bot.services import Services
 from shop import takeover
@@ -110,18 +110,6 @@ async def resume_command(update: Update, context: BotContext) -> None:
     await message.reply_text(staff_text(settings, "resumed", who=customer_id))
 
 
-class _ResumeButtons(CallbackQueryHandler[BotContext, None]):
-    """Presses whose data starts with "t1:", and only those: PTB lets a press without any data through every
-    pattern, and such a press is the staff buttons' to refuse."""
-
-    def check_update(self, update: object) -> bool | object | None:
-        """Only a press carrying our prefix."""
-        query = update.callback_query if isinstance(update, Update) else None
-        if query is None or not isinstance(query.data, str) or not query.data.startswith(f"{takeover_callbacks.VERSION}:"):
-            return None
-        return super().check_update(update)
-
-
 def button_handler() -> CallbackQueryHandler[BotContext, None]:
     """The handler of ▶ resume; bot/app.py registers it before the staff buttons."""
-    return _ResumeButtons(on_press, pattern=takeover_callbacks.PATTERN)
+    return PrefixedButtons(on_press, takeover_callbacks.VERSION)

@@ -74,9 +74,10 @@ def mirror_text(settings: Settings, decision: Decision, text: str | None, custom
                 answer: FaqEntry | None, lookup: QuestionLookup) -> str:
     """The staff-chat mirror of one decision (HTML)."""
     confidence = percent(decision.confidence)
+    guess = candidate_guess(decision)  # no sentiment adapter passed the gate: the newest unpromoted one's guess
     if decision.action == Action.TAKEN_OVER:  # the marker: staff are in this conversation, the bot said nothing
         header = staff_text(settings, "takeover_mirror")
-    elif (guess := candidate_guess(decision)) is not None:  # no sentiment adapter passed the gate: the newest unpromoted one's guess
+    elif guess is not None:
         key = "review_candidate_negative" if guess == "negative" else "review_candidate"
         header = staff_text(settings, key, label=label_name(settings, guess),
                             confidence=percent(decision.alternatives[0][1]))

@@ -32,10 +32,11 @@ def _describe(value: object) -> str:
 
 def _pair(first: float, second: float) -> tuple[str, str]:
     """Both numbers to 3 decimals, or more (up to 6) where 3 would make different numbers look equal."""
-    for decimals in range(3, 7):
-        shown = f"{first:.{decimals}f}", f"{second:.{decimals}f}"
+    shown = f"{first:.3f}", f"{second:.3f}"
+    for decimals in range(4, 7):
         if shown[0] != shown[1] or abs(first - second) <= TOLERANCE:
             break
+        shown = f"{first:.{decimals}f}", f"{second:.{decimals}f}"
     return shown
 
 

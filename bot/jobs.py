@@ -39,7 +39,7 @@ from shop.retraining import RunInChild, prune_adapters, retrain_and_swap
 from shop.texts import learning_text, owner_text
 from storage.clock import to_timestamp
 from storage.store import Store
-from vocabulary import SUCCESSFUL_RUNS, TASKS
+from vocabulary import SUCCESSFUL_RUNS, TASKS, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +163,12 @@ async def retention(context: BotContext) -> None:
                  services.settings.privacy.retention_days)
 
 
+def _job_state(context: BotContext) -> dict[str, Any]:
+    """What a repeating job remembers between its runs (its `data` dict; empty when called by hand without one)."""
+    data = context.job.data if context.job is not None else None
+    return data if isinstance(data, dict) else {}
+
+
 async def watch_adapters(context: BotContext) -> None:
     """JobQueue callback: serve the active adapters when they changed outside the bot (`shopbot rollback`).
 
@@ -170,7 +176,7 @@ async def watch_adapters(context: BotContext) -> None:
     meanwhile (a rollback) is still a change when it looks again after a refused retrain.
     """
     services = context.services
-    seen: dict[str, Any] = context.job.data if context.job is not None and isinstance(context.job.data, dict) else {}
+    seen = _job_state(context)
     active = active_versions(services.store)
     if "versions" not in seen:
         seen["versions"] = active
@@ -198,7 +204,7 @@ async def watch_faq(context: BotContext) -> None:
     into one more background rebuild.
     """
     services = context.services
-    seen: dict[str, Any] = context.job.data if context.job is not None and isinstance(context.job.data, dict) else {}
+    seen = _job_state(context)
     now = services.store.faq.fingerprint()
     if seen.get("faq", now) != now:
         log.info("the FAQ changed outside the bot: rebuilding the FAQ index")
@@ -230,7 +236,7 @@ async def run_weekly(bot: Bot, services: Services, trigger: str = "schedule",
 
     def summary(language: str) -> str:
         say = lambda key, **values: learning_text(settings, language, key, **values)  # noqa: E731
-        shown = say(f"status_{status}") if status in ("promoted", "refused", "skipped", "failed") else status
+        shown = say(f"status_{status}") if status in (*SUCCESSFUL_RUNS, RunStatus.FAILED) else status
         lines = [say("weekly_done", trigger=say(trigger), status=shown)]
         lines += [str(reason) for reason in result.get("reasons", [])]
         lines += [reason for task in (result.get("tasks") or {}).values() if not task.get("promoted")

@@ -188,3 +188,10 @@ def m008_customers_takeover(db: Database) -> None:
     for column, kind in (("takeover_until", str), ("taken_over_by", int)):
         if column not in columns:
             db.table("customers").add_column(column, kind)
+
+
+@migrations()
+def m009_decisions_suggestion_index(db: Database) -> None:
+    """An index on decisions.suggestion: the bot looks for unanswered "did you mean…?" buttons every 30 s on its
+    event loop, and without it that look reads the whole decisions table."""
+    db.table("decisions").create_index(["suggestion", "created_at"], if_not_exists=True)

@@ -13,6 +13,7 @@ from telegram.error import Forbidden, TelegramError
 from telegram.ext import CallbackQueryHandler
 
 from bot.context import BotContext
+from bot.limits import MAX_CALLBACK_ANSWER, utf16_cut
 from bot.services import Services
 from bot.staff_view import QuestionLookup
 from shop.texts import pick_language, staff_text
@@ -132,3 +133,27 @@ class PrefixedButtons(CallbackQueryHandler[BotContext, Any]):
         if query is None or not isinstance(query.data, str) or not query.data.startswith(f"{self.prefix}:"):
             return None
         return super().check_update(update)
+
+
+async def answer_press(query: CallbackQuery, text: str | None = None, show_alert: bool = False) -> None:
+    """Answer a button press; a late or failed answer costs only the pop-up (logged), never the work."""
+    try:
+        await query.answer(None if text is None else utf16_cut(text, MAX_CALLBACK_ANSWER), show_alert=show_alert)
+    except TelegramError as error:
+        log.warning("could not answer the press of user %s: %s", query.from_user.id, error)
+
+
+async def tell(update: Update, text: str) -> None:
+    """Say `text` to whoever sent the update: as the answer to their press, else as a reply to their message."""
+    if update.callback_query is not None:
+        await answer_press(update.callback_query, text)
+    elif update.effective_message is not None:
+        await update.effective_message.reply_text(text)
+
+
+def user_data_of(context: BotContext) -> dict[Any, Any]:
+    """The user's own data in a per-user conversation: every update such a conversation handles has a user."""
+    user_data = context.user_data
+    if user_data is None:
+        raise RuntimeError("a per-user conversation got an update without a user")
+    return user_data

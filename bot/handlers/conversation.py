@@ -24,7 +24,7 @@ from bot import clock
 from bot.callbacks import CallbackDataError
 from bot.context import BotContext
 from bot.handlers import staff
-from bot.handlers.common import PrefixedButtons, press_of, user_language
+from bot.handlers.common import PrefixedButtons, answer_press, press_of, user_language
 from bot.limits import MAX_CALLBACK_DATA, MAX_TEXT, utf16_cut
 from bot.staff_view import Customer, should_notify
 from serving.prediction import Prediction
@@ -181,7 +181,7 @@ async def on_press(update: Update, context: BotContext) -> None:
         press = decode(query.data)
     except CallbackDataError as error:
         log.warning("refused customer button data from user %s: %s", user.id, error)
-        await staff.answer_press(query, say("press_forged"), show_alert=True)
+        await answer_press(query, say("press_forged"), show_alert=True)
         return
     choices = CustomerChoices(services.store)
     try:
@@ -189,21 +189,21 @@ async def on_press(update: Update, context: BotContext) -> None:
             raise PressRefused("not_yours")  # pressed outside the customer's own chat (or an inline message)
         if press.pick is not None:
             decision, entry = choices.pick_suggestion(press.decision_id, press.pick, user.id, language)
-            await staff.answer_press(query)
+            await answer_press(query)
             await _edit(query, entry.answer, rating_keyboard(settings, language, decision.id))
             context.application.create_task(_mirror(context, user, decision, entry, language), update=update)
         elif press.action == PressAction.NONE:
             decision = choices.refuse_suggestions(press.decision_id, user.id)
-            await staff.answer_press(query)
+            await answer_press(query)
             await _edit(query, hours.handoff_text(settings, language, clock.now()), None)
             context.application.create_task(_mirror(context, user, decision, None, language), update=update)
         else:
             feedback = CustomerFeedback.UP if press.action == PressAction.UP else CustomerFeedback.DOWN
             rated = choices.rate_answer(press.decision_id, user.id, feedback)
             if rated is None:
-                await staff.answer_press(query, say("rate_same"))
+                await answer_press(query, say("rate_same"))
                 return
-            await staff.answer_press(query, say(f"rate_thanks_{feedback}"))
+            await answer_press(query, say(f"rate_thanks_{feedback}"))
             await _edit(query, None, None if rated.changed else rating_keyboard(settings, language, rated.decision.id,
                                                                                  feedback))
             if feedback == CustomerFeedback.DOWN:
@@ -211,7 +211,7 @@ async def on_press(update: Update, context: BotContext) -> None:
     except PressRefused as refused:
         key = "rate_final" if refused.reason == "final" else f"press_{refused.reason}"
         log.info("refused customer press %r of user %s: %s", query.data, user.id, refused.reason)
-        await staff.answer_press(query, say(key), show_alert=True)
+        await answer_press(query, say(key), show_alert=True)
     except TelegramError as error:  # the work is stored; only showing it failed
         log.warning("customer press %r: %s", query.data, error)
 

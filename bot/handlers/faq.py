@@ -28,8 +28,7 @@ from bot.callbacks import CallbackDataError
 from bot.context import BotContext
 from bot.faq_callbacks import FaqAction, FaqCallback
 from bot.faq_view import View
-from bot.handlers.common import PrefixedButtons, message_of, press_of, user_language, user_of
-from bot.handlers.staff import answer_press
+from bot.handlers.common import PrefixedButtons, answer_press, message_of, press_of, user_language, user_of
 from bot.limits import MAX_TEXT, utf16_cut
 from bot.services import Services
 from shop.knowledge.editing import FaqProblem, Knowledge

@@ -15,7 +15,6 @@ import functools
 import logging
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
 
 from telegram import Update
 from telegram.error import TelegramError
@@ -24,7 +23,7 @@ from telegram.ext import CommandHandler, ConversationHandler, MessageHandler, Ty
 from bot import faq_callbacks, faq_view
 from bot.context import BotContext
 from bot.faq_callbacks import FaqAction
-from bot.handlers.common import PrefixedButtons, message_of, user_language, user_of
+from bot.handlers.common import PrefixedButtons, answer_press, message_of, tell, user_data_of, user_language, user_of
 from bot.handlers.faq import (
     FaqPress,
     checked_press,
@@ -34,7 +33,6 @@ from bot.handlers.faq import (
     refusal,
     with_notice,
 )
-from bot.handlers.staff import answer_press
 from bot.limits import MAX_TEXT, utf16_len
 from bot.services import Services
 from shop.knowledge.editing import FaqProblem
@@ -73,18 +71,11 @@ class Draft:
     prompt_id: int | None = None
 
 
-def _user_data(context: BotContext) -> dict[Any, Any]:
-    user_data = context.user_data
-    if user_data is None:
-        raise RuntimeError("the /faq conversation got an update without a user")
-    return user_data
-
-
 async def _prompt(context: BotContext, draft: Draft, language: str, text: str) -> Draft:
     """Ask for the next text; the draft, remembering the prompt (whose ✖ is removed when it is answered)."""
     view = faq_view.prompt_view(context.services.settings, language, text)
     sent = await context.bot.send_message(draft.chat_id, view.text, reply_markup=view.markup)
-    _user_data(context)[DRAFT] = draft = replace(draft, prompt_id=sent.message_id)
+    user_data_of(context)[DRAFT] = draft = replace(draft, prompt_id=sent.message_id)
     return draft
 
 
@@ -113,7 +104,7 @@ def _first_prompt(services: Services, press: FaqPress) -> tuple[Draft, str]:
 async def begin(update: Update, context: BotContext) -> int:
     """✏ or ➕ pressed: ask for the text."""
     press = await checked_press(update, context)
-    user_data = _user_data(context)
+    user_data = user_data_of(context)
     if press is None:
         return TYPING if DRAFT in user_data else ConversationHandler.END
     services = context.services
@@ -134,7 +125,7 @@ async def begin(update: Update, context: BotContext) -> int:
 async def _done(context: BotContext, draft: Draft, language: str, notice: str) -> int:
     """Saved: say so with the entry as it is now, and end the flow."""
     services = context.services
-    _user_data(context).pop(DRAFT, None)
+    user_data_of(context).pop(DRAFT, None)
     await drop_buttons(context, draft.chat_id, draft.prompt_id)
     assert draft.key is not None
     view = with_notice(notice, entry_or_list(services, language, draft.key))
@@ -145,7 +136,7 @@ async def _done(context: BotContext, draft: Draft, language: str, notice: str) -
 async def receive(update: Update, context: BotContext) -> int:
     """The text was typed: store it (or ask for the next part of a new entry)."""
     message, services, user = message_of(update), context.services, user_of(update)
-    draft: Draft | None = _user_data(context).get(DRAFT)
+    draft: Draft | None = user_data_of(context).get(DRAFT)
     if draft is None:
         return ConversationHandler.END
     language = user_language(services, user)
@@ -156,7 +147,7 @@ async def receive(update: Update, context: BotContext) -> int:
         await message.reply_text(say("too_long", length=utf16_len(text.strip()), limit=limit))
         return TYPING
     if not services.settings.may_edit_faq(user.id):  # the config changed meanwhile
-        _user_data(context).pop(DRAFT, None)
+        user_data_of(context).pop(DRAFT, None)
         await message.reply_text(say(refusal(services)))
         return ConversationHandler.END
     try:
@@ -164,7 +155,7 @@ async def receive(update: Update, context: BotContext) -> int:
     except FaqProblem as problem:
         await message.reply_text(say(problem.reason, **problem.values))
         if problem.reason == "gone":
-            _user_data(context).pop(DRAFT, None)
+            user_data_of(context).pop(DRAFT, None)
             return ConversationHandler.END
         return TYPING
 
@@ -212,13 +203,10 @@ async def _store(context: BotContext, draft: Draft, language: str, text: str, ed
 
 async def cancel(update: Update, context: BotContext) -> int:
     """/cancel or ✖: stop typing; nothing changes."""
-    draft: Draft | None = _user_data(context).pop(DRAFT, None)
+    draft: Draft | None = user_data_of(context).pop(DRAFT, None)
     services = context.services
     text = faq_text(services.settings, user_language(services, update.effective_user), "cancelled")
-    if update.callback_query is not None:
-        await answer_press(update.callback_query, text)
-    elif update.effective_message is not None:
-        await update.effective_message.reply_text(text)
+    await tell(update, text)
     if draft is not None:
         await drop_buttons(context, draft.chat_id, draft.prompt_id)
     return ConversationHandler.END
@@ -226,7 +214,7 @@ async def cancel(update: Update, context: BotContext) -> int:
 
 async def timed_out(update: Update, context: BotContext) -> None:
     """Nothing was typed in time: say so; nothing changes."""
-    draft: Draft | None = _user_data(context).pop(DRAFT, None)
+    draft: Draft | None = user_data_of(context).pop(DRAFT, None)
     if draft is None:
         return
     services = context.services

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update, User
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest
 
 from bot import callbacks, clock, staff_view
 from bot.callbacks import ButtonAction, Callback, CallbackDataError
 from bot.context import BotContext
 from bot.handlers.common import (
+    answer_press,
     display_name,
     faq_lookup,
     message_html,
@@ -26,7 +27,6 @@ from bot.handlers.common import (
     press_of,
     send_to_customer,
 )
-from bot.limits import MAX_CALLBACK_ANSWER, utf16_cut
 from shop.feedback import Outcome
 from shop.takeover import take_over
 from shop.texts import staff_text
@@ -132,14 +132,6 @@ async def redact_mirrors(context: BotContext, mirrors: list[tuple[int, int]]) ->
             await context.bot.edit_message_text(note, chat_id, message_id, reply_markup=None)
         except BadRequest as error:  # deleted in the staff chat meanwhile, or already redacted
             log.warning("could not redact staff message %s: %s", message_id, error)
-
-
-async def answer_press(query: CallbackQuery, text: str | None = None, show_alert: bool = False) -> None:
-    """Answer a button press; a late or failed answer costs only the pop-up (logged), never the work."""
-    try:
-        await query.answer(None if text is None else utf16_cut(text, MAX_CALLBACK_ANSWER), show_alert=show_alert)
-    except TelegramError as error:
-        log.warning("could not answer the press of user %s: %s", query.from_user.id, error)
 
 
 async def set_buttons(query: CallbackQuery, markup: InlineKeyboardMarkup | None) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from telegram import ForceReply, Update
 from telegram.constants import ParseMode
@@ -24,7 +23,16 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandl
 from bot import callbacks, staff_view
 from bot.context import BotContext
 from bot.handlers import staff
-from bot.handlers.common import display_name, faq_lookup, message_html, message_of, user_of
+from bot.handlers.common import (
+    answer_press,
+    display_name,
+    faq_lookup,
+    message_html,
+    message_of,
+    tell,
+    user_data_of,
+    user_of,
+)
 from shop.texts import staff_text
 from storage.records import NotFoundError
 
@@ -46,14 +54,6 @@ class Pending:
     mirror_id: int
     mirror_html: str
     prompt_id: int | None
-
-
-def _user_data(context: BotContext) -> dict[Any, Any]:
-    """This staff member's user_data: the conversation is per user, so every update it handles has one."""
-    user_data = context.user_data
-    if user_data is None:
-        raise RuntimeError("the answering conversation got an update without a user")
-    return user_data
 
 
 def _minutes(context: BotContext) -> str:
@@ -88,7 +88,7 @@ async def _drop_prompt(context: BotContext, pending: Pending) -> None:
 async def begin(update: Update, context: BotContext) -> int:
     """✍ pressed: ask this staff member to type the answer."""
     press = await staff.checked_press(update, context)
-    user_data = _user_data(context)
+    user_data = user_data_of(context)
     if press is None:
         return TYPING if ANSWERING in user_data else ConversationHandler.END
     query, decision, mirror, settings = press.query, press.decision, press.mirror, context.services.settings
@@ -105,10 +105,10 @@ async def begin(update: Update, context: BotContext) -> int:
             reply_markup=ForceReply(selective=True, input_field_placeholder="…"))
     except TelegramError as error:
         log.warning("could not send the answer prompt for decision %s: %s", decision.id, error)
-        await staff.answer_press(query, staff_text(settings, "prompt_failed", problem=str(error)), show_alert=True)
+        await answer_press(query, staff_text(settings, "prompt_failed", problem=str(error)), show_alert=True)
         return ConversationHandler.END
     await staff.set_buttons(query, staff_view.answering_keyboard(settings, decision))
-    await staff.answer_press(query)
+    await answer_press(query)
     user_data[ANSWERING] = Pending(decision.id, mirror.chat.id, mirror.message_id, message_html(mirror),
                                    prompt.message_id)
     return TYPING
@@ -116,7 +116,7 @@ async def begin(update: Update, context: BotContext) -> int:
 
 async def receive(update: Update, context: BotContext) -> int:
     """The answer was typed: send it to the customer and learn it as a new FAQ entry."""
-    message, services, user_data = message_of(update), context.services, _user_data(context)
+    message, services, user_data = message_of(update), context.services, user_data_of(context)
     pending: Pending | None = user_data.get(ANSWERING)
     if pending is None:
         return ConversationHandler.END
@@ -144,12 +144,9 @@ async def receive(update: Update, context: BotContext) -> int:
 
 async def cancel(update: Update, context: BotContext) -> int:
     """/cancel or ✖: stop writing and put the buttons back."""
-    pending: Pending | None = _user_data(context).pop(ANSWERING, None)
+    pending: Pending | None = user_data_of(context).pop(ANSWERING, None)
     text = staff_text(context.services.settings, "write_cancelled")
-    if update.callback_query is not None:
-        await staff.answer_press(update.callback_query, text)
-    elif update.effective_message is not None:
-        await update.effective_message.reply_text(text)
+    await tell(update, text)
     if pending is not None:
         await _restore(context, pending)
     return ConversationHandler.END
@@ -157,7 +154,7 @@ async def cancel(update: Update, context: BotContext) -> int:
 
 async def timed_out(update: Update, context: BotContext) -> None:
     """Nobody typed in time: say so and put the buttons back."""
-    pending: Pending | None = _user_data(context).pop(ANSWERING, None)
+    pending: Pending | None = user_data_of(context).pop(ANSWERING, None)
     if pending is None:
         return
     user = update.effective_user

@@ -22,8 +22,7 @@ from telegram.ext import CallbackQueryHandler
 
 from bot.callbacks import CallbackDataError
 from bot.context import BotContext
-from bot.handlers.common import PrefixedButtons, press_of, user_language
-from bot.handlers.staff import answer_press
+from bot.handlers.common import PrefixedButtons, answer_press, press_of, user_language
 from bot.limits import MAX_CALLBACK_DATA, MAX_TEXT, utf16_cut
 from settings import Settings
 from shop.formatting import shorten

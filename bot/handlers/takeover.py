@@ -20,8 +20,8 @@ from telegram.ext import CallbackQueryHandler
 from bot import clock, staff_view, takeover_callbacks
 from bot.callbacks import CallbackDataError
 from bot.context import BotContext
-from bot.handlers.common import PrefixedButtons, display_name, message_of, press_of
-from bot.handlers.staff import answer_press, set_buttons
+from bot.handlers.common import PrefixedButtons, answer_press, display_name, message_of, press_of
+from bot.handlers.staff import set_buttons
 from bot.services import Services
 from shop import takeover
 from shop.texts import staff_text

@@ -26,7 +26,7 @@ def prepare(settings: Settings, train: bool = True, out: TextIO = sys.stdout) ->
             load_demo(store, settings.shop.demo_data)
             print(f"Empty database: loaded the demo shop from {settings.shop.demo_data}", file=out, flush=True)
         active = [task for task in TASKS if store.adapters.active(task) is not None]
-        tried = any(run.status in ("promoted", "refused") for run in store.runs.all())
+        tried = store.runs.last_trained() is not None  # a run that trained and gated
     if active:
         return
     if tried or not train:

@@ -29,7 +29,7 @@ from bot.limits import MAX_CALLBACK_DATA, MAX_TEXT, utf16_cut
 from bot.staff_view import Customer, should_notify
 from serving.prediction import Prediction
 from settings import Settings
-from shop import hours
+from shop import hours, takeover
 from shop.conversation import PICKABLE, CustomerChoices, PressRefused, Suggestion
 from shop.texts import customer_text, staff_text
 from storage.records import Decision, FaqEntry
@@ -129,7 +129,8 @@ async def _mirror_as(context: BotContext, customer: Customer, decision: Decision
 
 async def expire_offers(context: BotContext) -> None:
     """JobQueue callback: did-you-mean buttons nobody pressed in `thresholds.suggestion_wait_minutes` hand the
-    question to staff (mirrored, ringing) and the customer is told staff will answer; a later press is stale."""
+    question to staff (mirrored, ringing) and the customer is told staff will answer, unless staff are talking
+    with them by now (a takeover: the bot sends them nothing); a later press is stale."""
     services = context.services
     wait = timedelta(minutes=services.settings.thresholds.suggestion_wait_minutes)
     choices = CustomerChoices(services.store)
@@ -139,12 +140,13 @@ async def expire_offers(context: BotContext) -> None:
             continue  # the customer chose meanwhile, or the message is gone
         message = services.store.messages.get(decision.message_id)
         language = services.store.customers.language_of(message.customer_id) or services.settings.default_language
-        try:
-            await context.bot.send_message(message.chat_id, hours.handoff_text(services.settings, language, clock.now()),
-                                           reply_parameters=ReplyParameters(message.telegram_message_id,
-                                                                            allow_sending_without_reply=True))
-        except TelegramError as error:  # blocked, or gone: staff still get the question
-            log.warning("could not tell customer %s their question went to staff: %s", message.customer_id, error)
+        if not takeover.taken_over(services.store.customers.get(message.customer_id), clock.now()):
+            try:
+                await context.bot.send_message(
+                    message.chat_id, hours.handoff_text(services.settings, language, clock.now()),
+                    reply_parameters=ReplyParameters(message.telegram_message_id, allow_sending_without_reply=True))
+            except TelegramError as error:  # blocked, or gone: staff still get the question
+                log.warning("could not tell customer %s their question went to staff: %s", message.customer_id, error)
         await _mirror_as(context, Customer(message.customer_id, str(message.customer_id), language), decision, None)
 
 

@@ -29,6 +29,8 @@ model (`World`) then knows what each step must lead to, and after each batch:
 
 Presses on a customer's own older buttons still work during a takeover: they are the customer's explicit
 request, not an automatic answer (only new messages are quiet).
+
+Longer than 300 lines: the player, the model it updates and the checks against it are one specification.
 """
 
 from __future__ import annotations
@@ -56,9 +58,9 @@ from storage.store import Store
 from tests.botkit import MEI, STAFF_CHAT, BotHarness, bot_settings
 from tests.test_fuzz import FuzzRuntime, texts
 
-EXAMPLES = int(os.environ.get("SHOPBOT_FUZZ_CONVERSATION_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("SHOPBOT_FUZZ_CONVERSATION_EXAMPLES", "24"))
 BATCH = (50, 70)  # steps per example
-MIN_STEPS = 1_200  # at the default number of examples
+MIN_STEPS = 1_000  # at the default number of examples
 PEOPLE = [FakeUser(6000 + i, name, "en") for i, name in enumerate(["Kim", "Lu", "<i>Max</i>", "Noa"])]
 STAFF_ANSWERS = ["Yes, we do!", "<b>10 yuan</b> & up", "明天见 🧋", "'; DROP TABLE faq;--", "See you at 10:00"]
 LANGUAGES = ("en", "zh")
@@ -452,6 +454,6 @@ def test_customer_buttons_and_takeovers_fuzzed(bot: BotHarness) -> None:
     kinds = {state: sum(1 for m in world.buttons.values() if m.state == state) for state in EXPECTED_OUTCOME}
     print(f"\nfuzz (conversation): {player.steps} steps, {world.presses} customer presses, {len(world.texts)} texts "
           f"({sum(t[3] for t in world.texts)} taken over), buttons {kinds}, in {elapsed:.0f}s")
-    if EXAMPLES >= 30:
+    if EXAMPLES >= 24:
         assert player.steps >= MIN_STEPS
         assert kinds["picked"] and kinds["refused"] and kinds["unanswered"] and sum(t[3] for t in world.texts)

@@ -4,7 +4,9 @@ Offering: a question the bot may not answer (its best FAQ entry is below `thresh
 is shown its best entries whose confidence is at least `thresholds.suggest_confidence`, at most
 `thresholds.suggestions` of them, best first, as buttons with their questions in the customer's
 language, plus "none of these, ask staff". With none at or above that confidence it is handed off
-as before.
+as before. A pick button names its entry by its place among the decision's alternatives (the first
+`PICKABLE`), so an entry skipped when offering (retired since the index was built, or without the
+customer's language) never shifts the others.
 
 A pick answers with that entry and stores the customer's text as an example of it, source
 `ExampleSource.CUSTOMER`: a customer's confirmation is weaker than staff's, so it trains the FAQ
@@ -35,14 +37,18 @@ from vocabulary import (
     Task,
 )
 
+PICKABLE = 3  # the alternatives a pick button can name (c1:<decision>:p0 .. p2)
+
 
 @dataclass(frozen=True)
 class Suggestion:
-    """An FAQ entry offered as "did you mean…?": its key, its question in the customer's language, how sure."""
+    """An FAQ entry offered as "did you mean…?": its key, its question in the customer's language, how sure, and
+    its place among the decision's alternatives (what its pick button carries)."""
 
     key: str
     question: str
     confidence: float
+    number: int
 
 
 class PressRefused(Exception):
@@ -66,11 +72,11 @@ def suggestions_for(settings: Settings, store: Store, prediction: Prediction, la
     if prediction.kind != MessageKind.QUESTION or prediction.answerable:
         return []
     thresholds, offered = settings.thresholds, list[Suggestion]()
-    for key, confidence in prediction.alternatives:
+    for number, (key, confidence) in enumerate(prediction.alternatives[:PICKABLE]):
         if len(offered) >= thresholds.suggestions or confidence < thresholds.suggest_confidence:
             break
         try:
-            offered.append(Suggestion(key, store.faq.get(key, language).question, confidence))
+            offered.append(Suggestion(key, store.faq.get(key, language).question, confidence, number))
         except NotFoundError:  # retired since the index was built
             continue
     return offered

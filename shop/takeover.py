@@ -3,6 +3,11 @@
 A staff answer (a reply to a mirror, ✍, an FAQ pick on a handed-off question, a relayed message) starts or
 extends the takeover for `conversation.takeover_minutes`; it ends by itself then, or at once on ▶ / /resume.
 The end time lives in customers.takeover_until (UTC), so a restart keeps it.
+
+A message that arrives while staff talk with the customer is the staff's to handle, not the bot's: its decision
+(action "taken_over") is stored as handled by staff at once (`handled_by_staff`), so it never waits for
+feedback in /review or the digest, and the owners' report does not count it among the questions the bot was
+asked (the handoff that started the conversation counted once).
 """
 
 from __future__ import annotations
@@ -11,8 +16,11 @@ from datetime import datetime, timedelta
 
 from settings import Settings
 from storage.clock import to_timestamp
-from storage.records import Customer, NotFoundError
+from storage.records import Customer, Decision, NotFoundError
 from storage.store import Store
+from vocabulary import DecisionStatus
+
+HANDLED = DecisionStatus.ANSWERED_BY_STAFF  # the status of a decision on a message staff handle in their conversation
 
 
 def taken_over(customer: Customer, now: datetime) -> bool:
@@ -32,6 +40,11 @@ def take_over(settings: Settings, store: Store, customer_id: int, staff_id: int,
     except NotFoundError:
         return None
     return until
+
+
+def handled_by_staff(store: Store, decision: Decision) -> Decision:
+    """A taken-over message's decision: staff handle it in their conversation, nothing waits for feedback."""
+    return store.decisions.set_status(decision.id, HANDLED)
 
 
 def resume(store: Store, customer_id: int, now: datetime) -> bool:

@@ -175,9 +175,10 @@ class DecisionRepository:
     def staff_questions_since(self, since: datetime | str, limit: int = 1000) -> list[HandledQuestion]:
         """The newest `limit` questions asked at or after `since` that staff had to handle, oldest first.
 
-        Handed off and still pending, or answered by staff's typed answer (status answered_by_staff);
-        not those staff resolved with an existing FAQ entry or called a review. Only texts that may be
-        learnt from: kept (not deleted) and their customer not opted out.
+        Handed off and still pending, or answered by staff's typed answer (status answered_by_staff; not the
+        messages of a staff conversation, action taken_over, which have that status too); not those staff resolved
+        with an existing FAQ entry or called a review. Only texts that may be learnt from: kept (not deleted)
+        and their customer not opted out.
         """
         rows = self.db.execute(
             "select decisions.id, messages.customer_id, messages.text, answer.answer_text, answer.new_label"
@@ -185,10 +186,10 @@ class DecisionRepository:
             " left join corrections as answer on answer.id = (select max(id) from corrections"
             "  where corrections.decision_id = decisions.id and corrections.kind = ?)"
             " where decisions.created_at >= ? and ((decisions.kind = ? and decisions.action = ?"
-            "  and decisions.status = ?) or decisions.status = ?)"
+            "  and decisions.status = ?) or (decisions.status = ? and decisions.action != ?))"
             " order by decisions.id desc limit ?",
             [CorrectionKind.ANSWER, to_timestamp(since), MessageKind.QUESTION, Action.HANDOFF,
-             DecisionStatus.PENDING, DecisionStatus.ANSWERED_BY_STAFF, limit]).fetchall()
+             DecisionStatus.PENDING, DecisionStatus.ANSWERED_BY_STAFF, Action.TAKEN_OVER, limit]).fetchall()
         return [HandledQuestion(int(row[0]), int(row[1]), row[2], row[3], row[4]) for row in reversed(rows)]
 
     def question_outcomes_by_hour(self, since: datetime | str) -> list[tuple[str, str, str, int]]:

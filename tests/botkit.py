@@ -289,3 +289,28 @@ def publish_promoted(harness: BotHarness, task: str, versions: tuple[str, ...]) 
             (staging / "weights.bin").write_bytes(version.encode())
             registry.publish(task, staging, {"metrics": {"accuracy": 0.9}, "base_model": "tiny", "version": version})
             registry.promote(version, ["test"])
+
+
+def publish_refused_sentiment(settings: Settings, version: str, favoured: str) -> None:
+    """Publish a real sentiment adapter that always says `favoured`, refused by the gate (the unpromoted candidate
+    whose guess the mirrors show); a running bot sees it after `services.reload_adapters()`, a new one at start."""
+    import torch
+
+    from training.args import TrainArgs
+    from training.registry import AdapterRegistry
+    from training.sentiment import new_sentiment_model, save_sentiment
+    from vocabulary import SENTIMENT_LABELS
+
+    model = new_sentiment_model(shared_encoder(settings), TrainArgs())
+    for name, parameter in model.named_parameters():
+        if "classifier" in name:
+            with torch.no_grad():
+                parameter.zero_()
+                if name.endswith("bias"):
+                    parameter[SENTIMENT_LABELS.index(favoured)] = 5.0
+    with Store(settings.paths.database) as store:
+        registry = AdapterRegistry(settings.paths.adapters, store)
+        staging = registry.staging_dir("sentiment")
+        save_sentiment(model, staging)
+        registry.publish("sentiment", staging, {"metrics": {"accuracy": 0.5}, "base_model": "tiny", "version": version})
+        registry.reject(version, ["test: below the gate"])

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from bot.handlers import review
 from storage.records import Decision
@@ -22,7 +21,7 @@ from tests.botkit import (
     button_data,
     buttons,
     press_raw,
-    shared_encoder,
+    publish_refused_sentiment,
 )
 
 pytestmark = pytest.mark.usefixtures("no_bot_errors")
@@ -120,25 +119,8 @@ def test_daily_digest_counts_the_waiting_decisions(bot: BotHarness) -> None:
 
 
 def _publish_candidate(bot: BotHarness, version: str, favoured: str) -> None:
-    """A real sentiment adapter that always says `favoured`, published and refused by the gate."""
-    from training.args import TrainArgs
-    from training.registry import AdapterRegistry
-    from training.sentiment import new_sentiment_model, save_sentiment
-    from vocabulary import SENTIMENT_LABELS
-
-    model = new_sentiment_model(shared_encoder(bot.settings), TrainArgs())
-    for name, parameter in model.named_parameters():
-        if "classifier" in name:
-            with torch.no_grad():
-                parameter.zero_()
-                if name.endswith("bias"):
-                    parameter[SENTIMENT_LABELS.index(favoured)] = 5.0
-    with bot.store() as store:
-        registry = AdapterRegistry(bot.settings.paths.adapters, store)
-        staging = registry.staging_dir("sentiment")
-        save_sentiment(model, staging)
-        registry.publish("sentiment", staging, {"metrics": {"accuracy": 0.5}, "base_model": "tiny", "version": version})
-        registry.reject(version, ["test: below the gate"])
+    """A real sentiment adapter that always says `favoured`, refused by the gate and loaded aside by the bot."""
+    publish_refused_sentiment(bot.settings, version, favoured)
     bot.run(bot.services.reload_adapters(), timeout=60)
 
 

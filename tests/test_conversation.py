@@ -1,9 +1,12 @@
 """The customer-choice use cases without Telegram: how a did-you-mean pick is weighted (a weak example that
-trains but never corrects) and the one-change rule of 👍 / 👎 in storage."""
+trains but never corrects), the one-change rule of 👍 / 👎 in storage, and a pick naming the entry it shows."""
 
 from __future__ import annotations
 
 from serving.loading import load_memory
+from serving.prediction import Prediction
+from settings import settings_from_dict
+from shop.conversation import CustomerChoices, suggestions_for
 from storage.seed import load_demo
 from storage.store import Store
 from tests.botkit import MINI_SHOP
@@ -48,3 +51,19 @@ def test_the_migration_adds_the_columns_to_an_existing_database(tmp_path) -> Non
     with Store(tmp_path / "shop.db") as store:
         columns = store.decisions.table.columns_dict
     assert {"suggestion", "customer_feedback", "customer_feedback_at", "customer_feedback_changes"} <= set(columns)
+
+
+def test_a_pick_answers_with_the_entry_its_button_shows_when_one_before_it_was_skipped(fresh_store: Store,
+                                                                                     tmp_path) -> None:
+    load_demo(fresh_store, MINI_SHOP)
+    fresh_store.customers.touch(1001, "en")
+    message = fresh_store.messages.add(1001, 1001, 1, "when can I come by")
+    settings = settings_from_dict({"thresholds": {"suggest_confidence": 0.1}}, tmp_path, env={})
+    alternatives = (("retired_meanwhile", 0.4), ("opening_hours", 0.3), ("delivery", 0.2), ("price_milk_tea", 0.15))
+    prediction = Prediction("question", "retired_meanwhile", 0.4, False, alternatives, "model", "v", 0.9)
+    offered = suggestions_for(settings, fresh_store, prediction, "en")
+    assert [(s.key, s.number) for s in offered] == [("opening_hours", 1), ("delivery", 2)]  # the first three only
+    decision = fresh_store.decisions.add(message.id, "question", "retired_meanwhile", 0.4, Action.SUGGESTED,
+                                         alternatives=alternatives, suggestion=SuggestionOutcome.OFFERED)
+    picked, entry = CustomerChoices(fresh_store).pick_suggestion(decision.id, offered[1].number, 1001, "en")
+    assert entry.key == picked.label == "delivery"

@@ -1,5 +1,6 @@
 """Business hours and takeover without Telegram: the `[shop] hours` / `[conversation]` keys, "is it open",
-"when do we open next", what an out-of-hours handoff says, and the ▶ button's strict codec."""
+"when do we open next", what an out-of-hours handoff says, the ▶ button's strict codec, and what becomes of a
+message staff handle in their conversation (a taken-over decision)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from bot import takeover_callbacks
 from bot.callbacks import CallbackDataError
 from settings import ConfigError, Settings, settings_from_dict
 from shop import hours, takeover
+from shop.report.data import containment_weeks, week_counts
+from shop.review_queue import ReviewQueue
 from storage.records import Customer
+from storage.store import Store
 
 SHOP = ZoneInfo("Asia/Shanghai")
 WEEK = ["10:00-22:00"] * 4 + ["10:00-24:00", "09:30-23:00", "closed"]
@@ -79,6 +83,21 @@ def test_taken_over_until_the_stored_time() -> None:
     customer = Customer(1, "en", "", "", False, None, None, (now + timedelta(seconds=1)).isoformat(), 5)
     assert takeover.taken_over(customer, now) and not takeover.taken_over(customer, now + timedelta(seconds=1))
     assert not takeover.taken_over(Customer(1, "en", "", "", False, None), now)
+
+
+def test_a_taken_over_message_is_handled_by_staff_never_queued_nor_counted_as_a_question(fresh_store: Store) -> None:
+    fresh_store.customers.touch(7, "en")
+    for n, (text, kind) in enumerate((("How much can I put on a gift card?", "question"), ("Thanks, lovely!", "review"))):
+        message = fresh_store.messages.add(7, 7, n + 1, text)
+        decision = fresh_store.decisions.add(message.id, kind, None, 0.5, "taken_over")
+        assert takeover.handled_by_staff(fresh_store, decision).status == "answered_by_staff"
+    queue = ReviewQueue(fresh_store)
+    assert queue.waiting_count() == 0 and queue.next(5) == []  # not waiting for feedback in /review or the digest
+    week_ago = datetime.now(UTC) - timedelta(days=7)
+    assert fresh_store.decisions.staff_questions_since(week_ago) == []  # nor in the suggested FAQ entries
+    counts = week_counts(fresh_store, week_ago)  # the bot was not asked it: containment and handoffs leave it out
+    assert (counts.questions, counts.containment, counts.handoff_rate) == (0, None, None)
+    assert containment_weeks(fresh_store, SHOP, datetime.now(UTC)) == []
 
 
 def test_resume_button_codec_is_strict() -> None:

@@ -1,7 +1,7 @@
 """The customer's own buttons: "did you mean…?" under an unsure question, 👍 / 👎 under an automatic answer.
 
-Button data is "c1:<decision id>:<action>" (at most 64 bytes): p0 / p1 / p2 (pick the n-th offered
-entry), no (none of these, ask staff), up (👍), dn (👎). Parsing is strict; everything else is looked
+Button data is "c1:<decision id>:<action>" (at most 64 bytes): p0 / p1 / p2 (pick the entry at that place
+among the decision's alternatives), no (none of these, ask staff), up (👍), dn (👎). Parsing is strict; everything else is looked
 up server-side. Only the customer whose message made the decision may press, in their own chat; a
 press on buttons already answered, on a decision staff settled, or with forged data is refused
 with a short answer and changes nothing. What each press means lives in shop/conversation.py.
@@ -29,15 +29,15 @@ from bot.limits import MAX_CALLBACK_DATA, MAX_TEXT, utf16_cut
 from bot.staff_view import Customer, should_notify
 from serving.prediction import Prediction
 from settings import Settings
-from shop import hours
-from shop.conversation import CustomerChoices, PressRefused, Suggestion
+from shop import hours, takeover
+from shop.conversation import PICKABLE, CustomerChoices, PressRefused, Suggestion
 from shop.texts import customer_text, staff_text
 from storage.records import Decision, FaqEntry
 from vocabulary import Action, CustomerFeedback, SuggestionOutcome
 
 log = logging.getLogger(__name__)
 PREFIX = "c1"
-_SHAPE = re.compile(rf"{PREFIX}:([1-9][0-9]{{0,17}}):(p[0-2]|no|up|dn)")
+_SHAPE = re.compile(rf"{PREFIX}:([1-9][0-9]{{0,17}}):(p[0-{PICKABLE - 1}]|no|up|dn)")
 MAX_BUTTON = 60  # UTF-16 units of a suggested question on its button
 
 
@@ -79,9 +79,10 @@ def decode(data: object) -> CustomerPress:
 
 def suggestion_keyboard(settings: Settings, language: str, decision_id: int,
                         offered: list[Suggestion]) -> InlineKeyboardMarkup:
-    """One button per offered entry (its question), then "none of these, ask staff"."""
-    rows = [[InlineKeyboardButton(utf16_cut(s.question, MAX_BUTTON), callback_data=encode(decision_id, pick=n))]
-            for n, s in enumerate(offered)]
+    """One button per offered entry (its question; its data names its place among the alternatives), then "none of
+    these, ask staff"."""
+    rows = [[InlineKeyboardButton(utf16_cut(s.question, MAX_BUTTON), callback_data=encode(decision_id, pick=s.number))]
+            for s in offered]
     rows.append([InlineKeyboardButton(customer_text(settings, language, "suggest_none"),
                                       callback_data=encode(decision_id, PressAction.NONE))])
     return InlineKeyboardMarkup(rows)
@@ -128,7 +129,8 @@ async def _mirror_as(context: BotContext, customer: Customer, decision: Decision
 
 async def expire_offers(context: BotContext) -> None:
     """JobQueue callback: did-you-mean buttons nobody pressed in `thresholds.suggestion_wait_minutes` hand the
-    question to staff (mirrored, ringing) and the customer is told staff will answer; a later press is stale."""
+    question to staff (mirrored, ringing) and the customer is told staff will answer, unless staff are talking
+    with them by now (a takeover: the bot sends them nothing); a later press is stale."""
     services = context.services
     wait = timedelta(minutes=services.settings.thresholds.suggestion_wait_minutes)
     choices = CustomerChoices(services.store)
@@ -138,12 +140,13 @@ async def expire_offers(context: BotContext) -> None:
             continue  # the customer chose meanwhile, or the message is gone
         message = services.store.messages.get(decision.message_id)
         language = services.store.customers.language_of(message.customer_id) or services.settings.default_language
-        try:
-            await context.bot.send_message(message.chat_id, hours.handoff_text(services.settings, language, clock.now()),
-                                           reply_parameters=ReplyParameters(message.telegram_message_id,
-                                                                            allow_sending_without_reply=True))
-        except TelegramError as error:  # blocked, or gone: staff still get the question
-            log.warning("could not tell customer %s their question went to staff: %s", message.customer_id, error)
+        if not takeover.taken_over(services.store.customers.get(message.customer_id), clock.now()):
+            try:
+                await context.bot.send_message(
+                    message.chat_id, hours.handoff_text(services.settings, language, clock.now()),
+                    reply_parameters=ReplyParameters(message.telegram_message_id, allow_sending_without_reply=True))
+            except TelegramError as error:  # blocked, or gone: staff still get the question
+                log.warning("could not tell customer %s their question went to staff: %s", message.customer_id, error)
         await _mirror_as(context, Customer(message.customer_id, str(message.customer_id), language), decision, None)
 
 

@@ -18,6 +18,7 @@ from serving.prediction import Prediction
 from shop import hours
 from shop.conversation import suggestions_for
 from shop.review_queue import should_mirror
+from shop.takeover import handled_by_staff
 from shop.texts import customer_text, review_reply
 from storage.records import FaqEntry, NotFoundError
 from vocabulary import Action, MessageKind
@@ -80,6 +81,8 @@ async def on_text(update: Update, context: BotContext) -> None:
         stored.id, decision.kind, decision.label, decision.confidence, action,
         source=decision.source,
         adapter_version=decision.version, alternatives=decision.alternatives)
+    if quiet:  # staff handle it in their conversation: it never waits in /review
+        record = handled_by_staff(services.store, record)
     try:
         if not quiet:
             rating = conversation.rating_keyboard(services.settings, language, record.id) if action == Action.ANSWERED else None

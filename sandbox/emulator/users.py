@@ -39,12 +39,15 @@ class UserSide(EmulatorState):
         return self._user_message(user, chat_id, text=text)
 
     def send_command(self, user: FakeUser, command: str, args: str = "",
-                     chat_id: int | None = None) -> dict:
-        """Inject ``/command args`` with a ``bot_command`` entity."""
+                     chat_id: int | None = None, reply_to: dict | None = None) -> dict:
+        """Inject ``/command args`` with a ``bot_command`` entity (replying to ``reply_to``, a message, if given)."""
         command = "/" + command.lstrip("/")
         entity = {"type": "bot_command", "offset": 0, "length": len(command)}
-        return self._user_message(user, chat_id, text=f"{command} {args}".rstrip(),
-                                  entities=[entity])
+        with self._cond:
+            replying = {} if reply_to is None else {
+                "reply_to_message": as_api_message(self._known(reply_to), nested=False)}
+            return self._user_message(user, chat_id, text=f"{command} {args}".rstrip(),
+                                      entities=[entity], **replying)
 
     def send_sticker(self, user: FakeUser, chat_id: int | None = None, emoji: str = "🙂") -> dict:
         """Inject a sticker message."""

@@ -5,6 +5,7 @@ sandbox users' actions (`Sandbox` in sandbox/web/session.py):
     GET  /api/state                      the three chats: messages, buttons, pop-up answers
     GET  /api/file/<chat>/<message id>   a photo or document the bot sent (the /report chart)
     POST /api/send      {"as": "customer"|"staff"|"owner", "text": "...", "reply_to": <message id>}
+                        (text or a /command; reply_to: the bot message it replies to, e.g. /resume on a mirror)
     POST /api/press     {"as": ..., "message_id": <id>, "data": "<callback_data>"}
     POST /api/media     {"as": "customer", "kind": "sticker"|"photo"|"voice"}
     POST /api/language  {"code": "en"|"zh"|null}     the customer's Telegram language

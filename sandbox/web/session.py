@@ -119,12 +119,11 @@ class Sandbox:
             raise SandboxError(f"Telegram messages are at most {MAX_TEXT} characters (an emoji counts 2); "
                                f"this one has {utf16_len(text)}")
         where = chat_id if role == "staff" else None  # customer and owner write in their private chats
-        target = None
-        if text.startswith("/") and len(text) > 1 and not text[1].isspace():
+        target = self._bot_message(chat_id, reply_to) if reply_to is not None else None
+        if text.startswith("/") and len(text) > 1 and not text[1].isspace():  # e.g. /resume replying to a mirror
             command, _, args = text[1:].partition(" ")
-            sent = self.emulator.send_command(user, command, args.strip(), chat_id=where)
+            sent = self.emulator.send_command(user, command, args.strip(), chat_id=where, reply_to=target)
         else:
-            target = self._bot_message(chat_id, reply_to) if reply_to is not None else None
             if target is None and role == "staff":
                 target = self._open_prompt()  # a Telegram client answers a ForceReply prompt by replying to it
             if target is not None:

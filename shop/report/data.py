@@ -40,6 +40,12 @@ def next_retrain(schedule: ScheduleSettings, now: datetime) -> datetime:
 UNCORRECTED = (DecisionStatus.PENDING, DecisionStatus.CONFIRMED)
 
 
+def asked_the_bot(action: str) -> bool:
+    """Whether a question counts in containment and the handoff rate: not when it was asked while staff talk with
+    the customer (action taken_over; the handoff that started their conversation counted once)."""
+    return action != Action.TAKEN_OVER
+
+
 def corrected(kinds: Mapping[str, int]) -> int:
     """How many of these staff checks (counts per correction kind) corrected the bot; confirmations did not."""
     return sum(kinds[kind] for kind in CORRECTING_KINDS)
@@ -91,7 +97,7 @@ def week_counts(store: Store, since: datetime) -> WeekCounts:
     actions: Counter[str] = Counter()
     contained = 0
     for (task, action, status), count in store.decisions.stats_since(since).items():
-        if task == MessageKind.QUESTION:
+        if task == MessageKind.QUESTION and asked_the_bot(action):
             actions[action] += count
             contained += count if action == Action.ANSWERED and status in UNCORRECTED else 0
     reviewed = store.decisions.review_texts_since(since)
@@ -128,6 +134,8 @@ def containment_weeks(store: Store, zone: ZoneInfo, now: datetime, weeks: int = 
     questions: Counter[str] = Counter()
     contained: Counter[str] = Counter()
     for hour, action, status, count in store.decisions.question_outcomes_by_hour(start):
+        if not asked_the_bot(action):
+            continue
         local = datetime.fromisoformat(f"{hour}:00+00:00").astimezone(zone)
         week = (local - timedelta(days=local.weekday())).date().isoformat()
         questions[week] += count

@@ -311,3 +311,13 @@ def test_each_shop_has_its_own_token_variable_and_shares_the_model_cache(tmp_pat
     config.write_text('[telegram]\ntoken_env = "not a name"\n')
     with pytest.raises(ConfigError, match=r"telegram\.token_env: must be an environment variable name"):
         load_shop_settings(config, tmp_path / "models", {})
+
+
+def test_shopbot_serve_refuses_a_missing_folder_or_a_bad_hosting_file(tmp_path: Path, capsys) -> None:
+    import cli
+
+    assert cli.main(["serve", "--shops", str(tmp_path / "nowhere")]) == 2
+    assert "--shops: not a folder" in capsys.readouterr().err
+    (tmp_path / "hosting.toml").write_text('[hosting]\nmode = "sometimes"\n')
+    assert cli.main(["serve", "--shops", str(tmp_path)]) == 2
+    assert "hosting.mode: must be one of polling, webhook" in capsys.readouterr().err

@@ -505,6 +505,7 @@ class HostingSettings(_Section):
     watch_seconds: float = 5.0  # how often the shops (added, removed, changed config.toml) are looked at
     retry_seconds: float = 60.0  # a shop that failed is started again after this, doubling up to an hour
     model_cache: Path = Path("var/models")  # shared base build + trunk feature cache (unless a shop sets its own)
+    env_file: str = ""  # NAME=value lines (the shops' tokens), read at every look: a shop added later finds its token
 
     def _validate(self) -> None:
         self._one_of("mode", TELEGRAM_MODES)
@@ -564,6 +565,21 @@ def load_hosting(folder: str | Path) -> Hosting:
             raise ConfigError(f"shops[{i}].name: {name!r} is listed twice")
         shops[name] = (folder / _coerce(f"shops[{i}].config", Path, entry.get("config", f"{name}/{SHOP_CONFIG}"))).resolve()
     return Hosting(settings, shops)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """NAME=value lines (blank lines and # comments skipped; quotes around a value dropped), as `docker --env-file`."""
+    values = {}
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, equals, value = line.removeprefix("export ").partition("=")
+        if not equals or not ENV_NAME.fullmatch(name.strip()):
+            raise ConfigError(f"{path}:{number}: must be NAME=value")  # never echo the line: it may hold a token
+        value = value.strip()
+        values[name.strip()] = value[1:-1] if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"" else value
+    return values
 
 
 def load_shop_settings(path: Path, model_cache: Path, env: Mapping[str, str] = os.environ) -> Settings:

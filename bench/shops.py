@@ -1,6 +1,6 @@
 """Many shops in one process (`shopbot serve`): memory with 1, 5 and 20 shops, decide latency, isolation of a swap.
 
-One script on purpose (over 300 lines would be split; this one is read top to bottom): set-up, runs, report.
+One script on purpose (over 300 lines): a benchmark is read top to bottom, set-up, runs and report together.
 
     python bench/shops.py                    # bundled e5-small, demo shop ×20, shipped config.toml
 

@@ -41,7 +41,7 @@ from bot.app import build_application, running
 from bot.context import BotApplication
 from bot.services import RuntimeFactory, ShopMetrics, TrainingGate, load_runtime_for
 from bot.webhook import WebhookRoutes, WebhookServer
-from settings import ConfigError, Hosting, Settings, load_hosting, load_shop_settings
+from settings import ConfigError, Hosting, Settings, load_hosting, load_shop_settings, read_env_file
 
 if TYPE_CHECKING:
     from serving.runtime import ModelRuntime
@@ -224,7 +224,7 @@ class ShopHost:
     async def _serve(self, shop: HostedShop) -> None:
         """One shop from start to stop; a failure is recorded for a later retry, never raised to the others."""
         try:
-            settings = load_shop_settings(shop.config, self.hosting.settings.model_cache, self.env)
+            settings = load_shop_settings(shop.config, self.hosting.settings.model_cache, self._environment())
             if settings.telegram.mode != "polling":
                 log.warning("shop %s: telegram.mode is ignored under `shopbot serve` (hosting.mode = %s)", shop.name,
                             self.hosting.settings.mode)
@@ -260,6 +260,16 @@ class ShopHost:
                           shop.problem, delay)
         finally:
             shop.application = None
+
+    def _environment(self) -> Mapping[str, str]:
+        """The process environment, plus hosting.env_file read now (a shop added later brings its token there)."""
+        name = self.hosting.settings.env_file
+        if not name:
+            return self.env
+        path = self.folder / name
+        if path.stat().st_mode & 0o077:
+            log.warning("hosting: %s is readable by other users; it holds bot tokens (chmod 600 it)", path)
+        return {**self.env, **read_env_file(path)}
 
     async def _delete_webhook(self, shop: HostedShop, application: BotApplication) -> None:
         self.routes.remove(shop.name)

@@ -39,8 +39,10 @@ def shops(tmp_path: Path, tiny_base: Path) -> Iterator[list[Shop]]:
 @pytest.fixture
 def host(tmp_path: Path, shops: list[Shop]) -> Iterator[HostHarness]:
     bases = SharedBases()
+    (tmp_path / "tokens.env").write_text("# tokens of shops added later\n")
+    (tmp_path / "tokens.env").chmod(0o600)
     harness = HostHarness(tmp_path, shops, HostOptions(runtime_factory=exact_memory_runtimes(bases), poll_timeout_s=1),
-                          hosting_toml="[hosting]\nwatch_seconds = 0.2\nretry_seconds = 0.5\n")
+                          hosting_toml='[hosting]\nwatch_seconds = 0.2\nretry_seconds = 0.5\nenv_file = "tokens.env"\n')
     harness.bases = bases  # type: ignore[attr-defined]
     harness.start("alpha", "beta")
     yield harness
@@ -148,7 +150,7 @@ def test_a_shop_added_or_removed_is_picked_up_while_the_other_keeps_answering(
     alpha, beta = shops
     gamma = make_shop(tmp_path / "incoming", "gamma", 13, tiny_base)
     try:
-        host.host.env[gamma.token_env] = gamma.emulator.token  # type: ignore[index]
+        _add_token(tmp_path, gamma)  # the process started without it: the env file brings it
         alpha_services = host.services("alpha")
         shutil.move(str(gamma.folder), str(tmp_path / "gamma"))  # appears whole, as a deploy would make it
         gamma.folder = tmp_path / "gamma"
@@ -170,6 +172,11 @@ def test_a_shop_added_or_removed_is_picked_up_while_the_other_keeps_answering(
         gamma.emulator.stop()
 
 
+def _add_token(hosting: Path, shop: Shop) -> None:
+    with (hosting / "tokens.env").open("a") as tokens:
+        tokens.write(f"{shop.token_env}={shop.emulator.token}\n")
+
+
 def test_a_broken_shop_does_not_stop_the_others_and_is_started_once_fixed(
         host: HostHarness, shops: list[Shop], tmp_path: Path, tiny_base: Path) -> None:
     alpha, _ = shops
@@ -178,7 +185,7 @@ def test_a_broken_shop_does_not_stop_the_others_and_is_started_once_fixed(
         config = broken.folder / "config.toml"
         good = config.read_text()
         config.write_text(good.replace(f"owner_ids = [{broken.owner.id}]", 'owner_ids = "nobody"'))  # a bad config
-        host.host.env[broken.token_env] = broken.emulator.token  # type: ignore[index]
+        _add_token(tmp_path, broken)
         shutil.move(str(broken.folder), str(tmp_path / "broken"))
         broken.folder, config = tmp_path / "broken", tmp_path / "broken" / "config.toml"
         host.wait_state("broken", "failed")
@@ -321,3 +328,15 @@ def test_shopbot_serve_refuses_a_missing_folder_or_a_bad_hosting_file(tmp_path: 
     (tmp_path / "hosting.toml").write_text('[hosting]\nmode = "sometimes"\n')
     assert cli.main(["serve", "--shops", str(tmp_path)]) == 2
     assert "hosting.mode: must be one of polling, webhook" in capsys.readouterr().err
+
+
+def test_tokens_may_come_from_the_hosting_env_file_read_at_each_start(tmp_path: Path) -> None:
+    from settings import ConfigError, read_env_file
+
+    tokens = tmp_path / "tokens.env"
+    tokens.write_text("# the shops' bot tokens\nSHOP_A_TOKEN=1:A\nexport SHOP_B_TOKEN='2:B'\n\n")
+    assert read_env_file(tokens) == {"SHOP_A_TOKEN": "1:A", "SHOP_B_TOKEN": "2:B"}
+    tokens.write_text("SHOP_A_TOKEN 1:secret\n")
+    with pytest.raises(ConfigError, match=r"tokens\.env:1: must be NAME=value") as refused:
+        read_env_file(tokens)
+    assert "secret" not in str(refused.value)

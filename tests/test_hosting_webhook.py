@@ -54,7 +54,7 @@ def _post(url: str, update: dict, secret: str | None) -> int:
 
 
 def test_each_shop_gets_its_updates_on_its_own_path(hooked) -> None:
-    harness, (north, south), base_url = hooked
+    _, (north, south), base_url = hooked
     [(_, north_hook)] = north.emulator.calls("setWebhook")
     [(_, south_hook)] = south.emulator.calls("setWebhook")
     assert (north_hook["url"], south_hook["url"]) == (f"{base_url}/north", f"{base_url}/south")
@@ -72,7 +72,7 @@ def test_each_shop_gets_its_updates_on_its_own_path(hooked) -> None:
 
 @pytest.mark.parametrize("secret_of", ["other shop", "none", "wrong"])
 def test_a_post_without_the_shops_own_secret_is_refused(hooked, secret_of: str) -> None:
-    harness, (north, south), base_url = hooked
+    _, (north, south), base_url = hooked
     secrets = {"other shop": south.emulator.calls("setWebhook")[0][1]["secret_token"], "none": None, "wrong": "x" * 40}
     forged = f"forged for north ({secret_of})"
     update = {"update_id": 777_000, "message": {"message_id": 99_999, "date": 1, "from": DANA.to_api(), "text": forged,

@@ -94,7 +94,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
-    from bot.hosting import serve
+    from bot.hosting import serve, tag_logs_with_shops
+
+    tag_logs_with_shops()
 
     async def main() -> None:
         stop = asyncio.Event()

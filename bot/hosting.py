@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import logging
 import os
@@ -51,6 +52,23 @@ log = logging.getLogger(__name__)
 MAX_RETRY_S = 3600.0
 STARTS_AT_ONCE = 2  # shops loading their models at the same time (the first ones answer sooner)
 POLL_TIMEOUT_S = 10  # getUpdates long poll of each shop in polling mode
+# The shop a log line belongs to: set in each shop's task, inherited by what it starts (PTB's tasks, jobs, threads).
+CURRENT_SHOP: contextvars.ContextVar[str] = contextvars.ContextVar("shop", default="-")
+
+
+class ShopLogFilter(logging.Filter):
+    """Adds `record.shop` (the shop whose task logged it, "-" for the host) for a `%(shop)s` in the format."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.shop = CURRENT_SHOP.get()
+        return True
+
+
+def tag_logs_with_shops() -> None:
+    """Prefix every log line of the root handlers with its shop (`shopbot serve`)."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(ShopLogFilter())
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(shop)s] %(name)s: %(message)s"))
 
 
 # ---------------------------------------------------------------------- the shared base
@@ -123,6 +141,7 @@ class HostedShop:
     application: BotApplication | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     removed: bool = False
+    bot_id: str = ""  # the token's bot id, once its settings are read (two shops must not be one bot)
     task: asyncio.Task[None] | None = None
 
 
@@ -223,8 +242,13 @@ class ShopHost:
 
     async def _serve(self, shop: HostedShop) -> None:
         """One shop from start to stop; a failure is recorded for a later retry, never raised to the others."""
+        CURRENT_SHOP.set(shop.name)  # this task's context: what it starts logs as this shop
         try:
             settings = load_shop_settings(shop.config, self.hosting.settings.model_cache, self._environment())
+            shop.bot_id = (settings.token or "").partition(":")[0]
+            if settings.token and (twin := next((other.name for other in self.shops.values() if other is not shop and other.bot_id
+                             == shop.bot_id and other.state in ("starting", "running")), None)):
+                raise ConfigError(f"{settings.telegram.token_env} is the bot token of shop {twin} too: one bot per shop")
             if settings.telegram.mode != "polling":
                 log.warning("shop %s: telegram.mode is ignored under `shopbot serve` (hosting.mode = %s)", shop.name,
                             self.hosting.settings.mode)

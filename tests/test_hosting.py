@@ -201,6 +201,21 @@ def test_a_broken_shop_does_not_stop_the_others_and_is_started_once_fixed(
         broken.emulator.stop()
 
 
+def test_a_second_shop_with_the_same_bot_token_is_refused(host: HostHarness, shops: list[Shop], tmp_path: Path,
+                                                          tiny_base: Path) -> None:
+    alpha, _ = shops
+    twin = make_shop(tmp_path / "incoming", "twin", 15, tiny_base)
+    try:
+        with (tmp_path / "tokens.env").open("a") as tokens:
+            tokens.write(f"{twin.token_env}={alpha.emulator.token}\n")
+        shutil.move(str(twin.folder), str(tmp_path / "twin"))
+        host.wait_state("twin", "failed")
+        assert "is the bot token of shop alpha too" in host.host.shops["twin"].problem
+        assert HANDOFF in alpha.say(CAROL, "Only one of you?")["text"]
+    finally:
+        twin.emulator.stop()
+
+
 def test_a_shop_whose_model_fails_to_load_is_retried_without_touching_the_others(
         tmp_path: Path, shops: list[Shop]) -> None:
     alpha, beta = shops

@@ -16,7 +16,8 @@ The host looks at DIR every `hosting.watch_seconds`: a new shop is started, a re
 that fails (a bad config, a missing token, an adapter that raises while loading, Telegram refusing
 its token) is logged and started again after `hosting.retry_seconds` (doubling, at most an hour)
 while the others keep serving. All shops run on one event loop; their models decide in their own
-worker threads.
+worker threads. (One module of ~300 lines: the shared base, a shop's life and the host that watches
+them are read together.)
 """
 
 from __future__ import annotations

@@ -73,8 +73,8 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     """Run the bot on Telegram (polling, or a webhook if configured)."""
     if not settings.token:
-        print(f"shopbot run: {TOKEN_ENV} is not set. Create a bot with @BotFather, then\n"
-              f"    export {TOKEN_ENV}=123456:ABC...\n"
+        print(f"shopbot run: {settings.telegram.token_env} is not set. Create a bot with @BotFather, then\n"
+              f"    export {settings.telegram.token_env}=123456:ABC...\n"
               f"To try the bot without Telegram, run:  shopbot chat", file=sys.stderr)
         return 2
     from telegram import Update
@@ -86,6 +86,29 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         application.run_webhook(**webhook)
     else:
         application.run_polling(allowed_updates=Update.ALL_TYPES)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run every shop of --shops DIR in this process (one Application each, one shared base) until SIGINT/SIGTERM."""
+    import asyncio
+    import signal
+
+    from bot.hosting import serve, tag_logs_with_shops
+
+    tag_logs_with_shops()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        await serve(args.shops, stop)
+
+    try:
+        asyncio.run(main())
+    except (ConfigError, OSError) as error:
+        print(f"shopbot serve: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -232,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     import_.add_argument("--skip-bad-rows", action="store_true",
                          help="write the good rows and list the bad ones (default: a bad row refuses the whole import)")
     add("run", cmd_run, f"run the bot on Telegram (needs {TOKEN_ENV})")
+    serve = sub.add_parser("serve", help="run many shops in one process (--shops DIR: a folder per shop)",
+                           description="Run every shop of DIR (DIR/<shop>/config.toml, or DIR/hosting.toml's "
+                                       "[[shops]]) in one process, sharing one base model; shops added, removed "
+                                       "or changed in DIR are picked up while it runs.")
+    serve.add_argument("--shops", type=Path, required=True, help="the hosting folder")
+    serve.set_defaults(func=None)
     add("chat", cmd_chat, "chat with the bot in this terminal, without Telegram")
     add("train", cmd_train, "retrain both models now")
     add("eval", cmd_eval, "evaluate the active models")
@@ -260,6 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `shopbot` console script."""
     args = build_parser().parse_args(argv)
     _configure_logging(args.command, args.verbose)
+    if args.command == "serve":  # each shop's own config.toml, no --config
+        return cmd_serve(args)
     try:
         settings = load_settings(args.config)
     except ConfigError as error:

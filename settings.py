@@ -1,7 +1,8 @@
 """Typed, validated shopbot configuration loaded from config.toml.
 
-One module on purpose (~400 lines): it is the reference of every key, with its type, default and
-check side by side, read once at start-up; splitting it would scatter that reference.
+One module on purpose (~560 lines): it is the reference of every key, with its type, default and
+check side by side, read once at start-up; splitting it would scatter that reference. The hosting
+file of `shopbot serve --shops DIR` (many shops in one process) is at the end.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 TRUNK_DTYPES = ("auto", "float32", "bfloat16", "int8")
 DEVICES = ("auto", "cpu", "cuda")
 TELEGRAM_MODES = ("polling", "webhook")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # an environment variable's name (telegram.token_env)
 FAQ_EDITORS = ("owners", "staff")
 MIRROR_POLICIES = ("all", "policy")
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
@@ -319,9 +321,12 @@ class TelegramSettings(_Section):
     webhook_listen: str = "0.0.0.0"
     api_url: str = TELEGRAM_API_URL
     file_url: str = TELEGRAM_FILE_URL
+    token_env: str = TOKEN_ENV  # the environment variable holding this shop's bot token (one per shop when hosting)
 
     def _validate(self) -> None:
         self._one_of("mode", TELEGRAM_MODES)
+        if not ENV_NAME.fullmatch(self.token_env):
+            _fail(self._key("token_env"), f"must be an environment variable name (A-Z, 0-9, _), got {self.token_env!r}")
         for name in ("api_url", "file_url"):
             parts = urlsplit(getattr(self, name))
             if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
@@ -461,7 +466,7 @@ def settings_from_dict(data: Mapping[str, Any], base_dir: Path | str, env: Mappi
             raise ConfigError(f"{name}: unknown section" + _suggest(name, list(_SECTIONS), "[{}]"))
     base_dir = Path(base_dir).resolve()
     sections = {name: _build_section(name, cls, data.get(name, {}), base_dir) for name, cls in _SECTIONS.items()}
-    token = env.get(TOKEN_ENV) or None
+    token = env.get(typing.cast(TelegramSettings, sections["telegram"]).token_env) or None
     return Settings(**sections, token=token, webhook_secret=env.get(WEBHOOK_SECRET_ENV) or None)  # type: ignore[arg-type]
 
 
@@ -470,8 +475,118 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] = os.en
     chosen = Path(path if path is not None else env.get(CONFIG_ENV) or "config.toml")
     if not chosen.is_file():
         raise ConfigError(f"config file not found: {chosen} (pass a path or set {CONFIG_ENV})")
+    return settings_from_dict(_read_toml(chosen), chosen.resolve().parent, env)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(chosen.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read: {error}") from error
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{chosen}: not valid TOML: {error}") from error
-    return settings_from_dict(data, chosen.resolve().parent, env)
+        raise ConfigError(f"{path}: not valid TOML: {error}") from error
+
+
+# ---------------------------------------------------------------------- hosting many shops (shopbot serve)
+HOSTING_FILE = "hosting.toml"
+SHOP_CONFIG = "config.toml"
+SHOP_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")  # a shop's name: its folder and its webhook path
+
+
+@dataclass(frozen=True)
+class HostingSettings(_Section):
+    """[hosting] of DIR/hosting.toml: how `shopbot serve --shops DIR` receives updates and watches the shops."""
+
+    SECTION: ClassVar[str] = "hosting"
+    mode: str = "polling"  # polling | webhook: one HTTP endpoint for all shops, shop NAME at <webhook_url>/NAME
+    webhook_url: str = ""  # the public base URL (https; http only for self-hosted Bot API servers / the emulator)
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = 8443
+    watch_seconds: float = 5.0  # how often the shops (added, removed, changed config.toml) are looked at
+    retry_seconds: float = 60.0  # a shop that failed is started again after this, doubling up to an hour
+    model_cache: Path = Path("var/models")  # shared base build + trunk feature cache (unless a shop sets its own)
+    env_file: str = ""  # NAME=value lines (the shops' tokens), read at every look: a shop added later finds its token
+
+    def _validate(self) -> None:
+        self._one_of("mode", TELEGRAM_MODES)
+        hook = urlsplit(self.webhook_url)
+        if self.mode == "webhook" and (hook.scheme not in ("https", "http") or not hook.hostname or hook.query):
+            _fail(self._key("webhook_url"), f'must be an https:// URL when hosting.mode = "webhook", got '
+                                            f"{self.webhook_url!r}")
+        self._between("webhook_port", 1, 65535)
+        try:
+            ipaddress.ip_address(self.webhook_listen)
+        except ValueError:
+            _fail(self._key("webhook_listen"), f"must be an IP address, got {self.webhook_listen!r}")
+        self._between("watch_seconds", 0.05, 3600)
+        self._between("retry_seconds", 0.05, 3600)
+
+    def webhook_of(self, shop: str) -> str:
+        """The public webhook URL of one shop."""
+        return f"{self.webhook_url.rstrip('/')}/{shop}"
+
+
+@dataclass(frozen=True)
+class Hosting:
+    """The hosting file read: its settings and the shops, {name: config.toml path}."""
+
+    settings: HostingSettings
+    shops: dict[str, Path]
+
+
+def load_hosting(folder: str | Path) -> Hosting:
+    """Read DIR/hosting.toml (optional) and list the shops: its [[shops]] (name, config), else every subfolder
+    of DIR holding a config.toml (named after the folder). Read again by the watcher at every look."""
+    folder = Path(folder).resolve()
+    if not folder.is_dir():
+        raise ConfigError(f"--shops: not a folder: {folder}")
+    path = folder / HOSTING_FILE
+    data = _read_toml(path) if path.is_file() else {}
+    for name in data:
+        if name not in ("hosting", "shops"):
+            raise ConfigError(f"{name}: unknown section of {HOSTING_FILE}" + _suggest(name, ["hosting", "shops"], "[{}]"))
+    settings = typing.cast(HostingSettings, _build_section("hosting", HostingSettings, data.get("hosting", {}), folder))
+    settings = dataclasses.replace(settings, model_cache=(folder / settings.model_cache.expanduser()).resolve())
+    listed = data.get("shops")
+    if listed is None:
+        shops = {child.name: child / SHOP_CONFIG for child in sorted(folder.iterdir())
+                 if (child / SHOP_CONFIG).is_file() and SHOP_NAME.fullmatch(child.name)}
+        return Hosting(settings, shops)
+    if not isinstance(listed, list):
+        raise ConfigError("shops: must be a list of tables ([[shops]] name = ..., config = ...)")
+    shops = {}
+    for i, entry in enumerate(listed):
+        if not isinstance(entry, Mapping) or set(entry) - {"name", "config"} or not isinstance(entry.get("name"), str):
+            raise ConfigError(f"shops[{i}]: must be a table with name and config (and nothing else), got {entry!r}")
+        name = entry["name"]
+        if not SHOP_NAME.fullmatch(name):
+            raise ConfigError(f"shops[{i}].name: lower-case letters, digits, - and _ (at most 63), got {name!r}")
+        if name in shops:
+            raise ConfigError(f"shops[{i}].name: {name!r} is listed twice")
+        shops[name] = (folder / _coerce(f"shops[{i}].config", Path, entry.get("config", f"{name}/{SHOP_CONFIG}"))).resolve()
+    return Hosting(settings, shops)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """NAME=value lines (blank lines and # comments skipped; quotes around a value dropped), as `docker --env-file`."""
+    values = {}
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, equals, value = line.removeprefix("export ").partition("=")
+        if not equals or not ENV_NAME.fullmatch(name.strip()):
+            raise ConfigError(f"{path}:{number}: must be NAME=value")  # never echo the line: it may hold a token
+        value = value.strip()
+        values[name.strip()] = value[1:-1] if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"" else value
+    return values
+
+
+def load_shop_settings(path: Path, model_cache: Path, env: Mapping[str, str] = os.environ) -> Settings:
+    """One hosted shop's settings: its config.toml as `load_settings` reads it (paths relative to it), with the
+    hosting's shared `model_cache` unless the shop sets paths.model_cache itself."""
+    data = _read_toml(path)
+    paths = data.get("paths", {})
+    if isinstance(paths, Mapping) and "model_cache" not in paths:
+        data["paths"] = {**paths, "model_cache": str(model_cache)}
+    return settings_from_dict(data, path.resolve().parent, env)

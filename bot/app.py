@@ -41,9 +41,9 @@ from bot.handlers import (
     takeover,
 )
 from bot.limits import CHAT_BURST, CHAT_INTERVAL_S, GROUP_BURST, GROUP_INTERVAL_S
-from bot.services import RuntimeFactory, open_services
+from bot.services import RuntimeFactory, ShopMetrics, TrainingGate, open_services
 from bot.updates import ChatOrderedUpdateProcessor
-from settings import TOKEN_ENV, Settings
+from settings import Settings
 from shop.texts.commands import COMMANDS
 
 log = logging.getLogger(__name__)
@@ -181,21 +181,26 @@ def _add_handlers(application: BotApplication, settings: Settings, answer_timeou
 
 
 def build_application(settings: Settings, *, runtime_factory: RuntimeFactory | None = None,
-                      answer_timeout_s: float = 300.0, flood_limits: bool = True) -> BotApplication:
+                      answer_timeout_s: float = 300.0, flood_limits: bool = True, metrics: ShopMetrics | None = None,
+                      training_gate: TrainingGate | None = None) -> BotApplication:
     """The complete bot: handlers, error handler, rate limiter, services opened in post_init.
 
     It talks to the Bot API server of `settings.telegram` (api_url, file_url: Telegram's, a
     self-hosted one, or the emulator in tests and in `shopbot chat`); runtime_factory(settings)
-    replaces the model loader (tests); flood_limits=False drops the pacing to Telegram's flood
-    limits (for an emulator started with flood_limits=False) but keeps the retries.
+    replaces the model loader (tests; `shopbot serve`: the shop's runtime on the shared base);
+    flood_limits=False drops the pacing to Telegram's flood limits (for an emulator started with
+    flood_limits=False) but keeps the retries. `shopbot serve` passes each shop its metrics (kept
+    across the shop's restarts) and the process's one training gate.
     """
     if not settings.token:
-        raise ValueError(f"no bot token: set {TOKEN_ENV} (or use `shopbot chat` to try the bot without Telegram)")
+        raise ValueError(f"no bot token: set {settings.telegram.token_env} (or use `shopbot chat` to try the bot "
+                         f"without Telegram)")
 
     async def post_init(application: BotApplication) -> None:
         bot_data = application.bot_data
         bot_data.answer_timeout_s = answer_timeout_s
-        bot_data.services = await open_services(settings, runtime_factory)
+        bot_data.services = await open_services(settings, runtime_factory, metrics=metrics,
+                                                training_gate=training_gate)
         if not settings.roles.staff_chat_id:
             log.warning("roles.staff_chat_id is 0: decisions are not mirrored and handoffs reach nobody")
         await _set_commands(application, settings)
@@ -241,9 +246,10 @@ def webhook_options(settings: Settings) -> dict[str, Any] | None:
 
 @asynccontextmanager
 async def running(application: BotApplication, poll_interval: float = 0.0, timeout: int = 1,  # noqa: ASYNC109 - getUpdates' long poll, as run_polling's
-                  webhook: dict[str, Any] | None = None) -> AsyncIterator[BotApplication]:
+                  webhook: dict[str, Any] | None = None, receive: bool = True) -> AsyncIterator[BotApplication]:
     """Run the application inside an existing event loop until exit, as run_polling (or, given
-    `webhook_options(settings)`, run_webhook) would."""
+    `webhook_options(settings)`, run_webhook) would; receive=False starts no updater (`shopbot serve`'s
+    one webhook server puts each shop's updates on its update_queue)."""
     updater = application.updater
     if updater is None:
         raise ValueError("the application has no updater: build it with build_application")
@@ -253,14 +259,15 @@ async def running(application: BotApplication, poll_interval: float = 0.0, timeo
             await application.post_init(application)
         await application.start()
         try:
-            if webhook is not None:
+            if receive and webhook is not None:
                 await updater.start_webhook(**webhook)
-            else:
+            elif receive:
                 await updater.start_polling(poll_interval=poll_interval, timeout=timeout, allowed_updates=Update.ALL_TYPES)
             try:
                 yield application
             finally:
-                await updater.stop()
+                if updater.running:
+                    await updater.stop()
         finally:
             await application.stop()
     finally:

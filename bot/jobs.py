@@ -221,7 +221,8 @@ async def run_weekly(bot: Bot, services: Services, trigger: str = "schedule",
         await asyncio.wait([wait_for])
     settings = services.settings
     started = datetime.now(UTC)
-    retrained = await retrain_and_swap(settings, trigger, services.reload_adapters, run_in_child)
+    async with services.training_turn():  # under `shopbot serve`: one shop of the process trains at a time
+        retrained = await retrain_and_swap(settings, trigger, services.reload_adapters, run_in_child)
     result, status = retrained.result, retrained.status
     serving, problem = retrained.serving, retrained.swap_problem
     try:

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
@@ -51,6 +55,60 @@ def _active_serving(settings: Settings, encoder: Encoder) -> ServingModel:
 
 
 @dataclass
+class ShopMetrics:
+    """What /status tells an owner about their own bot's running: decisions and their latency, errors, restarts.
+
+    Under `shopbot serve` the host keeps one per shop across that shop's restarts; never shared between shops.
+    """
+
+    started: float = field(default_factory=time.time)
+    decided: int = 0
+    errors: int = 0
+    restarts: int = 0
+    latencies_s: deque[float] = field(default_factory=lambda: deque(maxlen=2000))  # the latest decisions'
+
+    def record(self, seconds: float) -> None:
+        """One decision took `seconds` (queueing in the batcher included)."""
+        self.decided += 1
+        self.latencies_s.append(seconds)
+
+    def percentile_ms(self, q: float) -> float | None:
+        """The q-th percentile (nearest rank) of the latest decision latencies, in ms; None before any."""
+        ordered = sorted(self.latencies_s)
+        if not ordered:
+            return None
+        return 1000 * ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+class TrainingGate:
+    """One retrain at a time across the shops of one process, in the order they asked (asyncio.Lock is FIFO).
+
+    Each Application has its own by default; `shopbot serve` gives every shop the same one, so N shops' weekly
+    jobs train one after the other instead of N children at once on a small machine.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self.training: object | None = None  # whose retrain runs now (a Services)
+        self.waiting = 0
+
+    @asynccontextmanager
+    async def turn(self, who: object) -> AsyncIterator[None]:
+        """Wait for this retrain's turn, then hold it until the block ends."""
+        self.waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self.waiting -= 1
+        self.training = who
+        try:
+            yield
+        finally:
+            self.training = None
+            self._lock.release()
+
+
+@dataclass
 class Services:
     """What every handler uses; reach it as `context.services`."""
 
@@ -59,13 +117,27 @@ class Services:
     runtime: ModelRuntime
     batcher: DecisionBatcher
     retrain_task: asyncio.Task[object] | None = None  # /retrain (None) or the weekly job (its result)
+    metrics: ShopMetrics = field(default_factory=ShopMetrics)
+    training_gate: TrainingGate = field(default_factory=TrainingGate)
     _swap_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _index_dirty: bool = False
     _index_task: asyncio.Task[None] | None = None
 
     async def decide(self, text: str) -> Prediction:
         """The model's decision for a customer message (never on the event loop)."""
-        return await self.batcher.decide(text)
+        started = time.perf_counter()
+        decision = await self.batcher.decide(text)
+        self.metrics.record(time.perf_counter() - started)
+        return decision
+
+    def training_turn(self) -> AbstractAsyncContextManager[None]:
+        """`async with services.training_turn():` around a retrain: waits while another shop of this process trains."""
+        return self.training_gate.turn(self)
+
+    @property
+    def waiting_to_train(self) -> bool:
+        """Whether this shop's retrain waits for another shop's to finish."""
+        return self.retraining and self.training_gate.training is not self
 
     @property
     def feedback(self) -> StaffFeedback:
@@ -120,8 +192,8 @@ class Services:
         self.store.close()
 
 
-async def open_services(settings: Settings, runtime_factory: RuntimeFactory | None = None,
-                        workers: int = 2) -> Services:
+async def open_services(settings: Settings, runtime_factory: RuntimeFactory | None = None, workers: int = 2,
+                        metrics: ShopMetrics | None = None, training_gate: TrainingGate | None = None) -> Services:
     """Open the store on this (event-loop) thread and load the runtime in a worker thread."""
     store = Store(settings.paths.database)
     try:
@@ -129,4 +201,5 @@ async def open_services(settings: Settings, runtime_factory: RuntimeFactory | No
     except BaseException:
         store.close()
         raise
-    return Services(settings, store, runtime, DecisionBatcher(runtime, workers=workers))
+    return Services(settings, store, runtime, DecisionBatcher(runtime, workers=workers),
+                    metrics=metrics or ShopMetrics(), training_gate=training_gate or TrainingGate())

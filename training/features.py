@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 import random
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -86,7 +87,8 @@ class FeatureCache:
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        # Unique per thread too: shops hosted in one process share this folder, and may write one text at once.
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         with tmp.open("wb") as fh:
             np.save(fh, feature.numpy())
         os.replace(tmp, path)

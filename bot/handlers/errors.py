@@ -46,6 +46,8 @@ async def on_error(update: object, context: BotContext) -> None:
     if services is not None and customer_id is not None and mark_blocked(services, customer_id, why=error):
         return  # a customer's choice, not an error (one never stored is an ordinary error below)
     log.error("error while handling %s", _describe(update), exc_info=error)
+    if services is not None:
+        services.metrics.errors += 1  # shown by /status
     if services is None or not services.settings.roles.staff_chat_id:
         return
     now = time.monotonic()

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from telegram import Bot, Update
 
@@ -45,8 +46,22 @@ async def status(update: Update, context: BotContext) -> None:
     """Active adapter versions and accuracy, corrections since the last retrain, next scheduled retrain."""
     services, message = context.services, message_of(update)
     language = user_language(services, update.effective_user)
-    await message.reply_text(build_status_text(
-        services.settings, services.store, services.runtime.serving.version, services.retraining, language))
+    text = build_status_text(services.settings, services.store, services.runtime.serving.version,
+                             services.retraining, language)
+    await message.reply_text(text + "\n" + _running_line(services, language))
+
+
+def _running_line(services: Services, language: str) -> str:
+    """This bot's own numbers since it started (only this shop's, also when one process hosts many)."""
+    metrics = services.metrics
+    shown = {name: "–" if value is None else f"{value:.0f} ms"
+             for name, value in (("p50", metrics.percentile_ms(50)), ("p99", metrics.percentile_ms(99)))}
+    line = owner_text(services.settings, language, "status_running",
+                      since=f"{datetime.fromtimestamp(metrics.started, UTC):%Y-%m-%d %H:%M} UTC",
+                      decided=metrics.decided, errors=metrics.errors, restarts=metrics.restarts, **shown)
+    if services.waiting_to_train:
+        line += "\n" + owner_text(services.settings, language, "status_training_queued")
+    return line
 
 
 @owner_only
@@ -67,7 +82,8 @@ async def retrain(update: Update, context: BotContext) -> None:
 async def _retrain_and_report(bot: Bot, services: Services, chat_id: int, language: str) -> None:
     say = functools.partial(owner_text, services.settings, language)
     try:
-        retrained = await retrain_and_swap(services.settings, RunTrigger.MANUAL, services.reload_adapters)
+        async with services.training_turn():  # under `shopbot serve`: one shop of the process trains at a time
+            retrained = await retrain_and_swap(services.settings, RunTrigger.MANUAL, services.reload_adapters)
         if retrained.swap_problem is not None:
             await bot.send_message(chat_id, say("retrain_done", status=f"failed ({retrained.swap_problem})"))
             return

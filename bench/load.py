@@ -150,10 +150,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# Where the bot's time goes, by the code a sample's stack passes through (first match wins, in this order).
+PARTS = (("model (serving/, training/, torch)", ("serving/", "training/", "torch/", "transformers/")),
+         ("SQLite (storage/)", ("storage/", "sqlite_utils/")),
+         ("HTTP client (httpx, httpcore, h11, anyio)", ("httpx/", "httpcore/", "h11/", "anyio/")),
+         ("handlers and the rest of bot/, shop/", ("bot/", "shop/")))
+
+
+def _part(stack: str) -> str:
+    for name, paths in PARTS:
+        if any(f"({path}" in stack or f"/{path}" in stack for path in paths):
+            return name
+    return "other (PTB, asyncio, threads)"
+
+
 def profile_summary(raw: Path, top: int = 30) -> str:
-    """Top functions by own samples and by inclusive samples, from py-spy's raw (collapsed stacks) output."""
+    """Shares by part (PARTS), top functions by own samples and by inclusive samples, from py-spy's raw
+    (collapsed stacks) output."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
+    parts: Counter[str] = Counter()
     total = 0
     for line in raw.read_text(encoding="utf-8", errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
@@ -161,12 +177,15 @@ def profile_summary(raw: Path, top: int = 30) -> str:
             continue
         n = int(count)
         total += n
+        parts[_part(stack)] += n
         frames = [frame.split(" (")[0] + " (" + frame.split(" (")[1].split(":")[0] + ")" if " (" in frame else frame
                   for frame in stack.split(";")]
         own[frames[-1]] += n
         for frame in set(frames):
             inclusive[frame] += n
-    lines = [f"{total} samples (bot process, all threads, idle excluded)", "", f"top {top} by own samples:"]
+    lines = [f"{total} samples (bot process, all threads, idle excluded)", "", "by part:"]
+    lines += [f"{100 * n / total:6.1f}%  {name}" for name, n in parts.most_common()]
+    lines += ["", f"top {top} by own samples:"]
     lines += [f"{100 * n / total:6.1f}%  {name}" for name, n in own.most_common(top)]
     lines += ["", f"top {top} by inclusive samples:"]
     lines += [f"{100 * n / total:6.1f}%  {name}" for name, n in inclusive.most_common(top)]

@@ -32,6 +32,7 @@ class Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handle_call: CallHandler, keep_alive: bool = False) -> None:
         super().__init__(address, _KeepAliveHandler if keep_alive else _RequestHandler)
         self.handle_call = handle_call
+        self.keep_alive = keep_alive
         self._open: set[socket.socket] = set()  # keep-alive connections, closed by server_close
         self._open_lock = threading.Lock()
 
@@ -47,10 +48,11 @@ class Server(ThreadingHTTPServer):
 
     def server_close(self) -> None:
         """Hang up idle keep-alive connections first, so that joining their threads does not wait for them."""
-        with self._open_lock:
-            for request in self._open:
-                with contextlib.suppress(OSError):  # already gone
-                    request.shutdown(socket.SHUT_RDWR)
+        if self.keep_alive:  # (one call per connection: every call in flight finishes, as before)
+            with self._open_lock:
+                for request in self._open:
+                    with contextlib.suppress(OSError):  # already gone
+                        request.shutdown(socket.SHUT_RDWR)
         super().server_close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -1,6 +1,6 @@
 """Sustained customer traffic through the real bot stack (PTB + handlers + SQLite + model) and the loopback emulator.
 
-    python bench/load.py [--seconds 60] [--customers 32] [--mirror all|policy|off] [--model real|fake]
+    python bench/load.py [--seconds 60] [--customers 32] [--mirror all|policy|off] [--model real|shipped|fake]
                          [--workers N] [--max-batch N] [--batch-wait-ms MS] [--profile] [--tag NAME]
 
 Each simulated customer sends a message, waits for the bot's reply, and sends the next one.
@@ -20,7 +20,9 @@ call opens a new connection). The mirror policy is `[staff] mirror` (default
 `--model real` (default): the real base and config.toml's `[model]`, with freshly initialised
 adapters on both tasks (`bench/latency.py: build`, same shapes and cost as trained ones), the demo
 shop's FAQ as the index and the cue router, so questions are answered from the demo FAQ and reviews
-get a sentiment. `--model fake`: a constant-time stand-in that returns the same kinds of decisions
+get a sentiment. `--model shipped`: the product's own loader on the demo shop as shipped (no
+adapter has passed the gate: the FAQ by the base model, reviews left for staff to label, so
+mirrored under either policy), whatever runtime `[model] runtime` picks. `--model fake`: a constant-time stand-in that returns the same kinds of decisions
 without a model: what the bot costs outside the model. `--profile` samples the bot process with
 py-spy during the measured window and saves the top functions (bench/results/load-profile[-TAG].txt).
 """
@@ -124,13 +126,14 @@ def serve_bot(settings, model: str, ready, stop, stats) -> None:  # multiprocess
     from bot.app import build_application, running
 
     logging.basicConfig(level=logging.WARNING)
+    factory = None  # "shipped": the product's own loader (bot.services.load_runtime_for)
     if model == "fake":
         with Store(settings.paths.database) as store:
             key = store.faq.all()[0].key
 
         def factory(_settings):
             return FakeRuntime(key)
-    else:
+    elif model == "real":
         factory = real_runtime
     app = build_application(settings, runtime_factory=factory, flood_limits=False)
 
@@ -198,7 +201,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5, help="traffic before the measured window")
     parser.add_argument("--customers", type=int, default=32)
     parser.add_argument("--mirror", choices=("all", "policy", "off"), default=StaffSettings().mirror)
-    parser.add_argument("--model", choices=("real", "fake"), default="real")
+    parser.add_argument("--model", choices=("real", "shipped", "fake"), default="real")
     parser.add_argument("--max-batch", type=int, default=None, help="override: bot.max_batch (1 = no batching)")
     parser.add_argument("--workers", type=int, default=None, help="override: bot.model_workers")
     parser.add_argument("--batch-wait-ms", type=float, default=None, help="override: bot.batch_wait_ms")

@@ -51,7 +51,6 @@ class FeatureCache:
         for text, feature in zip(texts, features):
             self._memory[self._key(text)] = feature
 
-    @torch.no_grad()  # a frozen trunk: no autograd bookkeeping in the cold pass (no_grad, not inference_mode: training reuses the features)
     def _compute(self, items: list[tuple[str, str]], progress: bool) -> None:
         items.sort(key=lambda kv: len(kv[1]))  # batches of similar lengths: little padding
         bar = tqdm(total=len(items), desc="trunk features", unit="text", disable=not progress, leave=False)

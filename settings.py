@@ -358,6 +358,21 @@ class ConversationSettings(_Section):
         self._between("takeover_minutes", 0, 24 * 60)
 
 
+@dataclass(frozen=True)
+class BotSettings(_Section):
+    """How the running bot decides messages under load (bot/batching.py)."""
+
+    SECTION: ClassVar[str] = "bot"
+    model_workers: int = 2  # threads running the model, one batch each (each uses one torch thread)
+    max_batch: int = 32  # at most this many queued messages decided in one model pass (1 = no batching)
+    batch_wait_ms: float = 0.0  # while a batch runs, a free worker waits this long for more messages; a lone one never waits
+
+    def _validate(self) -> None:
+        self._between("model_workers", 1, 16)
+        self._between("max_batch", 1, 256)
+        self._between("batch_wait_ms", 0, 100)
+
+
 _SECTIONS: dict[str, type[_Section]] = {
     "shop": ShopSettings,
     "roles": RolesSettings,
@@ -369,6 +384,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "privacy": PrivacySettings,
     "telegram": TelegramSettings,
     "conversation": ConversationSettings,
+    "bot": BotSettings,
 }
 
 
@@ -386,6 +402,7 @@ class Settings:
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     conversation: ConversationSettings = field(default_factory=ConversationSettings)
+    bot: BotSettings = field(default_factory=BotSettings)
     token: str | None = field(default=None, repr=False)
     webhook_secret: str | None = field(default=None, repr=False)
 

@@ -192,14 +192,17 @@ class Services:
         self.store.close()
 
 
-async def open_services(settings: Settings, runtime_factory: RuntimeFactory | None = None, workers: int = 2,
+async def open_services(settings: Settings, runtime_factory: RuntimeFactory | None = None,
                         metrics: ShopMetrics | None = None, training_gate: TrainingGate | None = None) -> Services:
-    """Open the store on this (event-loop) thread and load the runtime in a worker thread."""
+    """Open the store on this (event-loop) thread and load the runtime in a worker thread; decisions are batched
+    as `[bot]` says."""
     store = Store(settings.paths.database)
     try:
         runtime = await asyncio.to_thread(runtime_factory or load_runtime_for, settings)
     except BaseException:
         store.close()
         raise
-    return Services(settings, store, runtime, DecisionBatcher(runtime, workers=workers),
-                    metrics=metrics or ShopMetrics(), training_gate=training_gate or TrainingGate())
+    bot = settings.bot
+    batcher = DecisionBatcher(runtime, workers=bot.model_workers, max_batch=bot.max_batch, wait_s=bot.batch_wait_ms / 1000)
+    return Services(settings, store, runtime, batcher, metrics=metrics or ShopMetrics(),
+                    training_gate=training_gate or TrainingGate())

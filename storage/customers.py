@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from sqlite_utils import Database
-from sqlite_utils.db import NotFoundError as RowNotFound
 
 from storage.clock import utc_now
-from storage.db import write_transaction
+from storage.db import fetch_row, write_transaction
 from storage.records import Customer, NotFoundError
 
+# A customer seen now: created, or last_seen and (when given) language updated; writing to the bot unblocks it.
+_TOUCH = ("insert into customers (telegram_id, language, first_seen, last_seen, opted_out, forgotten_at)"
+          " values (?, ?, ?, ?, 0, null) on conflict (telegram_id) do update set last_seen = excluded.last_seen,"
+          " language = coalesce(nullif(excluded.language, ''), customers.language), blocked_at = null returning *")
 _THEIR_DECISIONS = ("decision_id in (select decisions.id from decisions join messages"
                     " on decisions.message_id = messages.id where messages.customer_id = ?)")
 
@@ -24,26 +27,20 @@ class CustomerRepository:
         """Record that a customer was seen now (creating them); a given language replaces the stored one."""
         now = utc_now()
         with write_transaction(self.db):
-            try:
-                current = self.table.get(telegram_id)
-            except RowNotFound:
-                self.table.insert({"telegram_id": telegram_id, "language": language, "first_seen": now,
-                                   "last_seen": now, "opted_out": 0, "forgotten_at": None})
-            else:
-                self.table.update(telegram_id, {"last_seen": now, "language": language or current["language"],
-                                                "blocked_at": None})  # writing to the bot unblocks it
-        return self.get(telegram_id)
+            row = fetch_row(self.db, _TOUCH, [telegram_id, language, now, now])
+        assert row is not None  # an upsert returns its row
+        return Customer.from_row(row)
 
     def get(self, telegram_id: int) -> Customer:
         """The customer; NotFoundError if never seen."""
-        try:
-            return Customer.from_row(self.table.get(telegram_id))
-        except RowNotFound:
-            raise NotFoundError(f"no customer with telegram_id {telegram_id}") from None
+        row = fetch_row(self.db, "select * from customers where telegram_id = ?", [telegram_id])
+        if row is None:
+            raise NotFoundError(f"no customer with telegram_id {telegram_id}")
+        return Customer.from_row(row)
 
     def language_of(self, telegram_id: int) -> str | None:
         """The language last used with this user, or None for one never seen (or never given one)."""
-        row = next(iter(self.table.rows_where("telegram_id = ?", [telegram_id], select="language")), None)
+        row = fetch_row(self.db, "select language from customers where telegram_id = ?", [telegram_id])
         return row["language"] if row else None
 
     def set_opt_out(self, telegram_id: int, opted_out: bool) -> int:

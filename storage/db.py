@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from sqlite_utils import Database
 from sqlite_utils.db import Table
@@ -44,6 +45,19 @@ def write_transaction(db: Database) -> Iterator[Database]:
     except BaseException:
         db.rollback()
         raise
+
+
+def fetch_row(db: Database, sql: str, parameters: Sequence[Any]) -> dict[str, Any] | None:
+    """The first row of a statement as {column: value} (None when there is none), run on the connection itself.
+
+    The hot path (every customer message) uses this instead of sqlite-utils' table methods, which look
+    up the table's columns and keys on every call: a fixed SQL text is compiled once per connection
+    and reused from sqlite3's statement cache. A write (`insert … returning *`) must run inside
+    `write_transaction`; every row is read, so that the statement is finished before the commit.
+    """
+    cursor = db.conn.execute(sql, parameters)
+    rows = cursor.fetchall()
+    return dict(zip([column[0] for column in cursor.description], rows[0])) if rows else None
 
 
 def inserted_id(table: Table) -> int:

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlite_utils import Database
-from sqlite_utils.db import NotFoundError as RowNotFound
 
 from storage.clock import to_timestamp, utc_now
-from storage.db import inserted_id, write_transaction
+from storage.db import fetch_row, write_transaction
 from storage.messages import LEARNABLE_MESSAGES
 from storage.records import Decision, NotFoundError, check_choice
 from vocabulary import (
@@ -50,6 +49,10 @@ class WaitingDecision:
     language: str | None
 
 
+_ADD = ("insert into decisions (message_id, kind, label, confidence, action, source, adapter_version, alternatives,"
+        " staff_chat_id, staff_message_id, status, created_at, suggestion)"
+        " values (?, ?, ?, ?, ?, ?, ?, ?, null, null, 'pending', ?, ?) returning *")
+
 # Pending, never shown in the staff chat (no mirror, not yet shown by /review), its text kept and its customer not
 # opted out (an opted-out customer's text reaches staff only when staff must act, and that is mirrored at once).
 _WAITING = (" from decisions join messages on messages.id = decisions.message_id"
@@ -73,28 +76,29 @@ class DecisionRepository:
         check_choice("source", source, PredictionSource)
         if suggestion is not None:
             check_choice("suggestion", suggestion, SuggestionOutcome)
-        table = self.db.table("decisions")
-        table.insert({
-            "message_id": message_id, "kind": kind, "label": label, "confidence": float(confidence),
-            "action": action, "source": source, "adapter_version": adapter_version,
-            "alternatives": json.dumps([[key, float(score)] for key, score in alternatives], ensure_ascii=False),
-            "staff_chat_id": None, "staff_message_id": None, "status": "pending", "created_at": utc_now(),
-            "suggestion": suggestion,
-        })
-        return self.get(inserted_id(table))
+        alternatives_json = json.dumps([[key, float(score)] for key, score in alternatives], ensure_ascii=False)
+        with write_transaction(self.db):
+            row = fetch_row(self.db, _ADD, [message_id, str(kind), label, float(confidence), str(action), str(source),
+                                            adapter_version, alternatives_json, utc_now(),
+                                            None if suggestion is None else str(suggestion)])
+        assert row is not None  # an insert returns its row
+        return Decision.from_row(row)
 
     def get(self, decision_id: int) -> Decision:
         """The decision; NotFoundError if missing."""
-        try:
-            return Decision.from_row(self.table.get(decision_id))
-        except RowNotFound:
-            raise NotFoundError(f"no decision with id {decision_id}") from None
+        row = fetch_row(self.db, "select * from decisions where id = ?", [decision_id])
+        if row is None:
+            raise NotFoundError(f"no decision with id {decision_id}")
+        return Decision.from_row(row)
 
     def set_staff_message(self, decision_id: int, chat_id: int, message_id: int) -> Decision:
         """Remember where the decision was mirrored in the staff chat."""
-        self.get(decision_id)
-        self.table.update(decision_id, {"staff_chat_id": chat_id, "staff_message_id": message_id})
-        return self.get(decision_id)
+        with write_transaction(self.db):
+            row = fetch_row(self.db, "update decisions set staff_chat_id = ?, staff_message_id = ? where id = ? returning *",
+                            [chat_id, message_id, decision_id])
+        if row is None:
+            raise NotFoundError(f"no decision with id {decision_id}")
+        return Decision.from_row(row)
 
     def by_staff_message(self, chat_id: int, message_id: int) -> Decision | None:
         """The decision mirrored as this staff-chat message, if any (the newest, should it be mirrored twice)."""

@@ -12,7 +12,7 @@ import re
 from sqlite_utils import Database
 
 from storage.clock import utc_now
-from storage.db import inserted_id, write_transaction
+from storage.db import fetch_row, inserted_id, write_transaction
 from storage.examples import ExampleRepository
 from storage.records import FAQ_FIELDS, FAQ_SOURCES, FaqChange, FaqEntry, NotFoundError, check_choice
 from storage.text import normalise_text
@@ -34,8 +34,8 @@ class FaqRepository:
 
     def _find(self, key: str, language: str, include_retired: bool = True) -> FaqEntry | None:
         where = "key = ? and language = ?" + ("" if include_retired else f" and {_LIVE}")
-        rows = list(self.table.rows_where(where, [key, language]))
-        return FaqEntry.from_row(rows[0]) if rows else None
+        row = fetch_row(self.db, f"select * from faq_entries where {where}", [key, language])  # every answer reads it
+        return FaqEntry.from_row(row) if row else None
 
     def upsert(self, key: str, language: str, question: str, answer: str, topic: str, source: str) -> FaqEntry:
         """Insert or update one entry (seed and import; not versioned); created_at and retired_at are kept."""

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlite_utils import Database
-from sqlite_utils.db import NotFoundError as RowNotFound
 
 from storage.clock import to_timestamp, utc_now
-from storage.db import inserted_id, write_transaction
+from storage.db import fetch_row, write_transaction
 from storage.records import CONTENT_TYPES, Message, NotFoundError, check_choice
 
 # Joined onto `decisions`: the decision's message if its text may be learnt from (kept, its customer not
@@ -16,6 +15,8 @@ from storage.records import CONTENT_TYPES, Message, NotFoundError, check_choice
 LEARNABLE_MESSAGES = ("join messages on messages.id = decisions.message_id"
                       " join customers on customers.telegram_id = messages.customer_id and customers.opted_out = 0"
                       " and trim(coalesce(messages.text, '')) != ''")
+_ADD = ("insert into messages (customer_id, chat_id, telegram_message_id, text, content_type, created_at)"
+        " values (?, ?, ?, ?, ?, ?) returning *")
 
 
 class MessageRepository:
@@ -29,17 +30,17 @@ class MessageRepository:
             content_type: str = "text") -> Message:
         """Store a message (the customer must exist: `customers.touch` first)."""
         check_choice("content_type", content_type, CONTENT_TYPES)
-        table = self.db.table("messages")
-        table.insert({"customer_id": customer_id, "chat_id": chat_id, "telegram_message_id": telegram_message_id,
-                      "text": text, "content_type": content_type, "created_at": utc_now()})
-        return self.get(inserted_id(table))
+        with write_transaction(self.db):
+            row = fetch_row(self.db, _ADD, [customer_id, chat_id, telegram_message_id, text, content_type, utc_now()])
+        assert row is not None  # an insert returns its row
+        return Message.from_row(row)
 
     def get(self, message_id: int) -> Message:
         """The message; NotFoundError if missing (or deleted)."""
-        try:
-            return Message.from_row(self.table.get(message_id))
-        except RowNotFound:
-            raise NotFoundError(f"no message with id {message_id}") from None
+        row = fetch_row(self.db, "select * from messages where id = ?", [message_id])
+        if row is None:
+            raise NotFoundError(f"no message with id {message_id}")
+        return Message.from_row(row)
 
     def learnable_text(self, message_id: int | None) -> str | None:
         """The message's text if staff feedback on it may be learnt: kept, not blank, its customer not opted out."""

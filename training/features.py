@@ -11,6 +11,7 @@ import logging
 import os
 import random
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 from training.encoder import Encoder
 
 log = logging.getLogger(__name__)
+LOG_EVERY_S = 30.0
 
 
 class FeatureCache:
@@ -51,8 +53,9 @@ class FeatureCache:
             self._memory[self._key(text)] = feature
 
     def _compute(self, items: list[tuple[str, str]], progress: bool) -> None:
-        items.sort(key=lambda kv: len(kv[1]))
+        items.sort(key=lambda kv: len(kv[1]))  # batches of similar lengths: little padding
         bar = tqdm(total=len(items), desc="trunk features", unit="text", disable=not progress, leave=False)
+        began = last_log = time.monotonic()
         for start in range(0, len(items), self.batch_size):
             chunk = items[start : start + self.batch_size]
             out = self.encoder.trunk([text for _, text in chunk])
@@ -63,6 +66,10 @@ class FeatureCache:
                 self._save(key, feature)
             self.computed += len(chunk)
             bar.update(len(chunk))
+            if time.monotonic() - last_log >= LOG_EVERY_S:  # a cold pass takes minutes: say how far it got (logs too)
+                last_log = time.monotonic()
+                done = start + len(chunk)
+                log.info("trunk features: %d of %d texts, %.0f texts/s", done, len(items), done / (last_log - began))
         bar.close()
 
     def _key(self, text: str) -> str:

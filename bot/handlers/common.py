@@ -57,10 +57,10 @@ def press_of(update: Update) -> CallbackQuery:
 
 
 def user_language(services: Services, user: User | None, text: str | None = None) -> str:
-    """The language to answer this user in (see texts.pick_language)."""
+    """The language to answer this user in (see texts.pick_language; the stored one is read only if needed)."""
     if user is None:
         return services.settings.default_language
-    return pick_language(services.settings, user.language_code, text, services.store.customers.language_of(user.id))
+    return pick_language(services.settings, user.language_code, text, lambda: services.store.customers.language_of(user.id))
 
 
 def display_name(user: User | None) -> str:

@@ -76,13 +76,14 @@ async def on_text(update: Update, context: BotContext) -> None:
     reply, action, entry = _respond(services, decision, language)
     if quiet:
         action, entry = Action.TAKEN_OVER, None
-    stored = services.store.messages.add(user.id, message.chat_id, message.message_id, text)
-    record = services.store.decisions.add(
-        stored.id, decision.kind, decision.label, decision.confidence, action,
-        source=decision.source,
-        adapter_version=decision.version, alternatives=decision.alternatives)
-    if quiet:  # staff handle it in their conversation: it never waits in /review
-        record = handled_by_staff(services.store, record)
+    with services.store.transaction():  # the message and its decision: one commit
+        stored = services.store.messages.add(user.id, message.chat_id, message.message_id, text)
+        record = services.store.decisions.add(
+            stored.id, decision.kind, decision.label, decision.confidence, action,
+            source=decision.source,
+            adapter_version=decision.version, alternatives=decision.alternatives)
+        if quiet:  # staff handle it in their conversation: it never waits in /review
+            record = handled_by_staff(services.store, record)
     try:
         if not quiet:
             rating = conversation.rating_keyboard(services.settings, language, record.id) if action == Action.ANSWERED else None

@@ -22,7 +22,7 @@ class BotAPIEmulator(UserSide, Observation, BotAPIMethods, Updates):
     def start(self) -> Self:
         """Bind the HTTP server and serve it from a daemon thread."""
         self._stopping.clear()
-        self._server = Server((self.host, self.port), self._handle_call)
+        self._server = Server((self.host, self.port), self._handle_call, self.keep_alive)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         name=f"BotAPIEmulator:{self.port}", daemon=True)

@@ -21,12 +21,14 @@ _BOOKKEEPING_KEYS = frozenset("chat_id from_bot method raw_text file_bytes histo
 
 
 class EmulatorState:
-    """The emulator's state, as ``BotAPIEmulator(token, host, port, bot_username, flood_limits)`` starts it."""
+    """The emulator's state, as ``BotAPIEmulator(token, host, port, bot_username, flood_limits, keep_alive)`` starts
+    it (keep_alive: HTTP/1.1 connections stay open between calls, as Telegram's; else one call per connection)."""
 
     def __init__(self, token: str = "123456:TEST", host: str = "127.0.0.1", port: int = 0,
-                 bot_username: str = "shop_test_bot", flood_limits: bool = True):
+                 bot_username: str = "shop_test_bot", flood_limits: bool = True, keep_alive: bool = False):
         self.token, self.host, self.port, self.bot_username = token, host, port, bot_username
         self.flood_limits = flood_limits
+        self.keep_alive = keep_alive
         self._cond = threading.Condition()  # guards all state below, notified on every change
         self._stopping = threading.Event()
         self._requests: list[tuple[str, dict]] = []

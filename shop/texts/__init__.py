@@ -9,6 +9,8 @@ function per kind of text; `{shop}` is filled with the shop's name in that langu
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from settings import Settings
 from shop.texts.customer import CUSTOMER
 from shop.texts.faq import FAQ
@@ -47,16 +49,18 @@ def text_language(text: str | None) -> str | None:
 
 
 def pick_language(settings: Settings, language_code: str | None, text: str | None = None,
-                  stored: str | None = None) -> str:
+                  stored: str | Callable[[], str | None] | None = None) -> str:
     """The reply language: the message's own language, else Telegram's language_code, else stored, else default.
+
+    `stored` may be a function that looks it up: called only when the text and language_code don't decide.
 
     A customer whose phone is set to English but who writes 你们几点开门 gets Chinese: the
     words they typed are the stronger signal. Commands and stickers pass no text.
     """
-    for candidate in (text_language(text), language_from_code(language_code), stored):
+    for candidate in (text_language(text), language_from_code(language_code)):
         if (chosen := _supported(settings, candidate)) is not None:
             return chosen
-    return settings.default_language
+    return _supported(settings, stored() if callable(stored) else stored) or settings.default_language
 
 
 def _table(tables: Tables, language: str) -> dict[str, str]:

@@ -102,10 +102,10 @@ class FairTurn:
                 self._serving += 1
                 self._changed.notify_all()
 
-    def busy(self) -> bool:
-        """Whether someone holds or waits for a turn now."""
+    def queued(self) -> int:
+        """How many hold or wait for a turn now."""
         with self._changed:
-            return self._issued != self._serving
+            return self._issued - self._serving
 
 
 @functools.cache
@@ -131,7 +131,7 @@ class LocalChild:
         self.turn = turn or local_turn()
 
     def train(self, job: TrainJob) -> Trained:
-        if self.turn.busy():
+        if self.turn.queued():
             log.info("another retrain in this process is training: waiting for its turn")
         with self.turn.turn():
             process = multiprocessing.get_context("spawn").Process(

@@ -10,6 +10,7 @@ serving process, in a spawned child or as a Ray task (`training.backends`).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -31,6 +32,7 @@ from training.tasks import TaskSpec, read_trained_on, task_specs, write_trained_
 
 log = logging.getLogger(__name__)
 
+PEFT_CONFIG = "adapter_config.json"
 SEED = 0  # torch's global seed at the start of every retrain (the trainers seed their own shuffles: TrainArgs.seed)
 
 
@@ -143,14 +145,25 @@ def _train_task(spec: TaskSpec[Any], recipe: Recipe, snapshot: Snapshot, active_
     cand_reg = top1_accuracy(spec, model, regression, known) if regression else None
     act_reg = top1_accuracy(spec, active[1], regression, known) if regression and active else None
     folder = out / task
-    _save(spec, spec.finish(model, snapshot, metrics), folder, seen)  # finish() may add to metrics
+    _save(spec, spec.finish(model, snapshot, metrics), folder, seen, recipe.model.base)  # finish() may add to metrics
     return Candidate(task, task, hash_folder(folder), threshold, metrics, base_metrics,
                      comparison.as_dict() if comparison else None, cand_reg, act_reg,
                      active[0] if active else None, len(fit_rows), round(time.perf_counter() - started, 1))
 
 
-def _save(spec: TaskSpec[Any], model: Any, folder: Path, seen: set[str]) -> None:
-    """Write the shipped model and the keys it was fitted on into a new folder."""
+def _save(spec: TaskSpec[Any], model: Any, folder: Path, seen: set[str], base: str) -> None:
+    """Write the shipped model and the keys it was fitted on into a new folder.
+
+    peft records the base model's folder in adapter_config.json, and its target modules in set order (which
+    differs between processes): the file names the configured base (`model.base`) instead of wherever this
+    trainer found it, modules sorted, so the same training gives the same files wherever it ran.
+    """
     folder.mkdir(parents=True)
     spec.save(model, folder)
     write_trained_on(folder, sorted(seen))
+    config = folder / PEFT_CONFIG
+    if config.is_file():
+        content = json.loads(config.read_text()) | {"base_model_name_or_path": base}
+        if isinstance(content.get("target_modules"), list):
+            content["target_modules"] = sorted(content["target_modules"])
+        config.write_text(json.dumps(content, indent=2, sort_keys=True))

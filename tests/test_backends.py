@@ -35,6 +35,13 @@ def record_turn(job: TrainJob) -> None:  # the training child's target: note whe
     (job.out / RESULT).write_text(json.dumps(Trained(job.snapshot.id, ()).as_dict()))
 
 
+def _wait_until(condition, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 def _shop(make_settings, base: Path, name: str) -> Settings:
     settings = make_settings(paths={"database": f"{name}/shop.db", "adapters": f"{name}/adapters"},
                              model={"base": str(base), "top_layers": 1})
@@ -60,8 +67,7 @@ def test_two_shops_retrains_asked_at_once_train_one_at_a_time_in_the_order_asked
         for shop in shops:  # each asks once the one before holds or waits for its turn
             waiting = turn.queued()
             started.append(asyncio.create_task(retrain_and_swap(shop, "manual", reload)))
-            while turn.queued() == waiting:
-                await asyncio.sleep(0.01)
+            await asyncio.to_thread(_wait_until, lambda: turn.queued() > waiting)  # noqa: B023 - awaited here
         return await asyncio.gather(*started)
 
     retrained = asyncio.run(asyncio.wait_for(requested_in_order(), 180))

@@ -224,9 +224,11 @@ class RayCluster:
             if not ray.is_initialized():
                 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a shop's retrain never reports to Ray's servers
                 where = self.address or "a new local Ray instance"
-                new = {} if self.address else {"include_dashboard": False}  # options only a new instance takes
                 try:
-                    ray.init(address=self.address or None, logging_level=logging.WARNING, **new)
+                    if self.address:
+                        ray.init(address=self.address, logging_level=logging.WARNING)
+                    else:  # a new instance (only then may it be told not to start a dashboard)
+                        ray.init(include_dashboard=False, logging_level=logging.WARNING)
                 except Exception as error:  # any failure to connect is the run's reason
                     raise TrainingFailed(f"could not connect to Ray at {where} (training.ray_address): "
                                          f"{type(error).__name__}: {error}") from error
@@ -276,9 +278,10 @@ def ray_cluster(address: str, timeout_minutes: float) -> RayCluster:
     return RayCluster(address, timeout_minutes)
 
 
-def configured(settings: Settings) -> Backend:
-    """The backend `[training] backend` names, with the schedule's timeout."""
+def configured(settings: Settings, in_process: bool = False) -> Backend:
+    """The backend `[training] backend` names, with the schedule's timeout; `in_process`: "local" trains right here
+    (`shopbot train`, a process of its own) instead of in a child."""
     limit = settings.schedule.retrain_timeout_minutes
     if settings.training.backend == "ray":
         return ray_cluster(settings.training.ray_address, limit)
-    return LocalChild(limit)
+    return InProcess() if in_process else LocalChild(limit)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -126,3 +127,24 @@ def test_a_candidate_whose_files_do_not_match_the_trainers_checksums_is_never_pu
         assert store.adapters.history("sentiment") == [] and store.runs.last().status == "failed"
         assert AdapterRegistry(settings.paths.adapters, store).active("sentiment") is None
     assert not list((settings.paths.adapters / ".staging").iterdir())  # the trainer's scratch folder is gone
+
+
+def test_the_ray_backend_without_ray_installed_is_a_failed_run_saying_what_to_install(
+        make_settings, tiny_base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from training.backends import RayCluster
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as without the extra
+    settings = _shop(make_settings, tiny_base, "shop")
+    result = retrain(settings, "manual", backend=RayCluster("auto", 1.0))
+    assert result == {"status": "failed", "reasons": ["training.backend = \"ray\" needs ray: pip install 'shopbot[cluster]'"]}
+    with Store(settings.paths.database) as store:
+        assert store.runs.last().status == "failed" and store.adapters.history("sentiment") == []
+
+
+def test_a_candidate_folder_outside_the_output_folder_is_refused() -> None:
+    fields = {"task": "faq", "files": {}, "threshold": 0.85, "metrics": {}, "base_metrics": None, "comparison": None,
+              "candidate_regression": None, "active_regression": None, "active_version": None, "train_examples": 0,
+              "train_seconds": 0.0}
+    for folder in ("../faq", "/tmp/faq", "", ".."):
+        with pytest.raises(ValueError, match="plain name"):
+            Candidate(folder=folder, **fields)

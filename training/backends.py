@@ -8,7 +8,8 @@ adapter registry: the serving side (`training.pipeline.retrain`) verifies, publi
 
 - `local` (the default): a spawned child process with `model.train_threads` torch threads, so the bot
   keeps answering; killed after `schedule.retrain_timeout_minutes`. All local training in one process
-  takes turns (`local_turn`, first come first served), so shops hosted together never train at once.
+  takes turns (`local_turn`, first come first served), so shops hosted together never train at once;
+  the time a run waits for its turn does not count against its limit.
 - `ray`: the same function as a Ray task on the cluster at `training.ray_address` (ray is imported only
   then; `pip install 'shopbot[cluster]'`). The snapshot is put in the object store once per run, the
   base model folder once per process (the worker unpacks it once per node and reuses it), the active

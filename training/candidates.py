@@ -70,6 +70,10 @@ class Candidate:
     train_examples: int
     train_seconds: float
 
+    def __post_init__(self) -> None:
+        if not self.folder or Path(self.folder).name != self.folder or self.folder in (".", ".."):
+            raise ValueError(f"a candidate's folder is a plain name inside the output folder, got {self.folder!r}")
+
 
 @dataclass(frozen=True)
 class Trained:

@@ -134,7 +134,7 @@ def _publish_and_gate(candidate: Candidate, scratch: Path, registry: AdapterRegi
     """Check a trained candidate's files, publish it, gate it, promote or reject it."""
     thresholds = settings.thresholds
     folder = scratch / candidate.folder
-    if Path(candidate.folder).name != candidate.folder or not folder.is_dir():
+    if not folder.is_dir():
         raise TrainingFailed(f"the trainer's {candidate.task} candidate is not in its output folder ({candidate.folder!r})")
     if hash_folder(folder) != candidate.files:
         raise TrainingFailed(f"the {candidate.task} candidate's files do not match the checksums the trainer sent")

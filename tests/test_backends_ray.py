@@ -19,7 +19,7 @@ from settings import Settings
 from storage.seed import load_demo
 from storage.store import Store
 from training.args import TrainArgs
-from training.backends import LocalChild, RayCluster, timeout_reason
+from training.backends import SCRATCH_ENV, LocalChild, RayCluster, timeout_reason
 from training.pipeline import retrain
 from training.registry import ADAPTER_MANIFEST, AdapterRegistry
 
@@ -29,9 +29,10 @@ LOOSE = {"sentiment_accuracy": 0.0, "faq_accuracy": 0.0, "max_regression": 1.0, 
 
 
 @pytest.fixture(scope="module")
-def local_ray() -> Iterator[Any]:
+def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One local Ray instance for the module: 1 CPU, no dashboard, loopback only, no usage reports."""
     with pytest.MonkeyPatch.context() as env:
+        env.setenv(SCRATCH_ENV, str(tmp_path_factory.mktemp("ray-worker")))  # the workers' base copy and caches
         env.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # read when ray is imported: bind to 127.0.0.1
         env.setenv("RAY_USAGE_STATS_ENABLED", "0")
         env.setenv("RAY_AUTH_MODE", "disabled")  # a loopback-only test instance (no token file in the home folder)

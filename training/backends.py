@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 RESULT = "result.json"  # what a training child leaves in its output folder when it finished
 FEATURES = "features"  # the trunk feature cache's folder under paths.model_cache (and a Ray worker's scratch)
+SCRATCH_ENV = "SHOPBOT_RAY_SCRATCH"  # a Ray worker keeps the base model and its feature cache here (default: the temp folder)
 
 
 class TrainingFailed(RuntimeError):
@@ -195,7 +196,7 @@ def _remote_train(snapshot: Snapshot, recipe: Recipe, base_key: str, base_ref: l
     """The Ray task: train_candidates on the worker, with its own scratch; the candidates return as bytes."""
     import ray  # on the worker, where ray is installed by definition
 
-    scratch = Path(tempfile.gettempdir()) / "shopbot-ray"
+    scratch = Path(os.environ.get(SCRATCH_ENV) or tempfile.gettempdir()) / "shopbot-ray"
     scratch.mkdir(parents=True, exist_ok=True)
     base = _unpacked_once(f"base-{base_key}", lambda: ray.get(base_ref[0]), scratch)  # fetched only when missing
     with tempfile.TemporaryDirectory(prefix="shopbot-job-", dir=scratch) as work:

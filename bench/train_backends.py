@@ -9,7 +9,7 @@ config.toml as shipped (paths moved to a temporary folder): one through the loca
 spawned child), one through the Ray backend (a local Ray instance with `model.train_threads` CPUs,
 on 127.0.0.1, unless --ray-address names a cluster). Prints and saves per backend: each task's
 test accuracy (method, n, 95% interval), whether it was promoted and why, the seconds, and whether
-the two published adapters have the very same files. Needs the cluster extra (ray).
+the two runs published the very same adapter files (promoted or refused). Needs the cluster extra (ray).
 """
 
 from __future__ import annotations
@@ -42,12 +42,12 @@ def shop(folder: Path, reviews: list[tuple[str, str]], overrides: dict):
     return settings
 
 
-def served_files(settings) -> dict[str, dict[str, str]]:
-    """{task: the active adapter's files (name -> sha256)}, each checked against its manifest."""
+def published_files(settings) -> dict[str, dict[str, str]]:
+    """{task: the files (name -> sha256) of the adapter this run published, promoted or not}, checked against its manifest."""
     with Store(settings.paths.database) as store:
         registry = AdapterRegistry(settings.paths.adapters, store)
-        return {task: json.loads((registry.verify(record) / ADAPTER_MANIFEST).read_text())["files"]
-                for task in ("sentiment", "faq") if (record := registry.active(task)) is not None}
+        return {task: json.loads((registry.verify(history[0]) / ADAPTER_MANIFEST).read_text())["files"]
+                for task in ("sentiment", "faq") if (history := store.adapters.history(task))}
 
 
 def summary(result: dict, seconds: float) -> dict:
@@ -92,7 +92,7 @@ def main() -> None:
             started = time.perf_counter()
             result = retrain(settings[name], "manual", args=recipe, backend=backend)
             results[name] = summary(result, time.perf_counter() - started)
-            files[name] = served_files(settings[name])
+            files[name] = published_files(settings[name])
             print(name, json.dumps(results[name], ensure_ascii=False), flush=True)
         ray.shutdown()
     same_accuracy = all(abs((results["local"]["tasks"][t]["accuracy"] or 0) - (results["ray"]["tasks"][t]["accuracy"] or 0)) <= 0.005
@@ -104,7 +104,7 @@ def main() -> None:
         "overrides": {"train_args": train_args, "ray_address": args.ray_address or "(a new local instance)"},
         "threads": threads, "load_before": load_before, "load_after": os.getloadavg(), "backends": results,
         "same_accuracy_within_0.5_point": same_accuracy, "same_promotion": same_promotion,
-        "same_adapter_files": files["local"] == files["ray"],
+        "same_adapter_files": bool(files["local"]) and files["local"] == files["ray"],  # the published candidates
         "ray_over_local_seconds": round(results["ray"]["seconds"] / max(results["local"]["seconds"], 1e-9), 2),
     })
 

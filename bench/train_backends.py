@@ -28,7 +28,7 @@ from storage.seed import load_demo
 from storage.store import Store
 from storage.text import detect_language
 from training.args import TrainArgs
-from training.backends import LocalChild, RayCluster
+from training.backends import SCRATCH_ENV, LocalChild, RayCluster
 from training.pipeline import retrain
 from training.registry import ADAPTER_MANIFEST, AdapterRegistry
 
@@ -85,7 +85,8 @@ def main() -> None:
         threads, limit = settings["local"].model.train_threads, settings["local"].schedule.retrain_timeout_minutes
         if args.ray_address:
             ray.init(address=args.ray_address, logging_level="WARNING")
-        else:
+        else:  # its workers keep the base copy and feature cache in this run's folder, deleted after
+            os.environ[SCRATCH_ENV] = str(Path(tmp) / "ray-worker")
             ray.init(num_cpus=threads, include_dashboard=False, logging_level="WARNING")
         backends = {"local": LocalChild(limit), "ray": RayCluster(args.ray_address, limit)}
         for name, backend in backends.items():

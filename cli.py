@@ -159,10 +159,11 @@ def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
-    """Retrain both models now, in this process (training.pipeline.retrain), and print the result."""
-    from training.pipeline import retrain  # deferred like every subcommand's imports: it loads torch
+    """Retrain both models now (training.pipeline.retrain: in this process, or on Ray with training.backend = "ray")."""
+    from training.backends import configured  # deferred like every subcommand's imports: it loads torch
+    from training.pipeline import retrain
 
-    result = retrain(settings, trigger="cli", force=True)
+    result = retrain(settings, trigger="cli", force=True, backend=configured(settings, in_process=True))
     print(json.dumps(result, ensure_ascii=False, indent=2, default=str))
     return 0 if result.get("status") in SUCCESSFUL_RUNS else 1
 

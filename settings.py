@@ -30,6 +30,8 @@ TELEGRAM_MODES = ("polling", "webhook")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # an environment variable's name (telegram.token_env)
 FAQ_EDITORS = ("owners", "staff")
 MIRROR_POLICIES = ("all", "policy")
+TRAINING_BACKENDS = ("local", "ray")
+_RAY_ADDRESS = re.compile(r"(ray://)?[A-Za-z0-9.-]+:\d{1,5}|\[[0-9A-Fa-f:]+\]:\d{1,5}")  # host:port, ray://host:port
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 WEBHOOK_SECRET_ENV = "TELEGRAM_WEBHOOK_SECRET"
 TELEGRAM_API_URL = "https://api.telegram.org/bot"
@@ -267,6 +269,21 @@ class ScheduleSettings(_Section):
 
 
 @dataclass(frozen=True)
+class TrainingSettings(_Section):
+    """Where retraining runs: a child process beside the bot, or a Ray cluster (the serving side publishes either way)."""
+
+    SECTION: ClassVar[str] = "training"
+    backend: str = "local"  # "local": a spawned child, one at a time per process; "ray": a task on a Ray cluster
+    ray_address: str = "auto"  # "auto": the cluster running on this machine; "host:port" / "ray://host:port"; "": a new local instance
+
+    def _validate(self) -> None:
+        self._one_of("backend", TRAINING_BACKENDS)
+        if self.ray_address not in ("", "auto") and not _RAY_ADDRESS.fullmatch(self.ray_address):
+            _fail(self._key("ray_address"), f'must be "auto", "" (a new local instance), "host:port" or '
+                                            f'"ray://host:port", got {self.ray_address!r}')
+
+
+@dataclass(frozen=True)
 class StaffSettings(_Section):
     """What reaches the staff chat by itself (the mirror policy), how many decisions /review shows, and when the
     daily digest of waiting decisions is sent."""
@@ -379,6 +396,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "model": ModelSettings,
     "thresholds": ThresholdSettings,
     "schedule": ScheduleSettings,
+    "training": TrainingSettings,
     "staff": StaffSettings,
     "paths": PathSettings,
     "privacy": PrivacySettings,
@@ -397,6 +415,7 @@ class Settings:
     model: ModelSettings = field(default_factory=ModelSettings)
     thresholds: ThresholdSettings = field(default_factory=ThresholdSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
     staff: StaffSettings = field(default_factory=StaffSettings)
     paths: PathSettings = field(default_factory=PathSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)

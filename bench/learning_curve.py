@@ -294,10 +294,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
           f"{start_accuracy if start_accuracy is None else round(start_accuracy, 4)}", flush=True)
 
     if args.child:
-        from training.pipeline import run_in_child
+        from training.pipeline import run_retrain
 
         def retrain_week() -> dict:
-            return run_in_child(settings, "schedule")
+            return run_retrain(settings, "schedule")
     else:
         from training.pipeline import retrain
 

@@ -156,10 +156,10 @@ def prepare(config: Path) -> list[str]:
         active = store.adapters.active("faq") or store.adapters.active("sentiment")
         texts = [e.text for e in store.examples.all()] + [entry.question for entry in store.faq.all()]
     if not active:
-        from training.pipeline import run_in_child
+        from training.pipeline import run_retrain
 
         print("training the first adapters (once per --workdir)…", flush=True)
-        print(json.dumps(run_in_child(settings, "cli"), ensure_ascii=False, default=str)[:400], flush=True)
+        print(json.dumps(run_retrain(settings, "cli"), ensure_ascii=False, default=str)[:400], flush=True)
     return texts
 
 

@@ -41,7 +41,7 @@ from bot.handlers import (
     takeover,
 )
 from bot.limits import CHAT_BURST, CHAT_INTERVAL_S, GROUP_BURST, GROUP_INTERVAL_S
-from bot.services import RuntimeFactory, ShopMetrics, TrainingGate, open_services
+from bot.services import RuntimeFactory, ShopMetrics, open_services
 from bot.updates import ChatOrderedUpdateProcessor
 from settings import Settings
 from shop.texts.commands import COMMANDS
@@ -181,8 +181,7 @@ def _add_handlers(application: BotApplication, settings: Settings, answer_timeou
 
 
 def build_application(settings: Settings, *, runtime_factory: RuntimeFactory | None = None,
-                      answer_timeout_s: float = 300.0, flood_limits: bool = True, metrics: ShopMetrics | None = None,
-                      training_gate: TrainingGate | None = None) -> BotApplication:
+                      answer_timeout_s: float = 300.0, flood_limits: bool = True, metrics: ShopMetrics | None = None) -> BotApplication:
     """The complete bot: handlers, error handler, rate limiter, services opened in post_init.
 
     It talks to the Bot API server of `settings.telegram` (api_url, file_url: Telegram's, a
@@ -190,7 +189,7 @@ def build_application(settings: Settings, *, runtime_factory: RuntimeFactory | N
     replaces the model loader (tests; `shopbot serve`: the shop's runtime on the shared base);
     flood_limits=False drops the pacing to Telegram's flood limits (for an emulator started with
     flood_limits=False) but keeps the retries. `shopbot serve` passes each shop its metrics (kept
-    across the shop's restarts) and the process's one training gate.
+    across the shop's restarts).
     """
     if not settings.token:
         raise ValueError(f"no bot token: set {settings.telegram.token_env} (or use `shopbot chat` to try the bot "
@@ -199,8 +198,7 @@ def build_application(settings: Settings, *, runtime_factory: RuntimeFactory | N
     async def post_init(application: BotApplication) -> None:
         bot_data = application.bot_data
         bot_data.answer_timeout_s = answer_timeout_s
-        bot_data.services = await open_services(settings, runtime_factory, metrics=metrics,
-                                                training_gate=training_gate)
+        bot_data.services = await open_services(settings, runtime_factory, metrics=metrics)
         if not settings.roles.staff_chat_id:
             log.warning("roles.staff_chat_id is 0: decisions are not mirrored and handoffs reach nobody")
         await _set_commands(application, settings)

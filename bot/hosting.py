@@ -6,8 +6,8 @@
 Each shop is its own `build_application(settings)`: its own token (`telegram.token_env`), store,
 correction memory, FAQ index, adapters (tops), rate limiter, JobQueue and staff chat. What the
 shops share is what never differs between them: the frozen base (trunk + tokenizer + pristine top
-layers), one per distinct base configuration (`SharedBases`), and the training gate (one retrain
-at a time across the process, in the order asked). A shop's serving model holds only its own tops
+layers), one per distinct base configuration (`SharedBases`), and the turn local retrains take (one
+retrain at a time across the process, in the order asked: `training.backends.local_turn`). A shop's serving model holds only its own tops
 (`encoder.new_top()` deep-copies the top layers; the trunk is referenced), so a shop costs about its
 adapters, not a base.
 
@@ -41,7 +41,7 @@ from telegram.error import TelegramError
 
 from bot.app import build_application, running
 from bot.context import BotApplication
-from bot.services import RuntimeFactory, ShopMetrics, TrainingGate, load_runtime_for
+from bot.services import RuntimeFactory, ShopMetrics, load_runtime_for
 from bot.webhook import WebhookRoutes, WebhookServer
 from settings import ConfigError, Hosting, Settings, load_hosting, load_shop_settings, read_env_file
 
@@ -166,7 +166,6 @@ class ShopHost:
         self.bases = SharedBases()
         self.runtime_factory = self.options.runtime_factory or self.bases.runtime
         self.hosting: Hosting = load_hosting(self.folder)  # a bad hosting file stops `serve` at once
-        self.gate = TrainingGate()
         self.routes = WebhookRoutes()
         self.shops: dict[str, HostedShop] = {}
         self._starting: asyncio.Semaphore | None = None
@@ -254,7 +253,7 @@ class ShopHost:
                 log.warning("shop %s: telegram.mode is ignored under `shopbot serve` (hosting.mode = %s)", shop.name,
                             self.hosting.settings.mode)
             application = build_application(settings, runtime_factory=self.runtime_factory, metrics=shop.metrics,
-                                             training_gate=self.gate, flood_limits=self.options.flood_limits,
+                                             flood_limits=self.options.flood_limits,
                                              answer_timeout_s=self.options.answer_timeout_s)
             async with contextlib.AsyncExitStack() as stack:
                 assert self._starting is not None

@@ -8,7 +8,7 @@ Everything is scheduled on the application's JobQueue (APScheduler underneath) b
 (training_runs, plus `scheduler_state["weekly_retrain"]`), never in an APScheduler job store: at
 start-up, a weekly slot that passed while the bot was down is run once with trigger "catchup".
 
-The retrain itself is `shop.retraining.retrain_and_swap` (a child process; only a promotion changes
+The retrain itself is `shop.retraining.retrain_and_swap` (`[training] backend`; only a promotion changes
 what is served, through `Services.reload_adapters`), the same as an owner's /retrain. After it the
 weekly job prunes old adapter folders (`schedule.keep_adapters`), records the slot, tells the
 owners what happened and why, then sends them the weekly report.
@@ -35,7 +35,7 @@ from bot.services import Services
 from settings import WEEKDAYS, ScheduleSettings
 from shop.report.data import next_retrain
 from shop.report.weekly import report_in_thread
-from shop.retraining import RunInChild, prune_adapters, retrain_and_swap
+from shop.retraining import RunRetrain, prune_adapters, retrain_and_swap
 from shop.texts import learning_text, owner_text
 from storage.clock import to_timestamp
 from storage.store import Store
@@ -214,15 +214,14 @@ async def watch_faq(context: BotContext) -> None:
 
 # ---------------------------------------------------------------------- the retrain itself
 async def run_weekly(bot: Bot, services: Services, trigger: str = "schedule",
-                     wait_for: asyncio.Task[Any] | None = None, run_in_child: RunInChild | None = None) -> dict:
-    """Retrain in a child process, swap on promotion, record, tell the owners, send them the report."""
+                     wait_for: asyncio.Task[Any] | None = None, run_retrain: RunRetrain | None = None) -> dict:
+    """Retrain (training.backend), swap on promotion, record, tell the owners, send them the report."""
     if wait_for is not None and not wait_for.done():
         await tell_owners(bot, services, lambda language: learning_text(services.settings, language, "weekly_busy"))
         await asyncio.wait([wait_for])
     settings = services.settings
     started = datetime.now(UTC)
-    async with services.training_turn():  # under `shopbot serve`: one shop of the process trains at a time
-        retrained = await retrain_and_swap(settings, trigger, services.reload_adapters, run_in_child)
+    retrained = await retrain_and_swap(settings, trigger, services.reload_adapters, run_retrain)
     result, status = retrained.result, retrained.status
     serving, problem = retrained.serving, retrained.swap_problem
     try:

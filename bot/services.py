@@ -12,8 +12,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
@@ -80,34 +79,6 @@ class ShopMetrics:
         return 1000 * ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
-class TrainingGate:
-    """One retrain at a time across the shops of one process, in the order they asked (asyncio.Lock is FIFO).
-
-    Each Application has its own by default; `shopbot serve` gives every shop the same one, so N shops' weekly
-    jobs train one after the other instead of N children at once on a small machine.
-    """
-
-    def __init__(self) -> None:
-        self._lock = asyncio.Lock()
-        self.training: object | None = None  # whose retrain runs now (a Services)
-        self.waiting = 0
-
-    @asynccontextmanager
-    async def turn(self, who: object) -> AsyncIterator[None]:
-        """Wait for this retrain's turn, then hold it until the block ends."""
-        self.waiting += 1
-        try:
-            await self._lock.acquire()
-        finally:
-            self.waiting -= 1
-        self.training = who
-        try:
-            yield
-        finally:
-            self.training = None
-            self._lock.release()
-
-
 @dataclass
 class Services:
     """What every handler uses; reach it as `context.services`."""
@@ -118,7 +89,6 @@ class Services:
     batcher: DecisionBatcher
     retrain_task: asyncio.Task[object] | None = None  # /retrain (None) or the weekly job (its result)
     metrics: ShopMetrics = field(default_factory=ShopMetrics)
-    training_gate: TrainingGate = field(default_factory=TrainingGate)
     _swap_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _index_dirty: bool = False
     _index_task: asyncio.Task[None] | None = None
@@ -130,14 +100,12 @@ class Services:
         self.metrics.record(time.perf_counter() - started)
         return decision
 
-    def training_turn(self) -> AbstractAsyncContextManager[None]:
-        """`async with services.training_turn():` around a retrain: waits while another shop of this process trains."""
-        return self.training_gate.turn(self)
-
     @property
     def waiting_to_train(self) -> bool:
         """Whether this shop's retrain waits for another shop's to finish."""
-        return self.retraining and self.training_gate.training is not self
+        from shop.retraining import waits_for_turn
+
+        return self.retraining and waits_for_turn(self.settings)
 
     @property
     def feedback(self) -> StaffFeedback:
@@ -193,7 +161,7 @@ class Services:
 
 
 async def open_services(settings: Settings, runtime_factory: RuntimeFactory | None = None,
-                        metrics: ShopMetrics | None = None, training_gate: TrainingGate | None = None) -> Services:
+                        metrics: ShopMetrics | None = None) -> Services:
     """Open the store on this (event-loop) thread and load the runtime in a worker thread; decisions are batched
     as `[bot]` says."""
     store = Store(settings.paths.database)
@@ -204,5 +172,4 @@ async def open_services(settings: Settings, runtime_factory: RuntimeFactory | No
         raise
     bot = settings.bot
     batcher = DecisionBatcher(runtime, workers=bot.model_workers, max_batch=bot.max_batch, wait_s=bot.batch_wait_ms / 1000)
-    return Services(settings, store, runtime, batcher, metrics=metrics or ShopMetrics(),
-                    training_gate=training_gate or TrainingGate())
+    return Services(settings, store, runtime, batcher, metrics=metrics or ShopMetrics())

@@ -1,10 +1,12 @@
 """Retrain, then swap: the one path from "train new adapters" to "the bot serves them"; and going back.
 
-Used by the weekly job (bot/jobs.py) and an owner's /retrain. Training runs in a child process
-(`training.pipeline.run_in_child`, killed after `schedule.retrain_timeout_minutes`) waited for in a
-daemon thread, so the event loop keeps answering and shutting down never waits for it. Only a
-promoted run changes what is served, through `reload` (build the new serving model aside, swap one
-reference); whatever fails, the old adapters keep serving and the reason is in the result.
+Used by the weekly job (bot/jobs.py) and an owner's /retrain, for every shop a process hosts. Training
+runs through the configured backend (`training.pipeline.run_retrain`: a child process taking its turn
+with the process's other retrains, first come first served, or a Ray task; stopped after
+`schedule.retrain_timeout_minutes`) waited for in a daemon thread, so the event loop keeps answering
+and shutting down never waits for it. Only a promoted run changes what is served, through `reload`
+(build the new serving model aside, swap one reference); whatever fails, the old adapters keep
+serving and the reason is in the result.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from vocabulary import TASKS, RunStatus, Task
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-RunInChild = Callable[[Settings, str], dict[str, Any]]
+RunRetrain = Callable[[Settings, str], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -62,12 +64,12 @@ async def in_daemon_thread(function: Callable[..., T], *args: Any) -> T:
 
 
 async def retrain_and_swap(settings: Settings, trigger: str, reload: Callable[[], Awaitable[str]],
-                           run_in_child: RunInChild | None = None) -> Retrained:
-    """Retrain in a child process (at most `schedule.retrain_timeout_minutes`), then serve what it promoted."""
+                           run_retrain: RunRetrain | None = None) -> Retrained:
+    """Retrain through the configured backend (at most `schedule.retrain_timeout_minutes`), then serve what it promoted."""
     from training import pipeline  # deferred: it imports the whole training stack (torch), needed only here
 
     try:
-        result = await in_daemon_thread(run_in_child or pipeline.run_in_child, settings, trigger)
+        result = await in_daemon_thread(run_retrain or pipeline.run_retrain, settings, trigger)
     except Exception as error:  # the run could not even start: reported like a failed run
         log.exception("%s retrain could not run", trigger)
         result = {"status": RunStatus.FAILED, "reasons": [f"{type(error).__name__}: {error}"]}
@@ -78,6 +80,13 @@ async def retrain_and_swap(settings: Settings, trigger: str, reload: Callable[[]
     except Exception as error:  # the previous model keeps serving
         log.exception("promoted adapters could not be swapped in")
         return Retrained(result, swap_problem=f"{type(error).__name__}: {error}")
+
+
+def waits_for_turn(settings: Settings) -> bool:
+    """Whether this shop's retrain waits while another shop of this process trains (`training.backend = "local"`)."""
+    from training.backends import local_turn  # deferred: the training stack (torch) is not needed to answer
+
+    return local_turn().waiting(str(settings.paths.database))
 
 
 def roll_back(settings: Settings, store: Store, tasks: Sequence[str] = TASKS) -> list[tuple[Task, AdapterRecord | str]]:

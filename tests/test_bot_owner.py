@@ -31,13 +31,13 @@ def fake_training(monkeypatch: pytest.MonkeyPatch) -> dict:
 
     calls: dict = {"triggers": [], "result": {"status": "refused", "reasons": ["sentiment: refused s-1"]}}
 
-    def run_in_child(settings, trigger):
+    def run_retrain(settings, trigger):
         calls["triggers"].append(trigger)
         if "release" in calls:
             calls["release"].wait(20)
         return calls["result"]
 
-    monkeypatch.setattr(training.pipeline, "run_in_child", run_in_child)
+    monkeypatch.setattr(training.pipeline, "run_retrain", run_retrain)
     return calls
 
 

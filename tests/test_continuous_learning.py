@@ -28,6 +28,7 @@ from tests.botkit import ALICE, BOSS, BotHarness, bot_settings
 LOOSE = {"sentiment_accuracy": 0.0, "faq_accuracy": 0.0, "max_regression": 1.0, "max_interval": 1.0, "min_new_examples": 0}
 MAX_LENGTH = 16  # tokens: texts sharing their first 16 tokens look the same to the model
 PAUSE_MARKER = "training-child-paused"
+PAUSE_MARKER_ENV = "SHOPBOT_TEST_PAUSE_MARKER"  # where the paused child says so (a spawned child inherits the environment)
 
 
 pytestmark = pytest.mark.usefixtures("no_bot_errors")
@@ -118,23 +119,25 @@ def test_failing_candidate_is_refused_and_the_old_model_keeps_serving(bot: BotHa
     assert decision.adapter_version == serving.version
 
 
-def _pausing_child(settings, *args) -> None:  # runs in the spawned child
-    """The training child (`_child_main`), paused just before it would publish its first candidate."""
-    import training.pipeline as pipeline
+def _pausing_child(job) -> None:  # runs in the spawned child
+    """The training child (`_child_main`), paused just before it would save its first candidate."""
+    import training.backends as backends
+    import training.candidates as candidates
 
     def pause(*args, **kwargs):
-        (settings.paths.database.parent / PAUSE_MARKER).write_text(str(os.getpid()))
+        Path(os.environ[PAUSE_MARKER_ENV]).write_text(str(os.getpid()))
         time.sleep(600)
 
-    pipeline._publish = pause
-    pipeline._child_main(settings, *args)
+    candidates._save = pause
+    backends._child_main(job)
 
 
 def test_killed_training_child_changes_nothing(bot: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
-    import training.pipeline
+    import training.backends
 
-    monkeypatch.setattr(training.pipeline, "_child_main", _pausing_child)
+    monkeypatch.setattr(training.backends, "_child_main", _pausing_child)
     marker = bot.settings.paths.database.parent / PAUSE_MARKER
+    monkeypatch.setenv(PAUSE_MARKER_ENV, str(marker))
     serving, active = bot.services.runtime.serving, active_versions(bot)
     with bot.store() as store:
         adapters_before = [(a.version, a.status) for task in ("sentiment", "faq") for a in store.adapters.history(task)]

@@ -258,14 +258,14 @@ def test_retrains_of_different_shops_take_turns(host: HostHarness, shops: list[S
     alpha, beta = shops
     running, release, order = [], threading.Event(), []
 
-    def run_in_child(settings, trigger):
+    def retrain(settings, trigger, backend=None):  # what run_retrain runs once it is the shop's turn
         running.append(settings.shop.name_en)
         order.append(settings.shop.name_en)
         release.wait(20)
         running.remove(settings.shop.name_en)
         return {"status": "refused", "reasons": ["test"]}
 
-    monkeypatch.setattr(training.pipeline, "run_in_child", run_in_child)
+    monkeypatch.setattr(training.pipeline, "retrain", retrain)
     alpha.command(alpha.owner, "retrain")
     _wait(lambda: running == ["Shop alpha"])
     beta.command(beta.owner, "retrain")

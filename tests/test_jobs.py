@@ -131,11 +131,11 @@ def test_a_shopbot_rollback_during_a_refused_retrain_is_served_after_it(bot: Bot
         bot.run(jobs.watch_adapters(context))  # its first look: remembers what is active
         release = threading.Event()
 
-        def run_in_child(settings, trigger):
+        def run_retrain(settings, trigger):
             assert release.wait(20)
             return {"status": "refused", "reasons": ["faq: refused faq-new"]}
 
-        monkeypatch.setattr(training.pipeline, "run_in_child", run_in_child)
+        monkeypatch.setattr(training.pipeline, "run_retrain", run_retrain)
         started = bot.command(BOSS, "retrain")
         _wait(lambda: bot.services.retraining)
         assert cmd_rollback(bot.settings, argparse.Namespace(task="faq")) == 0  # while the retrain runs
@@ -166,7 +166,7 @@ def test_missed_run_is_caught_up_once_after_a_restart(tmp_path: Path, tiny_base:
 
     triggers: list[str] = []
 
-    def run_in_child(settings, trigger):
+    def run_retrain(settings, trigger):
         triggers.append(trigger)
         with Store(settings.paths.database) as store:  # as the pipeline records a skipped run
             run = store.runs.start(trigger)
@@ -174,7 +174,7 @@ def test_missed_run_is_caught_up_once_after_a_restart(tmp_path: Path, tiny_base:
             store.runs.finish(run, "skipped", None, result)
         return result
 
-    monkeypatch.setattr(training.pipeline, "run_in_child", run_in_child)
+    monkeypatch.setattr(training.pipeline, "run_retrain", run_retrain)
     monkeypatch.setattr(jobs, "CATCHUP_DELAY_S", 0.2)
     settings = bot_settings(tmp_path, tiny_base, schedule=SCHEDULE)
     with Store(settings.paths.database) as store:  # the bot first ran 15 days ago, then was down over a slot
@@ -201,7 +201,7 @@ def test_missed_run_is_caught_up_once_after_a_restart(tmp_path: Path, tiny_base:
     assert triggers == ["catchup"]
 
 
-def hang(settings, trigger, run_id) -> None:  # the training child's target, stuck for good
+def hang(job) -> None:  # the training child's target, stuck for good
     time.sleep(3600)
 
 
@@ -209,9 +209,9 @@ def test_a_hung_retrain_is_stopped_at_the_limit_recorded_and_told(bot: BotHarnes
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     import multiprocessing
 
-    import training.pipeline
+    import training.backends
 
-    monkeypatch.setattr(training.pipeline, "_child_main", hang)  # spawned by reference: the child runs hang()
+    monkeypatch.setattr(training.backends, "_child_main", hang)  # spawned by reference: the child runs hang()
     started = bot.command(BOSS, "retrain")
     assert started["text"].startswith("⏳")
     done = bot.emulator.wait_for_message(BOSS.id, "Retrain finished", after=started["message_id"], timeout=60)
@@ -229,7 +229,7 @@ def test_the_weekly_retrain_prunes_old_adapters(bot: BotHarness, monkeypatch: py
     weeks = tuple(f"sentiment-week{i}" for i in range(6))
     publish_promoted(bot, "sentiment", weeks)  # week5 active, week4 the rollback target
     refused = {"status": "refused", "reasons": ["sentiment: refused sentiment-week6"]}
-    bot.run(jobs.run_weekly(bot.app.bot, bot.services, "schedule", run_in_child=lambda settings, trigger: refused),
+    bot.run(jobs.run_weekly(bot.app.bot, bot.services, "schedule", run_retrain=lambda settings, trigger: refused),
             timeout=120)
     folders = bot.settings.paths.adapters / "sentiment"
     assert bot.settings.schedule.keep_adapters == 3

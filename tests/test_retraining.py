@@ -10,7 +10,7 @@ from shop.retraining import retrain_and_swap
 def _retrain(make_settings, result=None, error: Exception | None = None, reload_error: Exception | None = None):
     reloads: list[str] = []
 
-    def run_in_child(settings, trigger):
+    def run_retrain(settings, trigger):
         assert trigger == "manual"
         if error is not None:
             raise error
@@ -22,7 +22,7 @@ def _retrain(make_settings, result=None, error: Exception | None = None, reload_
         reloads.append("swapped")
         return "sentiment=s-2;faq=f-2"
 
-    retrained = asyncio.run(retrain_and_swap(make_settings(), "manual", reload, run_in_child))
+    retrained = asyncio.run(retrain_and_swap(make_settings(), "manual", reload, run_retrain))
     return retrained, reloads
 
 

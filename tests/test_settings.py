@@ -73,6 +73,8 @@ def test_empty_file_is_valid(tmp_path: Path) -> None:
         ({"schedule": {"retrain_timeout_minutes": 0}}, "schedule.retrain_timeout_minutes: must be more than 0"),
         ({"schedule": {"retrain_timeout_minutes": 20000}}, "schedule.retrain_timeout_minutes: must be more than 0"),
         ({"schedule": {"keep_adapters": 0}}, "schedule.keep_adapters: must be at least 1"),
+        ({"training": {"backend": "slurm"}}, "training.backend: must be one of local, ray, got 'slurm'"),
+        ({"training": {"ray_address": "http://head:8265"}}, "training.ray_address: must be \"auto\", \"\" (a new local"),
         ({"privacy": {"retention_days": 0}}, "privacy.retention_days: must be at least 1"),
         ({"telegram": {"mode": "carrier-pigeon"}}, "telegram.mode: must be one of polling, webhook"),
         ({"telegram": {"mode": "webhook"}}, "telegram.webhook_url: must be an https:// URL"),
@@ -194,3 +196,10 @@ def test_make_settings_paths_live_in_tmp(make_settings, tmp_path: Path) -> None:
 def test_webhook_mode_with_https_url(make_settings) -> None:
     settings = make_settings(telegram={"mode": "webhook", "webhook_url": "https://example.com/hook"})
     assert settings.telegram.mode == "webhook"
+
+
+def test_training_runs_locally_unless_ray_is_chosen_and_ray_addresses_are_checked(tmp_path: Path) -> None:
+    assert settings_from_dict({}, tmp_path, env={}).training.backend == "local"
+    for address in ("auto", "", "10.0.0.5:6379", "ray://head.cluster:10001", "[::1]:6379"):
+        chosen = settings_from_dict({"training": {"backend": "ray", "ray_address": address}}, tmp_path, env={})
+        assert (chosen.training.backend, chosen.training.ray_address) == ("ray", address)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from settings import Settings
+from settings import ModelSettings, Settings
 from training.base_model import resolve_base_model
 from training.device import choose_device, quantisation_config, top_layer_names
 from training.model_folder import QUERY_PREFIX
@@ -190,19 +190,23 @@ def _layer_out(out: torch.Tensor | tuple) -> torch.Tensor:
 
 
 def load_encoder(settings: Settings) -> Encoder:
-    """The base model split into trunk and top, on the configured device (`model.device`, `model.trunk_dtype`).
+    """The configured base model (`model.base`, resolved under `paths.model_cache`) as `encoder_at` opens it."""
+    return encoder_at(resolve_base_model(settings.model.base, settings.paths.model_cache), settings.model)
+
+
+def encoder_at(folder: Path, model: ModelSettings) -> Encoder:
+    """The base model in `folder` split into trunk and top, on the configured device (`model.device`, `model.trunk_dtype`).
 
     On CUDA the trunk computes in bfloat16 (auto), or with 4-bit NF4 weights when `model.load_in_4bit`;
     int8 is a CPU path and falls back to float32 there.
     """
-    folder = resolve_base_model(settings.model.base, settings.paths.model_cache)
-    device = choose_device(settings.model.device)
-    if settings.model.load_in_4bit:
+    device = choose_device(model.device)
+    if model.load_in_4bit:
         quantisation_config(True, device)  # a clear error before loading anything: no CUDA, or no bitsandbytes
         trunk_dtype = "nf4"
     else:
-        trunk_dtype = choose_trunk_dtype(settings.model.trunk_dtype, device)
+        trunk_dtype = choose_trunk_dtype(model.trunk_dtype, device)
     if trunk_dtype == "int8" and device != "cpu":
         log.warning("model.trunk_dtype = int8 is a CPU path: the trunk runs in float32 on %s", device)
         trunk_dtype = "float32"
-    return Encoder(folder, settings.model.top_layers, settings.model.max_length, trunk_dtype, device=device)
+    return Encoder(folder, model.top_layers, model.max_length, trunk_dtype, device=device)

@@ -1,33 +1,40 @@
-"""The retraining job: snapshot -> train both tasks -> evaluate -> gate -> publish and promote or refuse.
+"""The retraining job, serving side: snapshot -> train (a backend) -> verify -> publish -> gate -> promote or refuse.
 
-`retrain()` does the work in the current process (the child); `run_in_child()` starts it in a
-separate process with one torch thread so the bot keeps answering. A crash or kill of the child
-leaves the active adapters untouched: candidates are published atomically, and only a finished
-gate decision promotes one.
+`retrain()` takes the snapshot from the database and resolves the recipe, hands both (with the base
+model folder and the active adapters as files) to a backend that runs the pure
+`training.candidates.train_candidates` (in this process, a spawned child, or a Ray task:
+`training.backends`), then checks every candidate's files against the checksums the trainer sent,
+publishes it into the adapter registry (`_publish`, the one place a candidate becomes an adapter),
+gates it (`training.gate`, pure) and promotes or rejects it. `run_retrain()` is the same through the
+backend `[training] backend` names. Whatever happens to the training (crash, kill, timeout, a remote
+error), the run is recorded as failed with the reason, candidates it left ungated are rejected and
+the active adapters stay as they were.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
+import shutil
 import time
 import traceback
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
-
-import torch
 
 from settings import Settings
 from storage.store import Store
 from training.args import TrainArgs
+from training.backends import FEATURES, Backend, InProcess, TrainingFailed, TrainJob, configured, local_turn
+from training.base_model import resolve_base_model
+from training.candidates import ActiveAdapter, Candidate, Recipe
 from training.encoder import load_encoder
-from training.estimate import Estimate, holdout_is_enough
+from training.estimate import Estimate
 from training.features import FeatureCache
 from training.gate import gate
-from training.measure import compare_unseen, cross_validate, pairs_of, report_on, row_key, top1_accuracy
-from training.registry import AdapterRegistry, CorruptAdapterError
+from training.measure import report_on
+from training.registry import AdapterRegistry, CorruptAdapterError, hash_folder
 from training.snapshot import Snapshot, take_snapshot
-from training.tasks import TaskSpec, read_trained_on, task_specs, write_trained_on
+from training.tasks import TaskSpec, task_specs
 from vocabulary import TASKS, AdapterStatus, RunStatus, RunTrigger, Task
 
 log = logging.getLogger(__name__)
@@ -49,17 +56,14 @@ class TaskOutcome:
     comparison: dict[str, Any] | None = None  # candidate vs active on rows neither was fitted on
 
 
-def retrain(settings: Settings, trigger: str = RunTrigger.CLI, run_id: int | None = None,
-            args: TrainArgs | None = None, force: bool = False) -> dict[str, Any]:
-    """Train, evaluate and gate both tasks; returns (and records in storage) the run's result."""
-    torch.set_num_threads(settings.model.train_threads)  # more threads thrash on 2 shared cores
-    torch.manual_seed(0)
+def retrain(settings: Settings, trigger: str = RunTrigger.CLI, args: TrainArgs | None = None, force: bool = False,
+            backend: Backend | None = None) -> dict[str, Any]:
+    """Train (through `backend`; default: in this process), verify, publish and gate both tasks; returns (and records) the run's result."""
     started = time.perf_counter()
     with Store(settings.paths.database) as store:
-        if run_id is None:
-            run_id = store.runs.start(trigger)
-        else:
-            store.runs.claim(run_id)  # started by run_in_child in the parent: this process trains it
+        run_id = store.runs.start(trigger)
+        registry = AdapterRegistry(settings.paths.adapters, store)
+        scratch: Path | None = None
         try:
             snapshot = take_snapshot(store)
             last = store.runs.last_trained()
@@ -69,7 +73,15 @@ def retrain(settings: Settings, trigger: str = RunTrigger.CLI, run_id: int | Non
                                                              f"fewer than {settings.thresholds.min_new_examples}")]}
                 store.runs.finish(run_id, RunStatus.SKIPPED, snapshot.id, result)
                 return result
-            outcomes = _train_all(settings, store, snapshot, args or TrainArgs(progress=False))
+            recipe = Recipe(settings.model, settings.thresholds, args or TrainArgs(progress=False))
+            scratch = registry.staging_dir("run")  # the trainer's output folder: candidates publish from here
+            job = TrainJob(snapshot, recipe, resolve_base_model(settings.model.base, settings.paths.model_cache),
+                           active_adapters(registry), scratch, settings.paths.model_cache / FEATURES)
+            trained = (backend or InProcess()).train(job)
+            if trained.snapshot_id != snapshot.id:
+                raise TrainingFailed(f"the trainer answered for snapshot {trained.snapshot_id}, not {snapshot.id}")
+            outcomes = [_publish_and_gate(candidate, scratch, registry, snapshot, settings, recipe.args)
+                        for candidate in trained.candidates]
             status = RunStatus.PROMOTED if any(o.promoted for o in outcomes) else RunStatus.REFUSED
             result = {"status": status, "snapshot_id": snapshot.id, "counts": snapshot.counts,
                       "seconds": round(time.perf_counter() - started, 1),
@@ -78,102 +90,94 @@ def retrain(settings: Settings, trigger: str = RunTrigger.CLI, run_id: int | Non
             store.runs.finish(run_id, status, snapshot.id, result)
             return result
         except Exception as exc:
-            log.exception("retraining failed")
-            result = {"status": RunStatus.FAILED, "reasons": [f"{type(exc).__name__}: {exc}"]}
-            store.runs.finish(run_id, RunStatus.FAILED, None, result, traceback.format_exc(limit=5))
+            if isinstance(exc, TrainingFailed):
+                reason, error = str(exc), str(exc)
+                log.error("retraining failed: %s", reason)
+            else:
+                reason, error = f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=5)
+                log.exception("retraining failed")
+            result = {"status": RunStatus.FAILED, "reasons": [reason]}
+            store.runs.finish(run_id, RunStatus.FAILED, None, result, error)
+            _reject_orphans(settings, store, since=store.runs.get(run_id).started_at, reason=reason)
             return result
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _train_all(settings: Settings, store: Store, snapshot: Snapshot, args: TrainArgs) -> list[TaskOutcome]:
-    encoder = load_encoder(settings)
-    cache = FeatureCache(encoder, settings.paths.model_cache / "features")
-    registry = AdapterRegistry(settings.paths.adapters, store)
-    outcomes = []
-    for task, spec in task_specs(cache, args).items():
-        if not snapshot.pairs(task, "train"):
-            log.warning("no %s training examples: skipping that task", task)
+def run_retrain(settings: Settings, trigger: str = RunTrigger.MANUAL) -> dict[str, Any]:
+    """`retrain` through the configured backend (`[training] backend`: a spawned child, or a Ray task); blocks until done.
+
+    Training still running after `schedule.retrain_timeout_minutes` is stopped. Whatever happens to
+    it (crash, kill -9, timeout, a remote error), the run is recorded with the reason and the
+    active adapters stay as they were.
+    """
+    if settings.training.backend != "local":  # a cluster schedules its own tasks
+        return retrain(settings, trigger, backend=configured(settings))
+    turn, shop = local_turn(), str(settings.paths.database)
+    if turn.queued():
+        log.info("another retrain in this process is training: waiting for its turn")
+    with turn.turn(shop):  # the snapshot is taken once it is this shop's turn
+        return retrain(settings, trigger, backend=configured(settings))
+
+
+def active_adapters(registry: AdapterRegistry) -> dict[str, ActiveAdapter]:
+    """{task: the intact adapter it serves} (an active one that is corrupt falls back, or is left out)."""
+    found: dict[str, ActiveAdapter] = {}
+    for task in TASKS:
+        try:
+            verified = registry.active_verified(task)
+        except CorruptAdapterError as exc:
+            log.error("active %s adapter unusable: %s", task, exc)
             continue
-        outcomes.append(_train_task(spec, settings, snapshot, registry, args))
-    return outcomes
+        if verified is not None:
+            found[task] = ActiveAdapter(verified[0].version, verified[1])
+    return found
 
 
-def _train_task(spec: TaskSpec[Any], settings: Settings, snapshot: Snapshot, registry: AdapterRegistry,
-                args: TrainArgs) -> TaskOutcome:
-    """Train one candidate, estimate it (held-out split or k-fold CV), compare it with the active on unseen rows, gate, publish."""
-    started = time.perf_counter()
+def _publish_and_gate(candidate: Candidate, scratch: Path, registry: AdapterRegistry, snapshot: Snapshot,
+                      settings: Settings, args: TrainArgs) -> TaskOutcome:
+    """Check a trained candidate's files, publish it, gate it, promote or reject it."""
     thresholds = settings.thresholds
-    task, anchors = spec.name, list(snapshot.faq_anchors)
-    rows = snapshot.rows[task]
-    threshold = spec.threshold(thresholds)
-    train_rows = [r for r in rows if r.split == "train"]
-    fit_rows = [r for r in rows if r.split != "validation"]
-    validation = pairs_of([r for r in rows if r.split == "validation"])
-    test_rows = [r for r in rows if r.split == "test"]
-    base = spec.base()  # the untrained model (FAQ), scored the same way; None where there is none
-    if holdout_is_enough(len(test_rows), threshold, thresholds.max_interval):
-        method, folds, fit_rows, evaluated = "holdout", 0, train_rows, test_rows
-        model = spec.fit(pairs_of(fit_rows), validation, anchors)
-        texts, index = [r.text for r in evaluated], anchors + pairs_of(fit_rows)
-        ranked = spec.ranked(model, texts, index)
-        base_ranked = spec.ranked(base, texts, index) if base is not None else None
-    else:  # too few test rows to trust: score the recipe on every row, then ship it trained on all of them
-        method, folds, evaluated = "cv", thresholds.cv_folds, list(rows)
-        ranked = cross_validate(spec, evaluated, anchors, folds)
-        base_ranked = cross_validate(spec, evaluated, anchors, folds, fit=lambda *_: base) if base is not None else None
-        model = spec.fit(pairs_of(fit_rows), validation, anchors)
-    seen = {row_key(r.text) for r in fit_rows} | {row_key(t) for t, _ in validation}
-    estimate = Estimate.of([bool(labels) and labels[0] == r.label for labels, r in zip(ranked, evaluated)], method, folds)
-    metrics = report_on(spec, evaluated, ranked) | estimate.as_dict()
-    base_metrics = report_on(spec, evaluated, base_ranked) if base_ranked is not None else None
-    active = _active_model(spec, registry)
-    comparison = compare_unseen(spec, active, rows, evaluated, ranked, anchors) if active else None
-    regression = snapshot.regression_set(task)
-    known = anchors + pairs_of(train_rows)
-    cand_reg = top1_accuracy(spec, model, regression, known) if regression else None
-    act_reg = top1_accuracy(spec, active[1], regression, known) if regression and active else None
-    decision = gate(metrics, threshold, thresholds.max_regression,
-                    comparison=comparison.as_dict() if comparison else None,
-                    candidate_regression=cand_reg, active_regression=act_reg,
-                    active_version=active[0] if active else None, max_interval=thresholds.max_interval)
-    version = _publish(spec, model, registry, snapshot, metrics, settings, args, seen, len(fit_rows))
+    folder = scratch / candidate.folder
+    if not folder.is_dir():
+        raise TrainingFailed(f"the trainer's {candidate.task} candidate is not in its output folder ({candidate.folder!r})")
+    if hash_folder(folder) != candidate.files:
+        raise TrainingFailed(f"the {candidate.task} candidate's files do not match the checksums the trainer sent")
+    decision = gate(candidate.metrics, candidate.threshold, thresholds.max_regression,
+                    comparison=candidate.comparison, candidate_regression=candidate.candidate_regression,
+                    active_regression=candidate.active_regression, active_version=candidate.active_version,
+                    max_interval=thresholds.max_interval)
+    version = _publish(candidate, folder, registry, snapshot, settings, args)
     if decision.promote:
         registry.promote(version, list(decision.reasons))
     else:
         registry.reject(version, list(decision.reasons))
-    log.info("%s candidate %s %s: %s", task, version, "promoted" if decision.promote else "refused",
+    log.info("%s candidate %s %s: %s", candidate.task, version, "promoted" if decision.promote else "refused",
              "; ".join(decision.reasons))
-    active_metrics = ({"accuracy": comparison.active, "n": comparison.n} if comparison else None)
-    return TaskOutcome(task, version, decision.promote, list(decision.reasons), metrics,
-                       active[0] if active else None, active_metrics, base_metrics,
-                       round(time.perf_counter() - started, 1), comparison.as_dict() if comparison else None)
+    comparison = candidate.comparison
+    active_metrics = {"accuracy": comparison["active"], "n": comparison["n"]} if comparison else None
+    return TaskOutcome(Task(candidate.task), version, decision.promote, list(decision.reasons), candidate.metrics,
+                       candidate.active_version, active_metrics, candidate.base_metrics, candidate.train_seconds,
+                       comparison)
 
 
-def _active_model(spec: TaskSpec[Any], registry: AdapterRegistry) -> tuple[str, Any, frozenset[str] | None] | None:
-    """(version, merged model, keys it was fitted on) of the active adapter, or None (none yet, or corrupt)."""
-    try:
-        found = registry.active_verified(spec.name)
-    except CorruptAdapterError as exc:
-        log.error("active %s adapter unusable: %s", spec.name, exc)
-        return None
-    if found is None:
-        return None
-    record, path = found
-    return record.version, spec.load(path), read_trained_on(path)
-
-
-def _publish(spec: TaskSpec[Any], model: Any, registry: AdapterRegistry, snapshot: Snapshot, metrics: dict,
-             settings: Settings, args: TrainArgs, seen: set[str], n_fit: int) -> str:
-    """Save the candidate into a staging folder and publish it atomically under a new version."""
-    staging = registry.staging_dir(spec.name)
-    spec.save(spec.finish(model, snapshot, metrics), staging)
-    write_trained_on(staging, sorted(seen))
+def _publish(candidate: Candidate, folder: Path, registry: AdapterRegistry, snapshot: Snapshot, settings: Settings,
+             args: TrainArgs) -> str:
+    """Publish a verified candidate folder (under the registry's staging) atomically under a new version."""
     manifest = {
-        "task": spec.name, "metrics": metrics, "snapshot_id": snapshot.id,
+        "task": candidate.task, "metrics": candidate.metrics, "snapshot_id": snapshot.id,
         "base_model": str(settings.model.base), "top_layers": settings.model.top_layers,
         "max_length": settings.model.max_length, "train_args": asdict(args) | {"max_train_seconds": None},
-        "train_examples": n_fit,
+        "train_examples": candidate.train_examples,
     }
-    return registry.publish(spec.name, staging, manifest).version
+    return registry.publish(candidate.task, folder, manifest).version
+
+
+def _active_model(spec: TaskSpec[Any], registry: AdapterRegistry) -> tuple[str, Any] | None:
+    """(version, merged model) of the active adapter, or None (none yet, or corrupt)."""
+    adapter = active_adapters(registry).get(spec.name)
+    return (adapter.version, spec.load(adapter.folder)) if adapter else None
 
 
 def evaluate_active(settings: Settings) -> dict[str, Any]:
@@ -201,43 +205,8 @@ def evaluate_active(settings: Settings) -> dict[str, Any]:
         return report
 
 
-def _child_main(settings: Settings, trigger: str, run_id: int) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s train[%(process)d] %(levelname)s %(message)s")
-    retrain(settings, trigger, run_id=run_id)
-
-
-def run_in_child(settings: Settings, trigger: str = RunTrigger.MANUAL) -> dict[str, Any]:
-    """Run `retrain` in a separate process (spawned, `model.train_threads` torch threads); blocks until done.
-
-    A child still running after `schedule.retrain_timeout_minutes` is killed. Whatever happens to
-    the child (crash, kill -9, timeout), the run is recorded with the reason and the active
-    adapters stay as they were.
-    """
-    limit = settings.schedule.retrain_timeout_minutes
-    with Store(settings.paths.database) as store:
-        run_id = store.runs.start(trigger)
-    process = multiprocessing.get_context("spawn").Process(
-        target=_child_main, args=(settings, trigger, run_id),
-        name="shopbot-train", daemon=True)
-    process.start()
-    process.join(limit * 60)
-    timed_out = process.is_alive()
-    if timed_out:
-        process.kill()
-        process.join()
-    with Store(settings.paths.database) as store:
-        run = store.runs.get(run_id)
-        if run.status == RunStatus.RUNNING:
-            reason = (f"training was still running after {limit:g} minutes (schedule.retrain_timeout_minutes): stopped"
-                      if timed_out else f"training process ended with exit code {process.exitcode} before finishing")
-            store.runs.finish(run_id, RunStatus.FAILED, None, {"status": RunStatus.FAILED, "reasons": [reason]}, reason)
-            _reject_orphans(settings, store, since=run.started_at, reason=reason)
-            run = store.runs.get(run_id)
-        return dict(run.result or {"status": run.status})
-
-
 def _reject_orphans(settings: Settings, store: Store, since: str, reason: str) -> None:
-    """Candidates a dead child published but never gated are marked rejected (never served either way)."""
+    """Candidates published since `since` but never gated (the run failed in between) are marked rejected."""
     registry = AdapterRegistry(settings.paths.adapters, store)
     for task in TASKS:
         for record in store.adapters.history(task):

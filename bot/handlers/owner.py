@@ -82,8 +82,7 @@ async def retrain(update: Update, context: BotContext) -> None:
 async def _retrain_and_report(bot: Bot, services: Services, chat_id: int, language: str) -> None:
     say = functools.partial(owner_text, services.settings, language)
     try:
-        async with services.training_turn():  # under `shopbot serve`: one shop of the process trains at a time
-            retrained = await retrain_and_swap(services.settings, RunTrigger.MANUAL, services.reload_adapters)
+        retrained = await retrain_and_swap(services.settings, RunTrigger.MANUAL, services.reload_adapters)
         if retrained.swap_problem is not None:
             await bot.send_message(chat_id, say("retrain_done", status=f"failed ({retrained.swap_problem})"))
             return

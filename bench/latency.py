@@ -22,7 +22,8 @@ from serving.runtime import ModelRuntime, ServingModel
 from settings import load_settings
 from training.args import TrainArgs
 from training.encoder import Encoder, choose_trunk_dtype
-from training.faq import FaqIndex, new_faq_model
+from training.faq import new_faq_model
+from training.faq_index import FaqIndex
 from training.features import FeatureCache
 from training.router import RouterWeights
 from training.sentiment import new_sentiment_model

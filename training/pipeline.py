@@ -20,8 +20,9 @@ import torch
 from settings import Settings
 from storage.store import Store
 from training.args import TrainArgs
-from training.encoder import load_encoder
+from training.encoder import Encoder, load_encoder
 from training.estimate import Estimate, holdout_is_enough
+from training.export_onnx import export_adapter
 from training.features import FeatureCache
 from training.gate import gate
 from training.measure import compare_unseen, cross_validate, pairs_of, report_on, row_key, top1_accuracy
@@ -93,12 +94,12 @@ def _train_all(settings: Settings, store: Store, snapshot: Snapshot, args: Train
         if not snapshot.pairs(task, "train"):
             log.warning("no %s training examples: skipping that task", task)
             continue
-        outcomes.append(_train_task(spec, settings, snapshot, registry, args))
+        outcomes.append(_train_task(spec, settings, snapshot, registry, args, encoder))
     return outcomes
 
 
 def _train_task(spec: TaskSpec[Any], settings: Settings, snapshot: Snapshot, registry: AdapterRegistry,
-                args: TrainArgs) -> TaskOutcome:
+                args: TrainArgs, encoder: Encoder) -> TaskOutcome:
     """Train one candidate, estimate it (held-out split or k-fold CV), compare it with the active on unseen rows, gate, publish."""
     started = time.perf_counter()
     thresholds = settings.thresholds
@@ -135,7 +136,7 @@ def _train_task(spec: TaskSpec[Any], settings: Settings, snapshot: Snapshot, reg
                     comparison=comparison.as_dict() if comparison else None,
                     candidate_regression=cand_reg, active_regression=act_reg,
                     active_version=active[0] if active else None, max_interval=thresholds.max_interval)
-    version = _publish(spec, model, registry, snapshot, metrics, settings, args, seen, len(fit_rows))
+    version = _publish(spec, model, registry, snapshot, metrics, settings, args, seen, len(fit_rows), encoder)
     if decision.promote:
         registry.promote(version, list(decision.reasons))
     else:
@@ -162,11 +163,12 @@ def _active_model(spec: TaskSpec[Any], registry: AdapterRegistry) -> tuple[str, 
 
 
 def _publish(spec: TaskSpec[Any], model: Any, registry: AdapterRegistry, snapshot: Snapshot, metrics: dict,
-             settings: Settings, args: TrainArgs, seen: set[str], n_fit: int) -> str:
-    """Save the candidate into a staging folder and publish it atomically under a new version."""
+             settings: Settings, args: TrainArgs, seen: set[str], n_fit: int, encoder: Encoder) -> str:
+    """Save the candidate (and its ONNX graph with a probe) into a staging folder and publish it atomically."""
     staging = registry.staging_dir(spec.name)
     spec.save(spec.finish(model, snapshot, metrics), staging)
     write_trained_on(staging, sorted(seen))
+    export_adapter(spec.name, staging, encoder)  # covered by the manifest's checksums like every file
     manifest = {
         "task": spec.name, "metrics": metrics, "snapshot_id": snapshot.id,
         "base_model": str(settings.model.base), "top_layers": settings.model.top_layers,

@@ -81,10 +81,9 @@ def test_onnx_and_torch_runtimes_decide_alike_on_a_fixed_probe_set(shop):
         torch_runtime = load_runtime(replace(shop, model=replace(shop.model, runtime="torch")), store)
     assert isinstance(onnx.serving.encoder, OnnxBase) and isinstance(torch_runtime.serving.encoder, Encoder)
     assert onnx.serving.version == torch_runtime.serving.version != "base"
-    same = sum(a == b for a, b in zip(_decisions(onnx), _decisions(torch_runtime)))
-    assert same >= len(PROBE) - 1, (same, _decisions(onnx), _decisions(torch_runtime))
+    assert _decisions(onnx) == _decisions(torch_runtime)  # float32 graphs: the same decisions
     cos = (onnx.serving.embed(PROBE) * torch_runtime.serving.embed(PROBE)).sum(1)
-    assert cos.min() > 0.98
+    assert cos.min() > 0.999
 
 
 def test_the_bot_process_on_the_onnx_path_never_imports_torch(shop):

@@ -63,6 +63,12 @@ def test_runtime_choice():
     assert runtime(device="cpu") == "onnx"
     assert runtime(runtime="torch") == "torch"
     assert runtime(device="cuda", runtime="auto") == "torch"
+    from settings import ConfigError
+
+    with pytest.raises(ConfigError, match=r"model\.runtime"):
+        runtime(device="cuda", runtime="onnx")
+    with pytest.raises(ConfigError, match=r"model\.runtime"):
+        runtime(runtime="tensorrt")
 
 
 def test_published_adapters_carry_a_checked_graph_covered_by_their_checksums(shop):

@@ -26,6 +26,7 @@ KNOWN_LANGUAGES = ("zh", "en")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 TRUNK_DTYPES = ("auto", "float32", "bfloat16", "int8")
 DEVICES = ("auto", "cpu", "cuda")
+RUNTIMES = ("auto", "torch", "onnx")  # how the bot computes: auto = ONNX Runtime on the CPU, torch on CUDA
 TELEGRAM_MODES = ("polling", "webhook")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # an environment variable's name (telegram.token_env)
 FAQ_EDITORS = ("owners", "staff")
@@ -190,6 +191,7 @@ class ModelSettings(_Section):
     train_threads: int = 1
     top_layers: int = 2
     trunk_dtype: str = "auto"
+    runtime: str = "auto"
 
     def _validate(self) -> None:
         if not self.base.strip():
@@ -203,6 +205,9 @@ class ModelSettings(_Section):
         if self.top_layers < 1:
             _fail(self._key("top_layers"), f"must be at least 1, got {self.top_layers!r}")
         self._one_of("trunk_dtype", TRUNK_DTYPES)
+        self._one_of("runtime", RUNTIMES)
+        if self.runtime == "onnx" and (self.device == "cuda" or self.load_in_4bit):
+            _fail(self._key("runtime"), 'onnx serves on the CPU; use "torch" (or "auto") with CUDA')
         if self.load_in_4bit and self.trunk_dtype != "auto":
             _fail(self._key("load_in_4bit"), 'the 4-bit trunk has NF4 weights computing in bfloat16; '
                   f'leave model.trunk_dtype = "auto", got {self.trunk_dtype!r}')

@@ -172,7 +172,8 @@ def row_setfit(bench: Bench) -> tuple[np.ndarray, float]:
     """SetFit's shape: a contrastive epoch on the adapted layers (same label = close), then a logistic head."""
     from sklearn.linear_model import LogisticRegression
 
-    from training.faq import SCALE, embed, new_faq_model
+    from training.faq import embed, new_faq_model
+    from training.faq_index import SCALE
 
     top = bench.settings.model.top_layers
     cache = bench.cache(top, True)

@@ -8,7 +8,7 @@ D=${1:?path to the shared datasets folder}
 cd "$(dirname "$0")"
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 PY=../.venv/bin/python
-$PY latency.py --n 300
+$PY latency.py --n 300 --datasets $D
 $PY demo_first_train.py
 $PY accuracy.py --task sentiment --train $D/zh-reviews-sentiment/train.tsv --test $D/zh-reviews-sentiment/test.tsv --limit 3000 --test-limit 1500
 $PY accuracy.py --task sentiment --train $D/en-product-reviews-sentiment/train.tsv --test $D/en-product-reviews-sentiment/test.tsv

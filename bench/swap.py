@@ -3,10 +3,11 @@
 One script on purpose (over 300 lines): a benchmark is read top to bottom, set-up, run and report together.
 
     python bench/swap.py                      # bundled e5-small, demo shop, 4 customers, 400 messages, 3 swaps
+    python bench/swap.py --runtime torch      # the same with the torch runtime (default: model.runtime, auto)
 
 The real application (`bot.app.build_application`) polls the loopback Bot API emulator. Two
-adapter sets, A and B, are published (random LoRA/head weights: each set gives clearly different
-outputs); A serves first. Customers send demo-shop questions and reviews in parallel, each
+adapter sets, A and B, are published as the training child publishes (random LoRA/head weights:
+each set gives clearly different outputs; each folder with its ONNX graph and probe); A serves first. Customers send demo-shop questions and reviews in parallel, each
 waiting for its reply; meanwhile the other set is promoted and swapped in with
 `Services.reload_adapters()` (what the weekly job and /rollback call), `--swaps` times,
 alternating B, A, B...
@@ -40,13 +41,14 @@ from common import REPO, RESULTS, base_folder
 import bot.jobs
 from bot.app import build_application, running
 from sandbox.emulator import BotAPIEmulator, FakeUser
-from serving.loading import build_serving, load_active, load_memory
+from serving.loading import build_serving, choose_runtime, load_active, load_base, load_memory
 from serving.runtime import ModelRuntime
 from settings import Settings, settings_from_dict
 from storage.seed import load_demo
 from storage.store import Store
 from training.args import TrainArgs
 from training.encoder import load_encoder
+from training.export_onnx import export_adapter
 from training.faq import new_faq_model, save_faq
 from training.registry import AdapterRegistry
 from training.sentiment import new_sentiment_model, save_sentiment
@@ -67,9 +69,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--swaps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=20, help="first replies left out of the latency numbers")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the bot serves with 1)")
+    parser.add_argument("--runtime", choices=("torch", "onnx"), default=None, help="override: model.runtime")
     parser.add_argument("--tolerance", type=float, default=0.02,
                         help="confidence slack when matching a decision to a set (batching changes int8 rounding)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "swap.json")
+    parser.add_argument("--out", type=Path, default=None, help="default: bench/results/swap.json (swap-RUNTIME.json "
+                                                                    "with --runtime)")
     return parser.parse_args(argv)
 
 
@@ -97,6 +101,7 @@ def publish_set(registry: AdapterRegistry, encoder, name: str, seed: int, base: 
             save_sentiment(model, staging, SENTIMENT_LABELS if seed % 2 else tuple(reversed(SENTIMENT_LABELS)))
         else:
             save_faq(model, staging)
+        export_adapter(task, staging, encoder)  # as training.pipeline publishes
         record = registry.publish(task, staging, {"metrics": {"accuracy": 0.0}, "base_model": base,
                                                   "version": f"{task}-bench-{name}"})
         versions[task] = record.version
@@ -162,6 +167,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     model: dict[str, Any] = {"base": str(base)}
     if args.top_layers:
         model["top_layers"] = args.top_layers
+    if args.runtime:
+        model["runtime"] = args.runtime
+        print(f"override of the product configuration: model.runtime = {args.runtime!r}", flush=True)
     settings = settings_from_dict({"model": model, "shop": {"languages": ["zh", "en"]},
                                    "roles": {"owner_ids": [OWNER], "staff_chat_id": STAFF_CHAT}}, workdir, env={})
     rng = random.Random(13)
@@ -169,11 +177,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rng.shuffle(pool)  # questions and reviews mixed
     # Reworded a little: a text already in the FAQ index matches itself under both sets (cosine 1).
     texts = [rng.choice(OPENERS) + text for text in (pool * (args.messages // len(pool) + 1))[: args.messages]]
-    encoder = load_encoder(settings)
+    trainer = load_encoder(settings)  # the training side's encoder, which publishes (the bot's base may be ONNX)
+    encoder = load_base(settings)
     with Store(settings.paths.database) as store:
         load_demo(store, args.shop)
         registry = AdapterRegistry(settings.paths.adapters, store)
-        sets = {name: publish_set(registry, encoder, name.lower(), seed, str(base)) for name, seed in (("A", 1), ("B", 2))}
+        sets = {name: publish_set(registry, trainer, name.lower(), seed, str(base)) for name, seed in (("A", 1), ("B", 2))}
         for version in sets["A"].values():
             registry.promote(version, ["bench: set A"])
         threshold = settings.thresholds.answer_confidence
@@ -299,7 +308,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         else round(slowest_during - normal_p99, 1),
         "mixed": len(mixed), "mixed_examples": mixed[:5], "checked": checked, "indistinguishable": ambiguous,
         "messages_per_second": round(len(replies) / load_seconds, 1),
+        "targets": {"swap_seconds_max": 3.0, "slowest_during_swap_minus_normal_p99_ms": 50.0, "mixed": 0},
         "config": {"base_model": str(base), "top_layers": settings.model.top_layers, "customers": args.customers,
+                   "runtime": choose_runtime(settings), "override_runtime": args.runtime,
                    "messages": args.messages, "swaps": args.swaps, "warmup": args.warmup, "threads": args.threads,
                    "tolerance": args.tolerance, "shop": str(args.shop)},
     }
@@ -312,11 +323,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    args.out = args.out or RESULTS / (f"swap-{args.runtime}.json" if args.runtime else "swap.json")
     out = run(args)
+    with open("/proc/loadavg") as handle:
+        out["load_average"] = handle.read().split()[:3]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     summary = {k: out[k] for k in ("swap_seconds_max", "slowest_during_swap_minus_normal_p99_ms", "lost", "mixed",
-                                   "checked", "indistinguishable")}
+                                   "checked", "indistinguishable", "targets")} | {"runtime": out["config"]["runtime"]}
     print(json.dumps(summary | {"normal_p99_ms": out["latency_ms"]["normal"]["p99"],
                                 "slowest_during_swap_ms": out["latency_ms"]["during_swap"]["max"]}))
     return out

@@ -24,14 +24,14 @@ from storage.store import Store
 
 if TYPE_CHECKING:
     from serving.runtime import ModelRuntime, ServingModel
-    from training.encoder import Encoder
+    from training.features import Base
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 RuntimeFactory = Callable[[Settings], "ModelRuntime"]
 
 
-def load_runtime_for(settings: Settings, encoder: Encoder | None = None) -> ModelRuntime:
+def load_runtime_for(settings: Settings, encoder: Base | None = None) -> ModelRuntime:
     """Load the serving runtime with a store of this thread's own (blocking: call it in a thread)."""
     from serving.loading import load_runtime
 
@@ -46,7 +46,7 @@ def _rebuilt_index(settings: Settings, serving: ServingModel) -> ServingModel:
         return rebuild_index(serving, store)
 
 
-def _active_serving(settings: Settings, encoder: Encoder) -> ServingModel:
+def _active_serving(settings: Settings, encoder: Base) -> ServingModel:
     from serving.loading import load_active
 
     with Store(settings.paths.database) as store:

@@ -4,6 +4,9 @@ A `ServingModel` is immutable once built: the shared frozen trunk, the sentiment
 (LoRA merged in), the question/review router and the FAQ index. `ModelRuntime` holds one reference
 to it; a swap replaces that reference, so a request in flight finishes on the model it started with
 and no request ever sees a mixture (in-place `set_adapter` during a forward pass does mix).
+
+Everything here is numpy: the base (`serving.loading.load_base`: the torch `Encoder`, or the ONNX
+Runtime `serving.onnx_models.OnnxBase`) runs the trunk and the tops, so this module never imports torch.
 """
 
 from __future__ import annotations
@@ -12,16 +15,14 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from serving.memory import CorrectionMemory
 from serving.prediction import Prediction
-from training.encoder import Encoder
-from training.faq import FaqIndex
-from training.features import FeatureCache, length_batches, pad_batch
+from training.faq_index import FaqIndex
+from training.features import Base, FeatureCache, run_top_batched
 from training.recipe import CharNgramModel, blend
 from training.router import RouterWeights, cue_score
 from vocabulary import SENTIMENT_LABELS, MessageKind, PredictionSource
@@ -38,10 +39,10 @@ def heuristic_question_probability(text: str) -> float:
 class ServingModel:
     """Everything needed to answer, frozen: replace the whole object to change any part of it."""
 
-    encoder: Encoder
-    faq_model: nn.Module
+    encoder: Base  # the shared trunk; it also runs the tops below (torch modules or ONNX graphs, as it loaded them)
+    faq_model: Any
     index: FaqIndex
-    sentiment_model: nn.Module | None = None
+    sentiment_model: Any | None = None
     labels: tuple[str, ...] = SENTIMENT_LABELS
     router: RouterWeights | None = None
     versions: dict[str, str] = field(default_factory=dict)
@@ -49,7 +50,7 @@ class ServingModel:
     sentiment_char: CharNgramModel | None = None  # character n-grams blended into the sentiment probabilities
     char_weight: float = 0.0
     # Until a sentiment adapter passes the gate: the newest unpromoted one, for its guess on reviews (staff confirm it).
-    shadow_sentiment: nn.Module | None = None
+    shadow_sentiment: Any | None = None
     shadow_labels: tuple[str, ...] = SENTIMENT_LABELS
 
     @property
@@ -57,37 +58,23 @@ class ServingModel:
         """e.g. "sentiment=s-20261123-0300;faq=f-20261123-0300" ("base" when nothing is adapted)."""
         return ";".join(f"{task}={v}" for task, v in sorted(self.versions.items())) or "base"
 
-    @torch.inference_mode()
-    def heads(self, features: Sequence[torch.Tensor], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray | None]:
+    def heads(self, features: Sequence[np.ndarray], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray | None]:
         """(FAQ embeddings, sentiment probabilities or None) from trunk features."""
-        n = len(features)
-        vectors = np.zeros((n, self.encoder.hidden_size), dtype=np.float32)
+        vectors = run_top_batched(self.encoder, self.faq_model, features, batch_size)
         sentiment = self.sentiment_model
-        probs = np.zeros((n, len(self.labels)), dtype=np.float32) if sentiment is not None else None
-        for idx in length_batches([f.shape[0] for f in features], batch_size, shuffle=False):
-            hidden, mask = pad_batch([features[i] for i in idx])
-            vectors[idx] = self.faq_model(hidden, mask).cpu().numpy()
-            if sentiment is not None and probs is not None:
-                probs[idx] = sentiment(hidden, mask).softmax(-1).cpu().numpy()
+        probs = softmax(run_top_batched(self.encoder, sentiment, features, batch_size)) if sentiment is not None else None
         return vectors, probs
 
-    @torch.inference_mode()
-    @torch.inference_mode()
-    def shadow_probabilities(self, features: Sequence[torch.Tensor], batch_size: int = 64) -> np.ndarray | None:
+    def shadow_probabilities(self, features: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray | None:
         """The unpromoted candidate's sentiment probabilities (None without one, or once a sentiment adapter serves)."""
         shadow = self.shadow_sentiment
         if shadow is None or self.sentiment_model is not None or not features:
             return None
-        probs = np.zeros((len(features), len(self.shadow_labels)), dtype=np.float32)
-        for idx in length_batches([f.shape[0] for f in features], batch_size, shuffle=False):
-            hidden, mask = pad_batch([features[i] for i in idx])
-            probs[idx] = shadow(hidden, mask).softmax(-1).cpu().numpy()
-        return probs
+        return softmax(run_top_batched(self.encoder, shadow, features, batch_size))
 
-    def trunk_features(self, texts: Sequence[str]) -> list[torch.Tensor]:
+    def trunk_features(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Trunk states per text, unpadded."""
-        out = self.encoder.trunk(list(texts))
-        return [h[: int(n)] for h, n in zip(out.hidden, out.mask.sum(1).tolist())]
+        return self.encoder.trunk_features(list(texts))
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """FAQ embeddings (n, hidden) of texts."""
@@ -95,7 +82,7 @@ class ServingModel:
             return np.zeros((0, self.encoder.hidden_size), dtype=np.float32)
         return self.heads(self.trunk_features(texts))[0]
 
-    def decide_features(self, texts: Sequence[str], features: Sequence[torch.Tensor],
+    def decide_features(self, texts: Sequence[str], features: Sequence[np.ndarray],
                         answer_threshold: float) -> tuple[list[Prediction], np.ndarray]:
         """Decisions (model only, no memory) and FAQ embeddings for texts whose trunk features are given."""
         vectors, probs = self.heads(features)
@@ -130,6 +117,12 @@ class ServingModel:
                 decisions.append(Prediction(MessageKind.REVIEW, alternatives[0][0], alternatives[0][1], False,
                                           alternatives, PredictionSource.MODEL, self.version, pq))
         return decisions, vectors
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (n, classes) logits."""
+    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return (z / z.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 class ModelRuntime:

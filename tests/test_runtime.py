@@ -13,7 +13,7 @@ from serving.memory import CorrectionMemory
 from serving.runtime import ModelRuntime, ServingModel
 from training.device import SKIP_QUANTISATION, DeviceError, choose_device, quantisation_config
 from training.encoder import EmbeddingModel, Encoder, SentimentModel
-from training.faq import FaqIndex
+from training.faq_index import FaqIndex
 from training.features import FeatureCache
 from training.router import RouterWeights
 

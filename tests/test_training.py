@@ -11,7 +11,8 @@ from storage.seed import load_demo
 from storage.store import Store
 from training.args import TrainArgs
 from training.encoder import Encoder
-from training.faq import FaqIndex, FaqTrainer, embed, load_faq, save_faq
+from training.faq import FaqTrainer, embed, load_faq, save_faq
+from training.faq_index import FaqIndex
 from training.features import FeatureCache
 from training.pipeline import retrain
 from training.registry import AdapterRegistry

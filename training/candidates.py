@@ -22,8 +22,9 @@ import torch
 
 from settings import ModelSettings, ThresholdSettings
 from training.args import TrainArgs
-from training.encoder import encoder_at
+from training.encoder import Encoder, encoder_at
 from training.estimate import Estimate, holdout_is_enough
+from training.export_onnx import export_adapter
 from training.features import FeatureCache
 from training.measure import compare_unseen, cross_validate, pairs_of, report_on, row_key, top1_accuracy
 from training.registry import hash_folder
@@ -103,18 +104,19 @@ def train_candidates(snapshot: Snapshot, recipe: Recipe, base: Path, active: Map
     """
     torch.set_num_threads(recipe.model.train_threads)  # more threads thrash on 2 shared cores
     torch.manual_seed(SEED)
-    cache = FeatureCache(encoder_at(Path(base), recipe.model), features)
+    encoder = encoder_at(Path(base), recipe.model)
+    cache = FeatureCache(encoder, features)
     candidates = []
     for task, spec in task_specs(cache, recipe.args).items():
         if not snapshot.pairs(task, "train"):
             log.warning("no %s training examples: skipping that task", task)
             continue
-        candidates.append(_train_task(spec, recipe, snapshot, active.get(task), Path(out)))
+        candidates.append(_train_task(spec, recipe, snapshot, active.get(task), Path(out), encoder))
     return Trained(snapshot.id, tuple(candidates))
 
 
 def _train_task(spec: TaskSpec[Any], recipe: Recipe, snapshot: Snapshot, active_adapter: ActiveAdapter | None,
-                out: Path) -> Candidate:
+                out: Path, encoder: Encoder) -> Candidate:
     """Train one candidate, estimate it (held-out split or k-fold CV), compare it with the active on unseen rows, save it."""
     started = time.perf_counter()
     thresholds = recipe.thresholds
@@ -150,6 +152,7 @@ def _train_task(spec: TaskSpec[Any], recipe: Recipe, snapshot: Snapshot, active_
     act_reg = top1_accuracy(spec, active[1], regression, known) if regression and active else None
     folder = out / task
     _save(spec, spec.finish(model, snapshot, metrics), folder, seen, recipe.model.base)  # finish() may add to metrics
+    export_adapter(task, folder, encoder)  # its ONNX graph and probe, in the trainer: covered by the checksums below
     return Candidate(task, task, hash_folder(folder), threshold, metrics, base_metrics,
                      comparison.as_dict() if comparison else None, cand_reg, act_reg,
                      active[0] if active else None, len(fit_rows), round(time.perf_counter() - started, 1))

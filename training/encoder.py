@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import nn
 
 from settings import ModelSettings, Settings
 from training.base_model import resolve_base_model
 from training.device import choose_device, quantisation_config, top_layer_names
+from training.features import pad_batch
 from training.model_folder import QUERY_PREFIX
 
 if TYPE_CHECKING:  # transformers is imported when an encoder is loaded, not with this module
@@ -124,6 +127,18 @@ class Encoder:
         for layer in self.trunk_layers:
             x = _layer_out(layer(x, attention_mask=ext))
         return TrunkOutput(x.float().cpu(), mask.cpu())
+
+    def trunk_features(self, texts: list[str]) -> list[np.ndarray]:
+        """Trunk states (tokens, hidden) per text, unpadded, float32 numpy (the feature cache's and serving's form)."""
+        out = self.trunk(texts)
+        hidden = out.hidden.numpy()
+        return [hidden[i, : int(n)] for i, n in enumerate(out.mask.sum(1).tolist())]
+
+    @torch.no_grad()
+    def run_top(self, top: nn.Module, features: Sequence[np.ndarray]) -> np.ndarray:
+        """A top's outputs (batch, ...) as float32 numpy for one batch of trunk features (eval mode)."""
+        top.eval()
+        return top(*pad_batch(features)).float().cpu().numpy()
 
     def new_top(self) -> TopLayers:
         """A fresh, trainable copy of the top layers (to be wrapped with LoRA)."""

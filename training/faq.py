@@ -25,13 +25,12 @@ from tqdm.auto import tqdm
 from training.args import OneCycle, TrainArgs, TrainResult, epochs_for, lora_adapter, lora_config
 from training.early_stopping import EarlyStopping
 from training.encoder import EmbeddingModel, Encoder, TopLayers
-from training.features import FeatureCache, length_batches, pad_batch
+from training.faq_index import SCALE, FaqIndex
+from training.features import FeatureCache, pad_batch
 from training.model_folder import write_sentence_transformers_config
-from training.router import RouterWeights
+from training.router import ROUTER_FILE, RouterWeights, load_router
 
 log = logging.getLogger(__name__)
-
-SCALE = 20.0  # cosine -> logit scale, in training (in-batch softmax) and for serving confidences
 
 
 def new_faq_model(encoder: Encoder, args: TrainArgs) -> PeftModel:
@@ -40,59 +39,9 @@ def new_faq_model(encoder: Encoder, args: TrainArgs) -> PeftModel:
     return get_peft_model(EmbeddingModel(encoder.new_top()), lora_config(args))
 
 
-@torch.no_grad()
 def embed(model: nn.Module, cache: FeatureCache, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     """Unit-length embeddings (n, hidden) for texts."""
-    model.eval()
-    feats = cache.get_many(list(texts))
-    out = torch.zeros(len(texts), feats[0].shape[1] if feats else 0)
-    for idx in length_batches([f.shape[0] for f in feats], batch_size, shuffle=False):
-        hidden, mask = pad_batch([feats[i] for i in idx])
-        out[idx] = model(hidden, mask).cpu()
-    return out.numpy()
-
-
-@dataclass(frozen=True)
-class FaqIndex:
-    """Embeddings of known FAQ texts with their entry keys; scores an entry by its best-matching text."""
-
-    keys: tuple[str, ...]
-    texts: tuple[str, ...]
-    vectors: np.ndarray  # (n, hidden), unit length
-
-    @classmethod
-    def build(cls, model: nn.Module, cache: FeatureCache, items: Sequence[tuple[str, str]]) -> FaqIndex:
-        """Index (text, key) pairs."""
-        unique = list(dict.fromkeys(items))
-        vectors = embed(model, cache, [t for t, _ in unique]) if unique else np.zeros((0, 1), dtype=np.float32)
-        return cls(tuple(k for _, k in unique), tuple(t for t, _ in unique), vectors.astype(np.float32))
-
-    def entry_scores(self, query_vectors: np.ndarray) -> tuple[list[str], np.ndarray]:
-        """(entry keys, (queries, entries) best cosine per entry)."""
-        entries = sorted(set(self.keys))
-        if not entries:
-            return [], np.zeros((len(query_vectors), 0), dtype=np.float32)
-        column = {k: i for i, k in enumerate(entries)}
-        sims = query_vectors @ self.vectors.T
-        best = np.full((len(query_vectors), len(entries)), -1.0, dtype=np.float32)
-        cols = np.array([column[k] for k in self.keys])
-        for c in range(len(entries)):
-            best[:, c] = sims[:, cols == c].max(axis=1)
-        return entries, best
-
-    def search(self, query_vectors: np.ndarray, k: int = 3) -> list[list[tuple[str, float, float]]]:
-        """Top-k entries per query as (key, cosine, confidence); confidence = softmax(SCALE * cosine)."""
-        entries, best = self.entry_scores(query_vectors)
-        results: list[list[tuple[str, float, float]]] = []
-        for row in best:
-            if not entries:
-                results.append([])
-                continue
-            probs = np.exp(SCALE * (row - row.max()))
-            probs /= probs.sum()
-            top = np.argsort(-row)[:k]
-            results.append([(entries[i], float(row[i]), float(probs[i])) for i in top])
-        return results
+    return cache.outputs(model, texts, batch_size)
 
 
 @dataclass(frozen=True, eq=False)
@@ -231,17 +180,14 @@ def save_faq(model: nn.Module, folder: Path, router: RouterWeights | None = None
     """Write the LoRA weights (peft save_pretrained) and the question/review router."""
     lora_adapter(model).save_pretrained(str(folder))
     if router is not None:
-        (folder / "router.json").write_text(json.dumps(router.to_json()))
+        (folder / ROUTER_FILE).write_text(json.dumps(router.to_json()))
 
 
 def load_faq(encoder: Encoder, folder: Path) -> tuple[nn.Module, RouterWeights | None]:
     """Rebuild an FAQ adapter on a fresh copy of the top layers (on the encoder's device), LoRA merged in; plus its router."""
     model = PeftModel.from_pretrained(EmbeddingModel(encoder.new_top()), str(folder),
                                       torch_device=str(encoder.device)).merge_and_unload()
-    router_file = folder / "router.json"
-    router = None
-    if router_file.exists():
-        router = RouterWeights.from_json(json.loads(router_file.read_text()))
+    router = load_router(folder)
     return model.eval(), router
 
 

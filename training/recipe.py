@@ -79,6 +79,7 @@ class CharNgramModel:
 
 
 BLEND = "blend.json"
+LABELS = "labels.json"  # a sentiment adapter's class order
 WEIGHTS = tuple(round(0.1 * i, 1) for i in range(6))  # char n-gram share tried: 0, 0.1, ..., 0.5
 
 
@@ -101,6 +102,11 @@ def save_blend(folder: Path, model: CharNgramModel | None, weight: float) -> Non
     if model is not None and weight > 0:
         model.save(folder)
     (folder / BLEND).write_text(json.dumps({"char_weight": weight if model is not None else 0.0}))
+
+
+def read_labels(folder: Path) -> tuple[str, ...]:
+    """The class order saved beside a sentiment adapter."""
+    return tuple(json.loads((folder / LABELS).read_text()))
 
 
 def load_blend(folder: Path) -> tuple[CharNgramModel | None, float]:

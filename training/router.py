@@ -6,15 +6,15 @@ them from the shop's own data) and, before any FAQ adapter exists, the whole fal
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,15 @@ class RouterWeights:
         return cls(np.asarray(data["weight"], dtype=np.float32), float(data["bias"]), cue_weight, names)
 
 
+ROUTER_FILE = "router.json"  # beside an FAQ adapter
+
+
+def load_router(folder: Path) -> RouterWeights | None:
+    """The router saved beside an FAQ adapter (None when it has none)."""
+    path = folder / ROUTER_FILE
+    return RouterWeights.from_json(json.loads(path.read_text())) if path.exists() else None
+
+
 def train_router(vectors: np.ndarray, is_question: np.ndarray, epochs: int = 300, seed: int = 13,
                  texts: Sequence[str] | None = None,
                  question_weight: float = ROUTER_QUESTION_WEIGHT) -> RouterWeights:
@@ -132,7 +141,11 @@ def train_router(vectors: np.ndarray, is_question: np.ndarray, epochs: int = 300
     the costlier mistake). Embedding dimensions are standardised for the fit (the weights returned
     apply to raw embeddings); the cues are regularised less, so they keep a weight where the
     embedding alone would decide by topic (a question about a drink reads like a review of one).
+    torch is imported here, not with the module: serving reads `RouterWeights` without torch.
     """
+    import torch
+    from torch import nn
+
     torch.manual_seed(seed)
     x = torch.from_numpy(np.asarray(vectors, dtype=np.float32))
     mean = x.mean(0)

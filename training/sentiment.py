@@ -23,7 +23,7 @@ from training.args import OneCycle, TrainArgs, TrainResult, epochs_for, lora_ada
 from training.early_stopping import MIN_VALIDATION, EarlyStopping
 from training.encoder import Encoder, SentimentModel
 from training.features import FeatureCache, length_batches, pad_batch
-from training.recipe import CharNgramModel, blend, load_blend, save_blend
+from training.recipe import LABELS, CharNgramModel, blend, load_blend, read_labels, save_blend
 from vocabulary import SENTIMENT_LABELS
 
 log = logging.getLogger(__name__)
@@ -144,12 +144,12 @@ class ReviewClassifier:
 def save_sentiment(model: nn.Module, folder: Path, labels: tuple[str, ...] = SENTIMENT_LABELS) -> None:
     """Write the LoRA weights + classifier head (peft save_pretrained) and the label order."""
     lora_adapter(model).save_pretrained(str(folder))
-    (folder / "labels.json").write_text(json.dumps(list(labels)))
+    (folder / LABELS).write_text(json.dumps(list(labels)))
 
 
 def load_sentiment(encoder: Encoder, folder: Path) -> tuple[nn.Module, tuple[str, ...]]:
     """Rebuild a sentiment adapter on a fresh copy of the top layers (on the encoder's device), LoRA merged in."""
-    labels = tuple(json.loads((folder / "labels.json").read_text()))
+    labels = read_labels(folder)
     base = SentimentModel(encoder.new_top(), encoder.hidden_size, len(labels)).to(encoder.device)
     model = PeftModel.from_pretrained(base, str(folder), torch_device=str(encoder.device)).merge_and_unload()
     return model.eval(), labels

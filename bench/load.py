@@ -17,10 +17,10 @@ between calls, as Telegram does (`--one-call-per-connection`: the tests' HTTP/1.
 call opens a new connection). The mirror policy is `[staff] mirror` (default
 "all", the product's; "off" = no staff chat); `--mirror policy` keeps its `sample_rate`.
 
-`--model real` (default): the real base and config.toml's `[model]`, with freshly initialised
-adapters on both tasks (`bench/latency.py: build`, same shapes and cost as trained ones), the demo
-shop's FAQ as the index and the cue router, so questions are answered from the demo FAQ and reviews
-get a sentiment. `--model shipped`: the product's own loader on the demo shop as shipped (no
+`--model real` (default): the product's own loader and runtime (`[model] runtime`: ONNX Runtime on a
+CPU) serving a promoted sentiment and FAQ adapter with random LoRA weights (`bench/swap.py:
+publish_set`: the shapes and cost of trained ones), the demo shop's FAQ as the index, so questions
+are answered from the demo FAQ and reviews get a sentiment. `--model shipped`: the product's own loader on the demo shop as shipped (no
 adapter has passed the gate: the FAQ by the base model, reviews left for staff to label, so
 mirrored under either policy), whatever runtime `[model] runtime` picks. `--model fake`: a constant-time stand-in that returns the same kinds of decisions
 without a model: what the bot costs outside the model. `--profile` samples the bot process with
@@ -40,8 +40,8 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import common  # noqa: F401
 import numpy as np
@@ -89,20 +89,20 @@ class FakeRuntime:
         self.memory.add(text, kind, label)
 
 
-def real_runtime(settings):
-    """Both task heads on the real base (fresh adapters), the demo FAQ as the index, the cue router."""
-    import torch
-    from latency import build
+def publish_adapters(settings) -> dict[str, str]:
+    """Promote a sentiment and an FAQ adapter with random (seeded) LoRA weights into the shop (`bench/swap.py:
+    publish_set`, exported as training does): the bot then loads them with the product's own loader."""
+    from swap import publish_set
 
-    from serving.loading import rebuild_index
-    from serving.runtime import ModelRuntime
     from training.encoder import load_encoder
+    from training.registry import AdapterRegistry
 
-    torch.set_num_threads(1)  # as serving.loading.load_runtime serves: one intra-op thread per model worker
-    serving = build(load_encoder(settings), 1)
     with Store(settings.paths.database) as store:
-        serving = rebuild_index(replace(serving, router=None), store)
-    return ModelRuntime(serving, answer_threshold=settings.thresholds.answer_confidence)
+        registry = AdapterRegistry(settings.paths.adapters, store)
+        versions = publish_set(registry, load_encoder(settings), "load", 1, str(settings.model.base))
+        for version in versions.values():
+            registry.promote(version, ["bench: load"])
+    return versions
 
 
 def bot_settings(workdir: str, base: str, mirror: str, bot: dict, telegram: dict, token: str):
@@ -116,6 +116,14 @@ def bot_settings(workdir: str, base: str, mirror: str, bot: dict, telegram: dict
     if bot:
         data["bot"] = bot
     return settings_from_dict(data, Path(workdir), env={"TELEGRAM_BOT_TOKEN": token})
+
+
+def bot_memory_mb(pid: int) -> dict[str, Any]:
+    """The bot process's resident memory now and at its peak (/proc/<pid>/status), and whether torch is mapped in."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return {key: round(int(status[key].split()[0]) / 1024, 1) for key in ("VmRSS", "VmHWM")} | {
+        "torch": "libtorch" in maps}
 
 
 def serve_bot(settings, model: str, ready, stop, stats) -> None:  # multiprocessing events and a queue
@@ -133,8 +141,6 @@ def serve_bot(settings, model: str, ready, stop, stats) -> None:  # multiprocess
 
         def factory(_settings):
             return FakeRuntime(key)
-    elif model == "real":
-        factory = real_runtime
     app = build_application(settings, runtime_factory=factory, flood_limits=False)
 
     async def serve() -> None:
@@ -229,9 +235,12 @@ def main() -> None:
         settings = bot_settings(tmp, str(base), args.mirror, bot, telegram, emulator.token)
         with Store(settings.paths.database) as store:
             load_demo(store, REPO / "data" / "demo")
+        if args.model == "real":
+            print(f"adapters (random weights, real shapes): {publish_adapters(settings)}", flush=True)
         spawn = multiprocessing.get_context("spawn")
         ready, stop, stats = spawn.Event(), spawn.Event(), spawn.Queue()
-        server = spawn.Process(target=serve_bot, args=(settings, args.model, ready, stop, stats), daemon=True)
+        server = spawn.Process(target=serve_bot, args=(settings, args.model, ready, stop, stats))  # not a daemon: it may start
+        # the child that builds the base's ONNX graphs
         server.start()
         started_at = time.monotonic()
         while not ready.wait(1):
@@ -297,6 +306,7 @@ def main() -> None:
             emulator.wait_for_message(lone_user.id, after=sent["message_id"], timeout=30)
             lone.append((time.monotonic() - started) * 1000)
             time.sleep(0.1)
+        memory = bot_memory_mb(pid)
         stop.set()
         batches, batched = stats.get(timeout=60)
         server.join(60)
@@ -317,7 +327,8 @@ def main() -> None:
         "mean_batch": round(batched / batches, 2) if batches else None, "bot_cpu_seconds": round(cpu, 2),
         "bot_cpu_ms_per_message": round(1000 * cpu / len(measured), 2) if measured else None,
         "loadavg_1_5_15": [round(x, 2) for x in load], "profiled": args.profile,
-        "targets": {"bot_cpu_ms_per_message": 8.0, "messages_per_second": 150},
+        "bot_rss_mb": memory["VmRSS"], "bot_peak_rss_mb": memory["VmHWM"], "bot_imported_torch": memory["torch"],
+        "targets": {"bot_cpu_ms_per_message": 8.0, "messages_per_second": 150, "bot_rss_mb": 500},
     })
 
 

@@ -47,7 +47,7 @@ from settings import ConfigError, Hosting, Settings, load_hosting, load_shop_set
 
 if TYPE_CHECKING:
     from serving.runtime import ModelRuntime
-    from training.encoder import Encoder
+    from training.features import Base
 
 log = logging.getLogger(__name__)
 MAX_RETRY_S = 3600.0
@@ -78,28 +78,26 @@ def base_key(settings: Settings) -> tuple[Any, ...]:
     model = settings.model
     folder = settings.paths.model_cache if model.base == "bundled" else model.base
     return (model.base, str(folder), model.top_layers, model.max_length, model.trunk_dtype, model.device,
-            model.load_in_4bit)
+            model.load_in_4bit, model.runtime)
 
 
-def load_base(settings: Settings) -> Encoder:
-    """Load one base for serving (the one place to switch to another kind of base)."""
-    from training.encoder import load_encoder
+def load_base(settings: Settings) -> Base:
+    """Load one base for serving: the configured runtime's (`serving.loading.load_base`), safe to share."""
+    from serving.loading import load_base as load
 
-    base = load_encoder(settings)
-    base.tokenize(["warm-up"])  # sets the fast tokenizer's padding/truncation once, before threads share it
-    return base
+    return load(settings)
 
 
 class SharedBases:
     """The bases of this process, one per `base_key`, held while some shop's serving model uses it."""
 
-    def __init__(self, load: Callable[[Settings], Encoder] = load_base) -> None:
+    def __init__(self, load: Callable[[Settings], Base] = load_base) -> None:
         self._load = load
-        self._bases: weakref.WeakValueDictionary[tuple[Any, ...], Encoder] = weakref.WeakValueDictionary()
+        self._bases: weakref.WeakValueDictionary[tuple[Any, ...], Base] = weakref.WeakValueDictionary()
         self._lock = threading.Lock()  # shops load in worker threads; a base is loaded once
         self.loads = 0
 
-    def base_for(self, settings: Settings) -> Encoder:
+    def base_for(self, settings: Settings) -> Base:
         """The shared base for these settings, loaded on first use."""
         key = base_key(settings)
         with self._lock:

@@ -69,7 +69,9 @@ def load_base(settings: Settings) -> Base:
     if choose_runtime(settings) == "torch":
         from training.encoder import load_encoder
 
-        return load_encoder(settings)
+        encoder = load_encoder(settings)
+        encoder.tokenize(["warm-up"])  # sets the fast tokenizer's padding/truncation once, before threads share it
+        return encoder
     folder, graphs = base_graphs_for(settings)
     for attempt in (1, 2):
         if not graphs.exists():

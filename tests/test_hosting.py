@@ -54,7 +54,9 @@ def test_two_shops_share_one_base_and_answer_each_in_their_own_chats(host: HostH
     a, b = host.services("alpha"), host.services("beta")
     assert a.runtime.serving.encoder is b.runtime.serving.encoder  # one trunk in memory
     assert host.bases.loads == 1 and len(host.bases) == 1  # type: ignore[attr-defined]
-    assert a.runtime.serving.faq_model is not b.runtime.serving.faq_model  # each its own top
+    # Neither shop has an adapter yet: both serve the base's own FAQ top (immutable, shared like the trunk on the
+    # ONNX runtime); each has its own FAQ index of its own entries, and a promoted adapter would be its own top.
+    assert a.runtime.serving.index is not b.runtime.serving.index
     assert a.store is not b.store and a.runtime.memory is not b.runtime.memory
 
     reply, mirror = alpha.ask(CAROL, "Do you sell gift cards?")
@@ -112,7 +114,7 @@ def test_a_swap_in_one_shop_leaves_the_other_serving_as_before(host: HostHarness
     settings = host.services("alpha").settings
     with Store(alpha.database) as store:
         registry = AdapterRegistry(settings.paths.adapters, store)
-        versions = _publish_random_adapters(registry, host.services("alpha").runtime.serving.encoder, str(tiny_base))
+        versions = _publish_random_adapters(registry, settings, str(tiny_base))
         for version in versions.values():
             registry.promote(version, ["test: a swap in alpha"])
     served = host.run(host.services("alpha").reload_adapters())
@@ -124,15 +126,19 @@ def test_a_swap_in_one_shop_leaves_the_other_serving_as_before(host: HostHarness
     assert "Serving: base" in beta.command(beta.owner, "status")["text"]
 
 
-def _publish_random_adapters(registry, encoder, base: str) -> dict[str, str]:
-    """One sentiment and one FAQ adapter with random LoRA weights (untrained, but real adapters)."""
+def _publish_random_adapters(registry, settings, base: str) -> dict[str, str]:
+    """One sentiment and one FAQ adapter with random LoRA weights (untrained, but real adapters, with their ONNX
+    graphs exported as the trainer does)."""
     import torch
 
     from training.args import TrainArgs
+    from training.encoder import load_encoder
+    from training.export_onnx import export_adapter
     from training.faq import new_faq_model, save_faq
     from training.sentiment import new_sentiment_model, save_sentiment
     from vocabulary import SENTIMENT_LABELS
 
+    encoder = load_encoder(settings)  # the training side's (torch) encoder: the bot's base may be ONNX
     args, versions = TrainArgs(seed=1, progress=False), {}
     for task, model in (("sentiment", new_sentiment_model(encoder, args)), ("faq", new_faq_model(encoder, args))):
         for name, parameter in model.named_parameters():
@@ -140,6 +146,7 @@ def _publish_random_adapters(registry, encoder, base: str) -> dict[str, str]:
                 torch.nn.init.normal_(parameter, 0.0, 0.2)
         staging = registry.staging_dir(task)
         save_sentiment(model, staging, SENTIMENT_LABELS) if task == "sentiment" else save_faq(model, staging)
+        export_adapter(task, staging, encoder)
         versions[task] = registry.publish(task, staging, {"metrics": {"accuracy": 0.0}, "base_model": base,
                                                           "version": f"{task}-hosting-test"}).version
     return versions

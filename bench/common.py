@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import resource
 import sys
 from pathlib import Path
@@ -48,6 +49,14 @@ def read_tsv(path: Path) -> list[tuple[str, str]]:
         reader = csv.reader(fh, delimiter="\t")
         next(reader)
         return [(row[0], row[1]) for row in reader if len(row) >= 2 and row[0].strip()]
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The nearest-rank q-th percentile (None for no values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
 def peak_rss_mb() -> float:

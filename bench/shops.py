@@ -39,8 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import common  # noqa: F401  (sys.path)
-from common import REPO, base_folder, save
-from swap import percentile, publish_set, shop_texts
+from common import REPO, base_folder, percentile, save
 
 from sandbox.emulator import BotAPIEmulator, FakeUser
 from storage.seed import load_demo
@@ -70,6 +69,8 @@ def _toml(data: dict[str, dict[str, Any]]) -> str:
 
 def make_template(folder: Path) -> Path:
     """The demo shop's database with two published adapter sets (set 1 active), built once."""
+    from swap import publish_set  # imports torch: only here, so the memory children (the product) never load it
+
     from settings import settings_from_dict
     from training.encoder import load_encoder
     from training.registry import AdapterRegistry
@@ -296,6 +297,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"template shop (demo data, 2 adapter sets) in {time.perf_counter() - started:.0f} s", flush=True)
     emulators = start_emulators(max(counts))
     shops = [make_shop(hosting, template, i + 1, emulator) for i, emulator in enumerate(emulators)]
+    from swap import shop_texts
+
     texts = shop_texts(DEMO)
     random.Random(3).shuffle(texts)
     runs = [memory_run(n, hosting, shops, emulators, texts, args) for n in counts]

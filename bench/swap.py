@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import csv
 import json
-import math
 import random
 import tempfile
 import threading
@@ -36,7 +35,7 @@ from typing import Any
 
 import common  # noqa: F401  (sys.path)
 import torch
-from common import REPO, RESULTS, base_folder
+from common import REPO, RESULTS, base_folder, percentile
 
 import bot.jobs
 from bot.app import build_application, running
@@ -151,13 +150,6 @@ class RunningBot:
         self.loop.call_soon_threadsafe(self._stop.set)
         self.thread.join(60)
         self.emulator.stop()
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)  # nearest rank
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

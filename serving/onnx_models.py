@@ -45,13 +45,19 @@ class GraphRefused(RuntimeError):
     """A graph is missing, does not match its checksum, or its probe disagrees with the torch outputs."""
 
 
-def _session(path: Path):
-    """An ONNX Runtime session with one intra-op thread (the bot's parallelism is its worker threads)."""
+def _session(path: Path, arena: bool = True):
+    """An ONNX Runtime session with one intra-op thread (the bot's parallelism is its worker threads).
+
+    `arena=False` for the tops, of which every shop (and every swap) has its own: an arena keeps the largest
+    batch's activations for good: 20 sessions of one FAQ top, each after a batch of 32, held 72 MB each with
+    the arena and 18.5 MB each without (VmRSS), for 0.50 against 0.57 ms per one-message call.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
+    options.enable_cpu_mem_arena = arena
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -81,7 +87,7 @@ class OnnxTop:
         """The graph, after its probe agrees with the torch outputs stored beside it (else `GraphRefused`)."""
         if not graph.is_file() or not probe.is_file():
             raise GraphRefused(f"{graph.parent} has no {graph.name} with {probe.name}")
-        top = cls(_session(graph), graph)
+        top = cls(_session(graph, arena=False), graph)
         try:
             stored = np.load(probe)
             got = top(stored["hidden"], stored["attention_mask"])

@@ -121,15 +121,8 @@ def load_active(encoder: Base, settings: Settings, store: Store) -> ServingModel
     registry = AdapterRegistry(settings.paths.adapters, store)
     folders: dict[str, Path | None] = {"sentiment": None, "faq": None}
     versions: dict[str, str] = {}
-    for task in folders:
-        try:
-            found = registry.active_verified(task)
-        except CorruptAdapterError as exc:
-            log.error("no usable %s adapter: %s", task, exc)
-            found = None
-        if found is not None:
-            record, path = found
-            folders[task], versions[task] = path, record.version
+    for task, (record, path) in registry.all_active_verified().items():
+        folders[task], versions[task] = path, record.version
     # The trunk features on disk are the ones training computed (same encoder identity): a swap
     # then only runs the small FAQ top over the index, not the whole model.
     cache = FeatureCache(encoder, settings.paths.model_cache / "features")

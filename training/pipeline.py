@@ -32,7 +32,7 @@ from training.estimate import Estimate
 from training.features import FeatureCache
 from training.gate import gate
 from training.measure import report_on
-from training.registry import AdapterRegistry, CorruptAdapterError, hash_folder
+from training.registry import AdapterRegistry, hash_folder
 from training.snapshot import Snapshot, take_snapshot
 from training.tasks import TaskSpec, task_specs
 from vocabulary import TASKS, AdapterStatus, RunStatus, RunTrigger, Task
@@ -123,16 +123,7 @@ def run_retrain(settings: Settings, trigger: str = RunTrigger.MANUAL) -> dict[st
 
 def active_adapters(registry: AdapterRegistry) -> dict[str, ActiveAdapter]:
     """{task: the intact adapter it serves} (an active one that is corrupt falls back, or is left out)."""
-    found: dict[str, ActiveAdapter] = {}
-    for task in TASKS:
-        try:
-            verified = registry.active_verified(task)
-        except CorruptAdapterError as exc:
-            log.error("active %s adapter unusable: %s", task, exc)
-            continue
-        if verified is not None:
-            found[task] = ActiveAdapter(verified[0].version, verified[1])
-    return found
+    return {task: ActiveAdapter(record.version, path) for task, (record, path) in registry.all_active_verified().items()}
 
 
 def _publish_and_gate(candidate: Candidate, scratch: Path, registry: AdapterRegistry, snapshot: Snapshot,

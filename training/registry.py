@@ -241,6 +241,19 @@ class AdapterRegistry:
         log.error("active %s adapter %s is corrupt and no intact earlier adapter exists", task, active.version)
         return None
 
+    def all_active_verified(self) -> dict[str, tuple[AdapterRecord, Path]]:
+        """`active_verified` of every task that has one: {task: (record, folder)}; an unusable one is logged, left out."""
+        found: dict[str, tuple[AdapterRecord, Path]] = {}
+        for task in TASKS:
+            try:
+                verified = self.active_verified(task)
+            except CorruptAdapterError as exc:
+                log.error("no usable %s adapter: %s", task, exc)
+                continue
+            if verified is not None:
+                found[task] = verified
+        return found
+
     def rollback(self, task: str) -> AdapterRecord:
         """Retire the active version ("rolled back") and restore the previous intact one; returns it."""
         active = self.active(task)

@@ -128,9 +128,11 @@ def test_owner_commands_and_the_report(sandbox: Sandbox) -> None:
 def test_the_owner_edits_an_faq_answer_from_the_page(sandbox: Sandbox) -> None:
     after = last_ids(sandbox)["owner"]
     request(sandbox.url + "api/send", {"as": "owner", "text": "/faq"})
-    listed = wait_state(sandbox, lambda s: bot_said(s, "owner", after))
-    [faq_list] = bot_said(listed, "owner", after)
-    assert faq_list["text"].startswith("📚 FAQ: ") and "opening_hours" in faq_list["text"]
+    def faq_lists(state: dict) -> list[dict]:  # not a late message of an earlier test (the report's chart)
+        return [m for m in bot_said(state, "owner", after) if m["text"].startswith("📚 FAQ: ")]
+
+    [faq_list] = faq_lists(wait_state(sandbox, faq_lists))
+    assert "opening_hours" in faq_list["text"]
     hours = next(b for row in faq_list["buttons"] for b in row if b["text"].startswith("opening_hours"))
     assert request(sandbox.url + "api/press", {"as": "owner", "message_id": faq_list["id"], "data": hours["data"]})[0] == 200
     shown = wait_state(sandbox, lambda s: any(m["id"] == faq_list["id"] and m["text"].startswith("📖")

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from swapkit import assert_swaps_never_mix
 
 from serving.loading import build_serving, choose_runtime, load_active, load_base, load_runtime
 from serving.onnx_models import GraphRefused, OnnxBase, OnnxTop
@@ -184,36 +183,4 @@ def _onnx_serving(tiny_onnx, tmp_path: Path, seed: int, version: str) -> Serving
 
 def test_swap_of_onnx_models_under_concurrent_requests_never_mixes_them(tiny_onnx, tmp_path):
     models = [_onnx_serving(tiny_onnx, tmp_path, 1, "a"), _onnx_serving(tiny_onnx, tmp_path, 2, "b")]
-    runtime = ModelRuntime(models[0], answer_threshold=0.5)
-    expected = {}
-    for model in models:
-        runtime.swap(model)
-        expected[model.version] = [(d.label, d.confidence) for d in runtime.decide_batch(PROBE)]
-    assert expected["sentiment=a"] != expected["sentiment=b"], "the two models must be distinguishable"
-    errors: list[str] = []
-    seen: set[str] = set()
-    stop = threading.Event()
-
-    def ask() -> None:
-        while not stop.is_set():
-            decisions = runtime.decide_batch(PROBE)
-            versions = {d.version for d in decisions}
-            if len(versions) != 1:
-                errors.append(f"one batch served by several versions: {versions}")
-                continue
-            version = versions.pop()
-            seen.add(version)
-            if [(d.label, d.confidence) for d in decisions] != expected[version]:
-                errors.append(f"outputs of {version} do not match that model")
-
-    workers = [threading.Thread(target=ask) for _ in range(3)]
-    for w in workers:
-        w.start()
-    for i in range(60):
-        runtime.swap(models[i % 2])
-        time.sleep(0.005)
-    stop.set()
-    for w in workers:
-        w.join()
-    assert not errors, errors[:3]
-    assert seen == {"sentiment=a", "sentiment=b"}
+    assert_swaps_never_mix(models, PROBE, swaps=60)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import numpy as np
 import pytest
 import torch
+from swapkit import assert_swaps_never_mix
 
 from serving.memory import CorrectionMemory
 from serving.runtime import ModelRuntime, ServingModel
@@ -39,40 +37,7 @@ def serving(encoder: Encoder, seed: int, version: str, route_to_reviews: bool = 
 
 def test_swap_under_concurrent_requests_never_mixes_models(encoder):
     models = [serving(encoder, 1, "a"), serving(encoder, 2, "b")]
-    runtime = ModelRuntime(models[0], answer_threshold=0.5)
-    expected = {}
-    for model in models:
-        runtime.swap(model)
-        expected[model.version] = [(d.label, d.confidence) for d in runtime.decide_batch(TEXTS)]
-    assert expected["sentiment=a"] != expected["sentiment=b"], "the two models must be distinguishable"
-    errors: list[str] = []
-    seen: set[str] = set()
-    stop = threading.Event()
-
-    def ask() -> None:
-        while not stop.is_set():
-            decisions = runtime.decide_batch(TEXTS)
-            versions = {d.version for d in decisions}
-            if len(versions) != 1:
-                errors.append(f"one batch served by several versions: {versions}")
-                continue
-            version = versions.pop()
-            seen.add(version)
-            got = [(d.label, d.confidence) for d in decisions]
-            if got != expected[version]:
-                errors.append(f"outputs of {version} do not match that model: {got}")
-
-    workers = [threading.Thread(target=ask) for _ in range(3)]
-    for w in workers:
-        w.start()
-    for i in range(80):
-        runtime.swap(models[i % 2])
-        time.sleep(0.005)
-    stop.set()
-    for w in workers:
-        w.join()
-    assert not errors, errors[:3]
-    assert seen == {"sentiment=a", "sentiment=b"}
+    assert_swaps_never_mix(models, TEXTS, swaps=80)
 
 
 def test_correction_takes_effect_at_once_for_the_same_text(encoder):

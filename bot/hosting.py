@@ -81,18 +81,13 @@ def base_key(settings: Settings) -> tuple[Any, ...]:
             model.load_in_4bit, model.runtime)
 
 
-def load_base(settings: Settings) -> Base:
-    """Load one base for serving: the configured runtime's (`serving.loading.load_base`), safe to share."""
-    from serving.loading import load_base as load
-
-    return load(settings)
-
-
 class SharedBases:
     """The bases of this process, one per `base_key`, held while some shop's serving model uses it."""
 
-    def __init__(self, load: Callable[[Settings], Base] = load_base) -> None:
-        self._load = load
+    def __init__(self, load: Callable[[Settings], Base] | None = None) -> None:
+        from serving.loading import load_base  # the configured runtime's base, safe to share
+
+        self._load: Callable[[Settings], Base] = load or load_base
         self._bases: weakref.WeakValueDictionary[tuple[Any, ...], Base] = weakref.WeakValueDictionary()
         self._lock = threading.Lock()  # shops load in worker threads; a base is loaded once
         self.loads = 0

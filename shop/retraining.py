@@ -84,9 +84,9 @@ async def retrain_and_swap(settings: Settings, trigger: str, reload: Callable[[]
 
 def waits_for_turn(settings: Settings) -> bool:
     """Whether this shop's retrain waits while another shop of this process trains (`training.backend = "local"`)."""
-    from training.backends import local_turn  # deferred: the training stack (torch) is not needed to answer
+    from training.backends import local_turn, turn_owner  # deferred: the training stack (torch) is not needed to answer
 
-    return local_turn().waiting(str(settings.paths.database))
+    return local_turn().waiting(turn_owner(settings))
 
 
 def roll_back(settings: Settings, store: Store, tasks: Sequence[str] = TASKS) -> list[tuple[Task, AdapterRecord | str]]:

@@ -118,6 +118,11 @@ class FairTurn:
             return self._issued - self._serving
 
 
+def turn_owner(settings: Settings) -> str:
+    """Whose local turn a retrain takes and waits for: its shop, named by the shop's database."""
+    return str(settings.paths.database)
+
+
 @functools.cache
 def local_turn() -> FairTurn:
     """The process-wide turn every local training takes (made on first use)."""

@@ -24,7 +24,7 @@ from typing import Any
 from settings import Settings
 from storage.store import Store
 from training.args import TrainArgs
-from training.backends import FEATURES, Backend, InProcess, TrainingFailed, TrainJob, configured, local_turn
+from training.backends import FEATURES, Backend, InProcess, TrainingFailed, TrainJob, configured, local_turn, turn_owner
 from training.base_model import resolve_base_model
 from training.candidates import ActiveAdapter, Candidate, Recipe
 from training.encoder import load_encoder
@@ -114,10 +114,10 @@ def run_retrain(settings: Settings, trigger: str = RunTrigger.MANUAL) -> dict[st
     """
     if settings.training.backend != "local":  # a cluster schedules its own tasks
         return retrain(settings, trigger, backend=configured(settings))
-    turn, shop = local_turn(), str(settings.paths.database)
+    turn = local_turn()
     if turn.queued():
         log.info("another retrain in this process is training: waiting for its turn")
-    with turn.turn(shop):  # the snapshot is taken once it is this shop's turn
+    with turn.turn(turn_owner(settings)):  # the snapshot is taken once it is this shop's turn
         return retrain(settings, trigger, backend=configured(settings))
 
 

@@ -143,12 +143,13 @@ def predict(serving: ServingModel, cache: FeatureCache, task: str, texts: list[s
     """(label, confidence) per text from the serving model's head for `task` (None: no model for it)."""
     if not texts:
         return []
-    vectors, probs = serving.heads(cache.get_many(texts))
+    features = cache.get_many(texts)
     if task == "sentiment":
+        probs = serving.sentiment_network(features)
         if probs is None:
             return [(None, 0.0)] * len(texts)
         return [(serving.labels[int(i)], float(p.max())) for i, p in zip(probs.argmax(1), probs)]
-    hits = serving.index.search(vectors, k=1)
+    hits = serving.index.search(serving.faq_vectors(features), k=1)
     return [(row[0][0], float(row[0][2])) if row else (None, 0.0) for row in hits]
 
 
@@ -159,10 +160,10 @@ def alternatives(serving: ServingModel, cache: FeatureCache, task: str,
     if not texts:
         return []
     features = cache.get_many(texts)
-    vectors, probs = serving.heads(features)
     if task == "faq":
+        vectors = serving.faq_vectors(features)
         return [tuple((key, float(conf)) for key, _cos, conf in row) for row in serving.index.search(vectors, k=3)]
-    labels = serving.labels
+    probs, labels = serving.sentiment_network(features), serving.labels
     if probs is None:
         probs, labels = serving.shadow_probabilities(features), serving.shadow_labels
     if probs is None:

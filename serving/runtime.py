@@ -58,19 +58,22 @@ class ServingModel:
         """e.g. "sentiment=s-20261123-0300;faq=f-20261123-0300" ("base" when nothing is adapted)."""
         return ";".join(f"{task}={v}" for task, v in sorted(self.versions.items())) or "base"
 
-    def heads(self, features: Sequence[np.ndarray], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray | None]:
-        """(FAQ embeddings, sentiment probabilities or None) from trunk features."""
-        vectors = run_top_batched(self.encoder, self.faq_model, features, batch_size)
-        sentiment = self.sentiment_model
-        probs = softmax(run_top_batched(self.encoder, sentiment, features, batch_size)) if sentiment is not None else None
-        return vectors, probs
+    def faq_vectors(self, features: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray:
+        """FAQ embeddings (n, hidden) from trunk features: what routing, the index search and the memory read."""
+        return run_top_batched(self.encoder, self.faq_model, features, batch_size)
+
+    def sentiment_network(self, features: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray | None:
+        """The sentiment top's probabilities (before the n-gram blend), or None without a sentiment adapter."""
+        return self._probabilities(self.sentiment_model, features, batch_size)
 
     def shadow_probabilities(self, features: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray | None:
         """The unpromoted candidate's sentiment probabilities (None without one, or once a sentiment adapter serves)."""
-        shadow = self.shadow_sentiment
-        if shadow is None or self.sentiment_model is not None or not features:
+        return None if self.sentiment_model is not None else self._probabilities(self.shadow_sentiment, features, batch_size)
+
+    def _probabilities(self, top: Any | None, features: Sequence[np.ndarray], batch_size: int) -> np.ndarray | None:
+        if top is None or not features:
             return None
-        return softmax(run_top_batched(self.encoder, shadow, features, batch_size))
+        return softmax(run_top_batched(self.encoder, top, features, batch_size))
 
     def trunk_features(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Trunk states per text, unpadded."""
@@ -80,21 +83,28 @@ class ServingModel:
         """FAQ embeddings (n, hidden) of texts."""
         if not texts:
             return np.zeros((0, self.encoder.hidden_size), dtype=np.float32)
-        return self.heads(self.trunk_features(texts))[0]
+        return self.faq_vectors(self.trunk_features(texts))
 
     def decide_features(self, texts: Sequence[str], features: Sequence[np.ndarray],
                         answer_threshold: float) -> tuple[list[Prediction], np.ndarray]:
-        """Decisions (model only, no memory) and FAQ embeddings for texts whose trunk features are given."""
-        vectors, probs = self.heads(features)
-        if probs is not None and self.sentiment_char is not None:
-            probs = blend(probs, self.sentiment_char.predict_proba(texts), self.char_weight)
+        """Decisions (model only, no memory) and FAQ embeddings for texts whose trunk features are given.
+
+        The FAQ top runs on every text (routing and the index need its vectors); a sentiment top (the promoted one,
+        else the unpromoted candidate's guess) runs only on the texts routed to reviews.
+        """
+        vectors = self.faq_vectors(features)
         if self.router is not None:
             p_question = self.router.probability(vectors, texts)
         else:
             p_question = np.array([heuristic_question_probability(t) for t in texts])
         hits = self.index.search(vectors, k=3)
         reviews = [i for i in range(len(texts)) if float(p_question[i]) < 0.5]
-        shadow = self.shadow_probabilities([features[i] for i in reviews]) if probs is None and reviews else None
+        review_features, review_texts = [features[i] for i in reviews], [texts[i] for i in reviews]
+        network = self.sentiment_network(review_features)
+        if network is not None and self.sentiment_char is not None:
+            network = blend(network, self.sentiment_char.predict_proba(review_texts), self.char_weight)
+        probs = dict(zip(reviews, network)) if network is not None else None
+        shadow = self.shadow_probabilities(review_features) if probs is None and reviews else None
         guesses = dict(zip(reviews, shadow)) if shadow is not None else {}
         decisions = []
         for i in range(len(texts)):

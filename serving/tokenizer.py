@@ -90,8 +90,8 @@ class PieceTokenizer:
         for match in [*self._split.finditer(text), None]:
             segment = text[position:match.start()] if match else text[position:]
             if segment:
-                normalised = self._normalizer.normalize_str(segment)  # type: ignore[union-attr]
-                for word, _ in self._pre_tokenizer.pre_tokenize_str(normalised):  # type: ignore[union-attr]
+                normalised = self._normalizer.normalize_str(segment)
+                for word, _ in self._pre_tokenizer.pre_tokenize_str(normalised):
                     ids.extend(self.word(word))
             if match:
                 ids.append(self._special[match.group()])

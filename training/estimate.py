@@ -10,7 +10,7 @@ examples whose interval at the task's threshold is within `thresholds.max_interv
   the validation split, / `thresholds.cv_folds`): the test split is enlarged to exactly n with
   train rows (`stratified_sample`: stratified by label, by stable hash), one model is fitted on the
   rest and scored on those n, and the adapter that ships is refitted on all of them
-  ("holdout+refit": 2 fits instead of k + 1; its model saw at least as many rows as a fold's would);
+  ("holdout+refit": 2 fits instead of k + 1; the scored model sees no fewer rows than a fold's does on average);
 - otherwise (small shops) the recipe is scored by stratified k-fold cross-validation over *all*
   labelled examples (every example predicted once by a model that never saw it, so n is
   everything the shop has), and the adapter that ships is then trained on all of them ("cv").

@@ -5,8 +5,9 @@
 Examples: 3,500 reviews (half zh-reviews-sentiment, half en-product-reviews-sentiment) and 1,500
 FAQ phrasings (10 per CLINC150 intent), loaded into a fresh shop database. Run 1 is cold (no
 trunk features cached); run 2 is the next week's retrain with 50 new staff corrections, with the
-trunk-feature cache of run 1, as in production (`--weeks 1`: the cold run only). Both include snapshot, training, evaluation of
-candidate/active/base on the test split, gate and publish. --device / --load-in-4bit override
+trunk-feature cache of run 1, as in production (`--weeks 1`: the cold run only). Both include
+snapshot, training, evaluation of candidate/active/base, gate and publish; per task the saved
+result has its seconds and its estimate (method, n, interval). --device / --load-in-4bit override
 model.device / model.load_in_4bit (printed, and saved as "overrides" in train_speed-<device>.json).
 """
 
@@ -79,6 +80,7 @@ def main() -> None:
                 "week": week, "cache": "cold" if week == 1 else "warm", "seconds": round(seconds, 1),
                 "status": result["status"], **({"reasons": result["reasons"]} if result["status"] == "failed" else {}),
                 "tasks": {task: {"train_seconds": o["train_seconds"], "accuracy": round(o["metrics"]["accuracy"], 4)}
+                          | {k: o["metrics"][k] for k in ("method", "n", "low", "high") if k in o["metrics"]}
                           for task, o in result.get("tasks", {}).items()},
             })
             print(runs[-1], flush=True)

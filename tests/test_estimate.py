@@ -1,4 +1,4 @@
-"""Accuracy estimates a small shop can trust: intervals, the holdout-or-CV rule, folds, paired comparisons, the pipeline."""
+"""Accuracy estimates a small shop can trust: intervals, the holdout / holdout+refit / CV rule, folds, samples, paired comparisons, the pipeline."""
 
 from __future__ import annotations
 
@@ -12,7 +12,18 @@ from hypothesis import strategies as st
 from storage.seed import load_demo
 from storage.store import Store
 from training.args import TrainArgs
-from training.estimate import Comparison, Estimate, half_width, holdout_is_enough, stratified_folds, wilson_interval
+from training.estimate import (
+    Comparison,
+    Estimate,
+    Plan,
+    estimate_plan,
+    half_width,
+    holdout_is_enough,
+    rows_needed,
+    stratified_folds,
+    stratified_sample,
+    wilson_interval,
+)
 from training.measure import row_key
 from training.pipeline import retrain
 from training.registry import AdapterRegistry
@@ -40,6 +51,52 @@ def test_holdout_is_used_only_when_its_interval_is_narrow_enough() -> None:
     assert not holdout_is_enough(0, 0.90, 0.05)
     assert holdout_is_enough(300, 0.90, 0.05)
     assert holdout_is_enough(200, 0.85, 0.05) and not holdout_is_enough(150, 0.85, 0.05)
+
+
+@pytest.mark.parametrize(("threshold", "max_interval", "needed"), [(0.85, 0.05, 195), (0.90, 0.05, 141), (0.0, 0.08, 21)])
+def test_rows_needed_is_the_first_n_within_the_interval_and_a_holdout_needs_at_least_that(
+        threshold: float, max_interval: float, needed: int) -> None:
+    assert rows_needed(threshold, max_interval) == needed
+    assert half_width(threshold, needed) <= max_interval < half_width(threshold, needed - 1)
+    assert [n for n in range(1, 400) if holdout_is_enough(n, threshold, max_interval)] == list(range(needed, 400))
+    assert rows_needed(threshold, 0.0) is None and not holdout_is_enough(10**6, threshold, 0.0)
+    assert rows_needed(threshold, 1.0) == 1
+
+
+def test_the_method_is_holdout_then_an_enlarged_holdout_up_to_one_folds_share_then_cv() -> None:
+    assert estimate_plan(200, 1800, 0.85, 0.05, 5) == Plan("holdout", 200)  # the test split is enough
+    assert estimate_plan(153, 1358, 0.85, 0.05, 5) == Plan("holdout+refit", 195)  # the 5,000-example bench's FAQ
+    assert estimate_plan(150, 975, 0.85, 0.05, 5) == Plan("holdout+refit", 195)  # 195 is exactly one fold's share
+    assert estimate_plan(150, 974, 0.85, 0.05, 5) == Plan("cv", 0)  # one row fewer: a fold's model would see more
+    assert estimate_plan(150, 974, 0.85, 0.05, 4) == Plan("holdout+refit", 195)  # larger folds
+    assert estimate_plan(55, 585, 0.85, 0.05, 5) == Plan("cv", 0)  # the demo shop's FAQ
+    assert estimate_plan(38, 321, 0.90, 0.05, 5) == Plan("cv", 0)  # the demo shop's reviews
+    assert estimate_plan(0, 2000, 0.85, 0.05, 5) == Plan("holdout+refit", 195)  # no test split at all
+    assert estimate_plan(150, 10**6, 0.85, 0.0, 5) == Plan("cv", 0)  # no interval is narrow enough
+
+
+@given(sizes=st.lists(st.integers(1, 30), min_size=1, max_size=8), k=st.integers(0, 60), seed=st.integers(0, 99))
+def test_a_stratified_sample_is_proportional_nested_and_chosen_by_key_alone(sizes: list[int], k: int, seed: int) -> None:
+    labels = [f"label{i}" for i, size in enumerate(sizes) for _ in range(size)]
+    keys = [f"{seed}-{i:03d}" for i in range(len(labels))]
+    sample = stratified_sample(labels, keys, k)
+    assert len(sample) == min(k, len(labels)) and sample == sorted(set(sample))
+    assert set(sample) <= set(stratified_sample(labels, keys, k + 1))  # nested: one more takes one more
+    order = list(range(len(labels)))[::-1]  # the same rows in another order give the same rows
+    again = stratified_sample([labels[i] for i in order], [keys[i] for i in order], k)
+    assert {keys[order[i]] for i in again} == {keys[i] for i in sample}
+    taken = Counter(labels[i] for i in sample)
+    for label, size in zip(sorted(set(labels), key=labels.index), sizes):  # near its share (rounding per label)
+        assert abs(taken[label] - size * len(sample) / len(labels)) < 1 + len(sizes) / 2
+    equal = [label for label, size in zip(sorted(set(labels), key=labels.index), sizes) if size == sizes[0]]
+    assert max(taken[x] for x in equal) - min(taken[x] for x in equal) <= 1  # labels of one size: evenly
+
+
+def test_an_enlarged_holdout_takes_one_phrasing_of_many_intents_before_a_second_of_any() -> None:
+    labels = [f"intent{i}" for i in range(150) for _ in range(8)]
+    keys = [row_key(f"phrasing {i}") for i in range(len(labels))]
+    sample = stratified_sample(labels, keys, 45)
+    assert len({labels[i] for i in sample}) == 45
 
 
 @given(labels=st.lists(st.sampled_from(["negative", "neutral", "positive"]), min_size=1, max_size=200),
@@ -123,6 +180,24 @@ def test_a_large_enough_test_split_is_used_as_it_is(make_settings, tiny_base) ->
         test_size = take_snapshot(store).counts["sentiment"]["test"]
     metrics = retrain(settings, args=FAST)["tasks"]["sentiment"]["metrics"]
     assert metrics["method"] == "holdout" and metrics["n"] == test_size
+
+
+def test_a_test_split_too_small_is_enlarged_from_train_and_the_refit_on_all_rows_ships(make_settings,
+                                                                                       tiny_base) -> None:
+    loose = OPEN | {"max_interval": 0.11}  # 50 reviews at 0.2: more than the 38 of the test split, ≤ 321 / 5 (train + test)
+    settings = make_settings(model={"base": str(tiny_base), "top_layers": 1}, thresholds=loose)
+    with Store(settings.paths.database) as store:
+        load_demo(store, DEMO_SHOP)
+    sentiment = retrain(settings, args=FAST)["tasks"]["sentiment"]
+    with Store(settings.paths.database) as store:
+        snapshot = take_snapshot(store)
+        metrics = sentiment["metrics"]
+        assert metrics["method"] == "holdout+refit" and metrics["folds"] == 0
+        assert metrics["n"] == rows_needed(0.2, 0.11) == 50 > snapshot.counts["sentiment"]["test"]
+        assert any("(n=50)" in r for r in sentiment["reasons"])  # the gate reads the held-out estimate
+        record = store.adapters.get(sentiment["version"])
+        trained_on = read_trained_on(AdapterRegistry(settings.paths.adapters, store).verify(record))
+        assert trained_on == {row_key(r.text) for r in snapshot.rows["sentiment"]}  # shipped: refitted on all rows
 
 
 def test_cross_validation_predicts_every_row_once_by_a_model_that_never_saw_it() -> None:

@@ -162,6 +162,19 @@ def test_status_shows_a_refused_first_candidate_with_its_n_and_interval(make_set
     assert "最近的候选 s-1 未启用：准确率 87.2% [83.4%–90.3%]，n=360，5 折交叉验证" in zh
 
 
+def test_status_names_an_estimate_on_a_test_split_enlarged_from_train(make_settings) -> None:
+    settings = make_settings()
+    metrics = {"accuracy": 0.861, "n": 195, "low": 0.806, "high": 0.903, "method": "holdout+refit", "folds": 0}
+    with Store(settings.paths.database) as store:
+        store.adapters.add_candidate("f-1", "faq", "faq/f-1", metrics, "0" * 64, "bundled")
+        store.adapters.set_status("f-1", "rejected", ["regresses 0.030 against active f-0"])
+        text = build_status_text(settings, store, "base", retraining=False, language="en")
+        zh = build_status_text(settings, store, "base", retraining=False, language="zh")
+    assert ("86.1% [80.6%–90.3%], n=195, held-out set (test split + train rows), shipped refitted on all data"
+            in text)
+    assert "86.1% [80.6%–90.3%]，n=195，留出集（测试集加部分训练数据），上线模型用全部数据重训" in zh
+
+
 def test_a_week_with_more_than_20000_decisions_is_counted_exactly(make_settings) -> None:
     settings = make_settings()
     week, older = to_timestamp(NOW - timedelta(days=1)), to_timestamp(NOW - timedelta(days=9))

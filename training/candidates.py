@@ -23,10 +23,10 @@ import torch
 from settings import ModelSettings, ThresholdSettings
 from training.args import TrainArgs
 from training.encoder import Encoder, encoder_at
-from training.estimate import Estimate, holdout_is_enough
+from training.estimate import HOLDOUT, HOLDOUT_REFIT, Estimate, estimate_plan
 from training.export_onnx import export_adapter
 from training.features import FeatureCache
-from training.measure import compare_unseen, cross_validate, pairs_of, report_on, row_key, top1_accuracy
+from training.measure import compare_unseen, cross_validate, held_out, pairs_of, report_on, row_key, top1_accuracy
 from training.registry import hash_folder
 from training.snapshot import Snapshot
 from training.tasks import TaskSpec, read_trained_on, task_specs, write_trained_on
@@ -39,7 +39,7 @@ SEED = 0  # torch's global seed at the start of every retrain (the trainers seed
 
 @dataclass(frozen=True)
 class Recipe:
-    """How to train: the model shape and device, the thresholds that choose holdout or CV, the hyper-parameters."""
+    """How to train: the model shape and device, the thresholds that choose how to estimate, the hyper-parameters."""
 
     model: ModelSettings
     thresholds: ThresholdSettings
@@ -117,7 +117,7 @@ def train_candidates(snapshot: Snapshot, recipe: Recipe, base: Path, active: Map
 
 def _train_task(spec: TaskSpec[Any], recipe: Recipe, snapshot: Snapshot, active_adapter: ActiveAdapter | None,
                 out: Path, encoder: Encoder) -> Candidate:
-    """Train one candidate, estimate it (held-out split or k-fold CV), compare it with the active on unseen rows, save it."""
+    """Train one candidate, estimate it (`training.estimate`: holdout, holdout+refit or CV), compare it with the active on unseen rows, save it."""
     started = time.perf_counter()
     thresholds = recipe.thresholds
     task, anchors = spec.name, list(snapshot.faq_anchors)
@@ -128,19 +128,27 @@ def _train_task(spec: TaskSpec[Any], recipe: Recipe, snapshot: Snapshot, active_
     validation = pairs_of([r for r in rows if r.split == "validation"])
     test_rows = [r for r in rows if r.split == "test"]
     base = spec.base()  # the untrained model (FAQ), scored the same way; None where there is none
-    if holdout_is_enough(len(test_rows), threshold, thresholds.max_interval):
-        method, folds, fit_rows, evaluated = "holdout", 0, train_rows, test_rows
-        model = spec.fit(pairs_of(fit_rows), validation, anchors)
-        texts, index = [r.text for r in evaluated], anchors + pairs_of(fit_rows)
+    plan = estimate_plan(len(test_rows), len(fit_rows), threshold, thresholds.max_interval, thresholds.cv_folds)
+    if plan.method in (HOLDOUT, HOLDOUT_REFIT):  # score a model on held-out rows it was not fitted on
+        folds, evaluated = 0, held_out(rows, plan.held_out)
+        scored = {row_key(r.text) for r in evaluated}
+        held_fit = [r for r in train_rows if row_key(r.text) not in scored]
+        model = spec.fit(pairs_of(held_fit), validation, anchors)
+        texts, index = [r.text for r in evaluated], anchors + pairs_of(held_fit)
         ranked = spec.ranked(model, texts, index)
         base_ranked = spec.ranked(base, texts, index) if base is not None else None
-    else:  # too few test rows to trust: score the recipe on every row, then ship it trained on all of them
-        method, folds, evaluated = "cv", thresholds.cv_folds, list(rows)
+        if plan.method == HOLDOUT:  # ships as scored
+            fit_rows = held_fit
+        else:  # the test split was enlarged from train: ship a model refitted on all fit rows, as CV does
+            model = spec.fit(pairs_of(fit_rows), validation, anchors)
+    else:  # too few rows to hold out enough: score the recipe on every row, then ship it trained on all of them
+        folds, evaluated = thresholds.cv_folds, list(rows)
         ranked = cross_validate(spec, evaluated, anchors, folds)
         base_ranked = cross_validate(spec, evaluated, anchors, folds, fit=lambda *_: base) if base is not None else None
         model = spec.fit(pairs_of(fit_rows), validation, anchors)
     seen = {row_key(r.text) for r in fit_rows} | {row_key(t) for t, _ in validation}
-    estimate = Estimate.of([bool(labels) and labels[0] == r.label for labels, r in zip(ranked, evaluated)], method, folds)
+    estimate = Estimate.of([bool(labels) and labels[0] == r.label for labels, r in zip(ranked, evaluated)], plan.method,
+                           folds)
     metrics = report_on(spec, evaluated, ranked) | estimate.as_dict()
     base_metrics = report_on(spec, evaluated, base_ranked) if base_ranked is not None else None
     active = ((active_adapter.version, spec.load(active_adapter.folder), read_trained_on(active_adapter.folder))

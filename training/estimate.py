@@ -1,13 +1,21 @@
 """How good is a candidate, and how sure are we: accuracy estimates with n and a 95% interval.
 
 A small shop's held-out test split is a few dozen examples (±15 points at n = 38), so a gate
-reading it decides by chance. The rule here: when the test split is large enough for the
-configured interval (`thresholds.max_interval`, judged at the task's threshold), the candidate
-trained on the train split is scored on it ("holdout"). Otherwise the recipe is scored by
-stratified k-fold cross-validation over *all* labelled examples (every example predicted once
-by a model that never saw it, so n is everything the shop has), and the adapter that ships is
-then trained on all of them ("cv"). The comparison with the active adapter is paired: both
-predict the examples neither was trained on.
+reading it decides by chance. The rule here (`estimate_plan`), with n = `rows_needed`, the fewest
+examples whose interval at the task's threshold is within `thresholds.max_interval`:
+
+- the test split holds n or more: the candidate trained on the train split is scored on it and
+  ships as trained ("holdout");
+- n is at most one cross-validation fold's share of the rows a model is fitted on (everything but
+  the validation split, / `thresholds.cv_folds`): the test split is enlarged to exactly n with
+  train rows (`stratified_sample`: stratified by label, by stable hash), one model is fitted on the
+  rest and scored on those n, and the adapter that ships is refitted on all of them
+  ("holdout+refit": 2 fits instead of k + 1; the scored model sees no fewer rows than a fold's does on average);
+- otherwise (small shops) the recipe is scored by stratified k-fold cross-validation over *all*
+  labelled examples (every example predicted once by a model that never saw it, so n is
+  everything the shop has), and the adapter that ships is then trained on all of them ("cv").
+
+The comparison with the active adapter is paired: both predict the examples neither was trained on.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import random
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 Z95 = 1.959964
 
@@ -37,14 +46,48 @@ def half_width(p: float, n: int) -> float:
     return (high - low) / 2
 
 
+HOLDOUT, HOLDOUT_REFIT, CV = "holdout", "holdout+refit", "cv"  # how an estimate was measured (Estimate.method)
+
+
+def rows_needed(threshold: float, max_interval: float) -> int | None:
+    """The fewest examples whose 95% interval at accuracy `threshold` is within ±max_interval (None: no number is).
+
+    Wilson's half-width bounds z/(2√n)·√(1 + z²/n) at every accuracy, so the search ends by
+    z²/(2·max_interval²) + z²; rounding makes the half-width wobble around the limit (at 0.85 and
+    ±0.05: n = 195 is within, 197 is not), so this is the first n, and `holdout_is_enough` is "at least it".
+    """
+    if max_interval <= 0:
+        return None
+    bound = math.ceil(Z95 * Z95 / (2 * max_interval * max_interval) + Z95 * Z95) + 1
+    return next(n for n in range(1, bound + 1) if half_width(threshold, n) <= max_interval)
+
+
 def holdout_is_enough(n_test: int, threshold: float, max_interval: float) -> bool:
     """Whether a test split of n_test examples gives an interval within ±max_interval at the threshold."""
-    return n_test > 0 and half_width(threshold, n_test) <= max_interval
+    needed = rows_needed(threshold, max_interval)
+    return needed is not None and n_test > 0 and n_test >= needed
+
+
+class Plan(NamedTuple):
+    """How a candidate is estimated: the method, and how many rows are held out (0 for CV: every row is)."""
+
+    method: str
+    held_out: int
+
+
+def estimate_plan(n_test: int, n_fit: int, threshold: float, max_interval: float, folds: int) -> Plan:
+    """Holdout, holdout+refit or CV (module docstring) for a test split of n_test among n_fit non-validation rows."""
+    needed = rows_needed(threshold, max_interval)
+    if holdout_is_enough(n_test, threshold, max_interval):
+        return Plan(HOLDOUT, n_test)
+    if needed is not None and needed * folds <= n_fit:  # needed ≤ one fold's share of the rows models are fitted on
+        return Plan(HOLDOUT_REFIT, needed)
+    return Plan(CV, 0)
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """An accuracy with how it was measured: method ("holdout" | "cv"), n, 95% interval, folds (cv)."""
+    """An accuracy with how it was measured: method (HOLDOUT | HOLDOUT_REFIT | CV), n, 95% interval, folds (cv)."""
 
     accuracy: float
     n: int
@@ -110,3 +153,21 @@ def stratified_folds(labels: Sequence[str], k: int, seed: int = 13) -> list[int]
             folds[i] = (offset + j) % k
         offset += len(members)  # the next label starts where this one stopped: fold sizes stay even
     return folds
+
+
+def stratified_sample(labels: Sequence[str], keys: Sequence[str], k: int) -> list[int]:
+    """The indices of k examples, each label in proportion to its share, in index order; chosen by key, no randomness.
+
+    Each label's members are ordered by key (a stable hash of the text) and the j-th of c members
+    stands at (j + ½)/c; the k lowest are taken (ties by key), so a label's first member goes
+    before any label's second (of labels of equal size), and a label with one member is taken only
+    once half of every other label is. The same keys give the same sample in every run and process.
+    """
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for i, label in enumerate(labels):
+        by_label[label].append(i)
+    order = []
+    for members in by_label.values():
+        members.sort(key=lambda i: (keys[i], i))
+        order += [((j + 0.5) / len(members), keys[i], i) for j, i in enumerate(members)]
+    return sorted(i for _, _, i in sorted(order)[:max(k, 0)])

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from storage.text import normalise_text
-from training.estimate import Comparison, stratified_folds
+from training.estimate import Comparison, stratified_folds, stratified_sample
 from training.snapshot import Row
 from training.tasks import TaskSpec
 
@@ -28,6 +28,17 @@ def row_key(text: str) -> str:
 def pairs_of(rows: Sequence[Row]) -> list[tuple[str, str]]:
     """(text, label) of rows."""
     return [(r.text, r.label) for r in rows]
+
+
+def held_out(rows: Sequence[Row], size: int) -> list[Row]:
+    """The test split, enlarged to `size` rows with train rows (stratified by label, by row key); never validation rows.
+
+    A test split already that large is returned as it is; the same rows give the same set anywhere.
+    """
+    test = [r for r in rows if r.split == "test"]
+    train = [r for r in rows if r.split == "train"]
+    moved = stratified_sample([r.label for r in train], [row_key(r.text) for r in train], size - len(test))
+    return test + [train[i] for i in moved]
 
 
 def cross_validate(spec: TaskSpec[Any], rows: Sequence[Row], anchors: Sequence[tuple[str, str]], folds: int,

@@ -34,10 +34,8 @@ def format_estimate(metrics: Mapping[str, Any], language: str) -> str:
              + (f" [{percent(low, 1)}–{percent(high, 1)}]" if low is not None and high is not None else "")]
     if isinstance(n, int):
         parts.append(f"n={n}")
-    if metrics.get("method") == "cv":
-        parts.append(estimate_text(language, "cv", folds=metrics.get("folds")))
-    elif metrics.get("method") == "holdout":
-        parts.append(estimate_text(language, "holdout"))
+    if metrics.get("method") in ("cv", "holdout", "holdout+refit"):
+        parts.append(estimate_text(language, str(metrics["method"]), folds=metrics.get("folds")))
     return estimate_text(language, "sep").join(parts)
 
 

@@ -185,10 +185,13 @@ LEARNING: dict[str, dict[str, str]] = {
     },
 }
 
-# How an accuracy estimate is described: "91.4% [88.0–93.9%], n=360, 5-fold CV over all labelled data".
+# How an accuracy estimate is described: "91.4% [88.0–93.9%], n=360, 5-fold CV over all labelled data";
+# one entry per method of training.estimate (cv, holdout, holdout+refit), and the separator.
 ESTIMATE: dict[str, dict[str, str]] = {
-    "zh": {"cv": "{folds} 折交叉验证（全部已标注数据）", "holdout": "留出测试集", "sep": "，"},
-    "en": {"cv": "{folds}-fold CV over all labelled data", "holdout": "held-out test split", "sep": ", "},
+    "zh": {"cv": "{folds} 折交叉验证（全部已标注数据）", "holdout": "留出测试集",
+           "holdout+refit": "留出集（测试集加部分训练数据），上线模型用全部数据重训", "sep": "，"},
+    "en": {"cv": "{folds}-fold CV over all labelled data", "holdout": "held-out test split",
+           "holdout+refit": "held-out set (test split + train rows), shipped refitted on all data", "sep": ", "},
 }
 
 # The chart's title, legend and panel titles (one per `Task`, then containment).

@@ -3,10 +3,10 @@
     python bench/retrain_memory.py [--shop FOLDER] [--fast] [--model-cache DIR] [--tag NAME]
 
 This process is the bot: it opens the bot's own services (`bot.services.open_services`: the runtime
-`[model] runtime` picks, ONNX Runtime on a CPU, the batcher), decides a few messages, then runs what
-/retrain runs (`shop.retraining.retrain_and_swap` through `training.pipeline.run_retrain`: the
-training in a spawned child), which swaps the promoted adapters in, decides again, answers /status
-and rolls back (`/rollback`, then the swap back). After each step it reads its own VmRSS and VmHWM
+`[model] runtime` picks, ONNX Runtime on a CPU, the batcher), decides a few messages, then twice runs
+what /retrain runs (`shop.retraining.retrain_and_swap` through `training.pipeline.run_retrain`: the
+training in a spawned child), which swaps the promoted adapters in, and decides again; then answers
+/status and rolls back (`/rollback`: the first retrain's adapters, swapped back in). After each step it reads its own VmRSS and VmHWM
 (/proc/self/status), which of torch, peft, transformers and datasets are in sys.modules, and
 whether libtorch is mapped in. The training child's memory is not the bot's and is not counted.
 
@@ -50,7 +50,7 @@ def memory(step: str) -> dict[str, Any]:
 
 
 async def scenario(settings: Any, fast: bool) -> dict[str, Any]:
-    """The bot's services through start, retrain + swap, /status and rollback + swap; memory after each."""
+    """The bot's services through start, two retrains + swaps, /status and rollback + swap; memory after each."""
     from bot.services import open_services
     from shop.report.text import build_status_text
     from shop.retraining import retrain_and_swap, roll_back
@@ -64,18 +64,19 @@ async def scenario(settings: Any, fast: bool) -> dict[str, Any]:
     try:
         await asyncio.gather(*(services.decide(text) for text in MESSAGES))
         steps.append(memory("started, decided") | {"serving": services.runtime.serving.version})
-        started = time.perf_counter()
-        retrained = await retrain_and_swap(settings, RunTrigger.MANUAL, services.reload_adapters,
-                                           lambda s, trigger: run_retrain(s, trigger, args))
-        seconds = round(time.perf_counter() - started, 1)
-        await asyncio.gather(*(services.decide(text) for text in MESSAGES))
-        steps.append(memory("retrained, swapped, decided") | {"status": retrained.status, "seconds": seconds,
-                                                             "serving": services.runtime.serving.version})
+        for turn in (1, 2):  # the second one gives the rollback an earlier adapter to restore
+            started = time.perf_counter()
+            retrained = await retrain_and_swap(settings, RunTrigger.MANUAL, services.reload_adapters,
+                                               lambda s, trigger: run_retrain(s, trigger, args))
+            seconds = round(time.perf_counter() - started, 1)
+            await asyncio.gather(*(services.decide(text) for text in MESSAGES))
+            steps.append(memory(f"retrain {turn}, swapped, decided") | {"status": retrained.status, "seconds": seconds,
+                                                                        "serving": services.runtime.serving.version})
         build_status_text(settings, services.store, services.runtime.serving.version, services.retraining, "en")
-        roll_back(settings, services.store)
+        rolled = [str(getattr(outcome, "version", outcome)) for _, outcome in roll_back(settings, services.store)]
         version = await services.reload_adapters()
         await asyncio.gather(*(services.decide(text) for text in MESSAGES))
-        steps.append(memory("/status, rolled back, swapped, decided") | {"serving": version})
+        steps.append(memory("/status, rolled back, swapped, decided") | {"serving": version, "rollback": rolled})
     finally:
         await services.aclose()
     return {"steps": steps}

@@ -111,12 +111,12 @@ def run_retrain(settings: Settings, trigger: str = RunTrigger.MANUAL, args: Trai
     active adapters stay as they were.
     """
     if settings.training.backend != "local":  # a cluster schedules its own tasks
-        return retrain(settings, trigger, args, backend=configured(settings))
+        return retrain(settings, trigger, args=args, backend=configured(settings))
     turn = local_turn()
     if turn.queued():
         log.info("another retrain in this process is training: waiting for its turn")
     with turn.turn(turn_owner(settings)):  # the snapshot is taken once it is this shop's turn
-        return retrain(settings, trigger, args, backend=configured(settings))
+        return retrain(settings, trigger, args=args, backend=configured(settings))
 
 
 def active_adapters(registry: AdapterRegistry) -> dict[str, ActiveAdapter]:

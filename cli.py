@@ -169,8 +169,8 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
-    """Evaluate the active adapters on the current test split (training.pipeline.evaluate_active)."""
-    from training.pipeline import evaluate_active
+    """Evaluate the active adapters on the current test split (training.scoring.evaluate_active)."""
+    from training.scoring import evaluate_active
 
     print(json.dumps(evaluate_active(settings), ensure_ascii=False, indent=2, default=str))
     return 0

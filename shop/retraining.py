@@ -66,7 +66,7 @@ async def in_daemon_thread(function: Callable[..., T], *args: Any) -> T:
 async def retrain_and_swap(settings: Settings, trigger: str, reload: Callable[[], Awaitable[str]],
                            run_retrain: RunRetrain | None = None) -> Retrained:
     """Retrain through the configured backend (at most `schedule.retrain_timeout_minutes`), then serve what it promoted."""
-    from training import pipeline  # deferred: it imports the whole training stack (torch), needed only here
+    from training import pipeline  # deferred: only a retrain needs it (and no torch: the child trains)
 
     try:
         result = await in_daemon_thread(run_retrain or pipeline.run_retrain, settings, trigger)
@@ -84,7 +84,7 @@ async def retrain_and_swap(settings: Settings, trigger: str, reload: Callable[[]
 
 def waits_for_turn(settings: Settings) -> bool:
     """Whether this shop's retrain waits while another shop of this process trains (`training.backend = "local"`)."""
-    from training.backends import local_turn, turn_owner  # deferred: the training stack (torch) is not needed to answer
+    from training.backends import local_turn, turn_owner  # deferred: a /status that never retrains needs none of it
 
     return local_turn().waiting(turn_owner(settings))
 

@@ -18,7 +18,7 @@ from shop.retraining import retrain_and_swap
 from storage.seed import load_demo
 from storage.store import Store
 from training.backends import RESULT, FairTurn, TrainJob, local_turn
-from training.candidates import Candidate, Trained
+from training.job import Candidate, Trained
 from training.pipeline import retrain
 from training.registry import AdapterRegistry
 

@@ -266,7 +266,7 @@ def test_retrains_of_different_shops_take_turns(host: HostHarness, shops: list[S
     alpha, beta = shops
     running, release, order = [], threading.Event(), []
 
-    def retrain(settings, trigger, backend=None):  # what run_retrain runs once it is the shop's turn
+    def retrain(settings, trigger, args=None, backend=None):  # what run_retrain runs once it is the shop's turn
         running.append(settings.shop.name_en)
         order.append(settings.shop.name_en)
         release.wait(20)

@@ -122,14 +122,80 @@ def _raw(settings) -> dict:
             "thresholds": OPEN, "shop": {"languages": ["zh", "en"]}}
 
 
-def test_a_corrupt_published_graph_is_refused_by_its_checksum(shop, tmp_path):
+# The bot's side of a retrain, a swap, /status and a rollback, as the bot runs them (bot.services, shop.retraining),
+# in a fresh process on the ONNX path; the training runs in the real spawned child. A guard notes who imports what.
+BOT_RETRAINS = """
+import asyncio, json, sys, traceback
+HEAVY, REPO, imported = ("torch", "peft", "transformers", "datasets"), sys.argv[2], []  # argv: config, repo, shop folder
+
+class Guard:  # notes the first import of each heavy package and the project frames that asked for it
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in HEAVY and not any(line.startswith(name.split(".")[0] + ":") for line in imported):
+            frames = [f"{f.filename[len(REPO) + 1:]}:{f.lineno}" for f in traceback.extract_stack() if f.filename.startswith(REPO)]
+            imported.append(name.split(".")[0] + ": " + " <- ".join(reversed(frames)))
+
+sys.meta_path.insert(0, Guard())
+from pathlib import Path
+from bot.services import open_services
+from settings import settings_from_dict
+from shop.report.text import build_status_text
+from shop.retraining import retrain_and_swap, roll_back
+from training.args import TrainArgs
+from training.pipeline import run_retrain
+
+settings = settings_from_dict(json.loads(sys.argv[1]), Path(sys.argv[3]), env={})
+FAST = TrainArgs(epochs=1, min_steps=0, batch_size=16, progress=False)
+
+async def main():
+    services = await open_services(settings)
+    try:
+        before = services.runtime.serving.version
+        retrained = await retrain_and_swap(settings, "manual", services.reload_adapters,
+                                           lambda s, trigger: run_retrain(s, trigger, args=FAST))
+        swapped = services.runtime.serving.version
+        status = build_status_text(settings, services.store, swapped, services.retraining, "en")
+        waiting = services.waiting_to_train
+        rolled = [getattr(outcome, "version", outcome) for _, outcome in roll_back(settings, services.store)]
+        restored = await services.reload_adapters()
+        decided = [(d.kind, d.label) for d in await asyncio.gather(*(services.decide(t) for t in ("do you deliver?", "太甜了")))]
+    finally:
+        await services.aclose()
+    return {"before": before, "status": retrained.status, "swapped": swapped, "rolled": rolled, "restored": restored,
+            "status_text": bool(status), "waiting": waiting, "decided": decided, "imported": imported,
+            "in_sys_modules": sorted(name for name in HEAVY if name in sys.modules)}
+
+print(json.dumps(asyncio.run(main())))
+"""
+
+
+def test_a_retrain_swap_status_and_rollback_on_the_onnx_path_import_no_torch_into_the_bot(shop, tmp_path):
+    settings = _copied(shop, tmp_path)
+    out = subprocess.run([sys.executable, "-c", BOT_RETRAINS, json.dumps(_raw(settings)), str(REPO),
+                          str(settings.paths.database.parent)], check=False,
+                         cwd=REPO, capture_output=True, text=True, timeout=600,
+                         env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["status"] == "promoted" and got["swapped"] != got["before"], got  # trained in the child, swapped in
+    assert got["restored"] == got["before"], got  # the rollback served what served before the retrain
+    assert got["status_text"] and got["waiting"] is False and len(got["decided"]) == 2, got
+    assert got["imported"] == [], "the bot process imported:\n" + "\n".join(got["imported"])
+    assert got["in_sys_modules"] == []
+
+
+def _copied(shop, tmp_path):
+    """The trained shop's folder copied (database, adapters, graphs and feature cache): a test may change it."""
     import shutil
 
     copy = tmp_path / "shop"
     shutil.copytree(shop.paths.database.parent, copy)
-    settings = replace(shop, paths=replace(shop.paths, database=copy / shop.paths.database.name,
-                                           adapters=copy / shop.paths.adapters.name,
-                                           model_cache=copy / shop.paths.model_cache.name))
+    return replace(shop, paths=replace(shop.paths, database=copy / shop.paths.database.name,
+                                       adapters=copy / shop.paths.adapters.name,
+                                       model_cache=copy / shop.paths.model_cache.name))
+
+
+def test_a_corrupt_published_graph_is_refused_by_its_checksum(shop, tmp_path):
+    settings = _copied(shop, tmp_path)
     with Store(settings.paths.database) as store:
         registry = AdapterRegistry(settings.paths.adapters, store)
         record, folder = registry.active_verified("sentiment")

@@ -126,7 +126,7 @@ def test_scheduled_retrain_is_skipped_without_new_data(shop):
 
 
 def test_evaluate_active_scores_the_promoted_adapters(shop):
-    from training.pipeline import evaluate_active
+    from training.scoring import evaluate_active
 
     promoted = retrain(shop, "cli", args=FAST)
     report = evaluate_active(shop)

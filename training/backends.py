@@ -5,6 +5,8 @@ model folder, the active adapters as folders, a scratch output folder) and retur
 result with each candidate's files under the output folder, or raises `TrainingFailed` with the
 reason (a crash, a kill, the timeout, a remote error). Nothing here touches the database or the
 adapter registry: the serving side (`training.pipeline.retrain`) verifies, publishes and gates.
+The bot imports this module without torch: `train_candidates` (and with it torch) is imported where
+it runs, in the child, the Ray worker or a process that trains in itself.
 
 - `local` (the default): a spawned child process with `model.train_threads` torch threads, so the bot
   keeps answering; killed after `schedule.retrain_timeout_minutes`. The bot's local retrains in one process
@@ -36,7 +38,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from settings import Settings
-from training.candidates import ActiveAdapter, Recipe, Trained, train_candidates
+from training.job import ActiveAdapter, Recipe, Trained
 from training.snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,8 @@ class InProcess:
     """`train_candidates` right here (`shopbot train`, the sandbox's first train, benchmarks)."""
 
     def train(self, job: TrainJob) -> Trained:
+        from training.candidates import train_candidates  # torch: imported where the training runs
+
         return train_candidates(job.snapshot, job.recipe, job.base, job.active, job.out, job.features)
 
 
@@ -205,6 +209,8 @@ def _remote_train(snapshot: Snapshot, recipe: Recipe, base_key: str, base_ref: l
                   active: dict[str, tuple[str, bytes]]) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The Ray task: train_candidates on the worker, with its own scratch; the candidates return as bytes."""
     import ray  # on the worker, where ray is installed by definition
+
+    from training.candidates import train_candidates  # torch, on the worker
 
     scratch = Path(os.environ.get(SCRATCH_ENV) or tempfile.gettempdir()) / "shopbot-ray"
     scratch.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,8 @@ model folder and the active adapters' folders it is given, writes each task's ca
 `out/<task>` (with `trained_on.json`) and returns what the serving side needs to verify, publish
 and gate them (`training.pipeline`): per task the candidate's metrics, the active adapter's on the
 same examples, the regression set, and the sha256 of every file it wrote. It runs the same in the
-serving process, in a spawned child or as a Ray task (`training.backends`).
+serving process, in a spawned child or as a Ray task (`training.backends`); what it is given and
+returns are the torch-free records of `training.job`.
 """
 
 from __future__ import annotations
@@ -14,18 +15,16 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from settings import ModelSettings, ThresholdSettings
-from training.args import TrainArgs
 from training.encoder import Encoder, encoder_at
 from training.estimate import HOLDOUT, HOLDOUT_REFIT, Estimate, estimate_plan
 from training.export_onnx import export_adapter
 from training.features import FeatureCache
+from training.job import ActiveAdapter, Candidate, Recipe, Trained
 from training.measure import compare_unseen, cross_validate, held_out, pairs_of, report_on, row_key, top1_accuracy
 from training.registry import hash_folder
 from training.snapshot import Snapshot
@@ -35,62 +34,6 @@ log = logging.getLogger(__name__)
 
 PEFT_CONFIG = "adapter_config.json"
 SEED = 0  # torch's global seed at the start of every retrain (the trainers seed their own shuffles: TrainArgs.seed)
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How to train: the model shape and device, the thresholds that choose how to estimate, the hyper-parameters."""
-
-    model: ModelSettings
-    thresholds: ThresholdSettings
-    args: TrainArgs = field(default_factory=lambda: TrainArgs(progress=False))
-
-
-@dataclass(frozen=True)
-class ActiveAdapter:
-    """The adapter a task serves now, as files: candidates are compared with it on examples neither saw."""
-
-    version: str
-    folder: Path
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One task's trained candidate in `out/<folder>` and everything the gate reads about it."""
-
-    task: str
-    folder: str  # relative to the output folder
-    files: dict[str, str]  # {relative name: sha256} as written by the trainer
-    threshold: float  # the accuracy the gate asks of this task
-    metrics: dict[str, Any]
-    base_metrics: dict[str, Any] | None
-    comparison: dict[str, Any] | None  # candidate vs active on rows neither was fitted on
-    candidate_regression: float | None  # accuracy on past staff corrections
-    active_regression: float | None
-    active_version: str | None
-    train_examples: int
-    train_seconds: float
-
-    def __post_init__(self) -> None:
-        if not self.folder or Path(self.folder).name != self.folder or self.folder in (".", ".."):
-            raise ValueError(f"a candidate's folder is a plain name inside the output folder, got {self.folder!r}")
-
-
-@dataclass(frozen=True)
-class Trained:
-    """What `train_candidates` returns: one candidate per task that had training examples."""
-
-    snapshot_id: str
-    candidates: tuple[Candidate, ...]
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready (the form a training child or a Ray task hands back)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Trained:
-        """The `Trained` that `as_dict` gave."""
-        return cls(str(data["snapshot_id"]), tuple(Candidate(**candidate) for candidate in data["candidates"]))
 
 
 def train_candidates(snapshot: Snapshot, recipe: Recipe, base: Path, active: Mapping[str, ActiveAdapter],

@@ -22,11 +22,12 @@ from peft import PeftModel, get_peft_model
 from torch import nn
 from tqdm.auto import tqdm
 
-from training.args import OneCycle, TrainArgs, TrainResult, epochs_for, lora_adapter, lora_config
+from training.args import TrainArgs, epochs_for
 from training.early_stopping import EarlyStopping
 from training.encoder import EmbeddingModel, Encoder, TopLayers
 from training.faq_index import SCALE, FaqIndex
 from training.features import FeatureCache, pad_batch
+from training.lora import OneCycle, TrainResult, lora_adapter, lora_config
 from training.model_folder import write_sentence_transformers_config
 from training.router import ROUTER_FILE, RouterWeights, load_router
 

@@ -9,6 +9,9 @@ gates it (`training.gate`, pure) and promotes or rejects it. `run_retrain()` is 
 backend `[training] backend` names. Whatever happens to the training (crash, kill, timeout, a remote
 error), the run is recorded as failed with the reason, candidates it left ungated are rejected and
 the active adapters stay as they were.
+
+This is the bot's side and imports no torch (nor peft, transformers, datasets): the training runs
+where the backend puts it, and everything crossing over is a plain record (`training.job`).
 """
 
 from __future__ import annotations
@@ -26,15 +29,10 @@ from storage.store import Store
 from training.args import TrainArgs
 from training.backends import FEATURES, Backend, InProcess, TrainingFailed, TrainJob, configured, local_turn, turn_owner
 from training.base_model import resolve_base_model
-from training.candidates import ActiveAdapter, Candidate, Recipe
-from training.encoder import load_encoder
-from training.estimate import Estimate
-from training.features import FeatureCache
 from training.gate import gate
-from training.measure import report_on
+from training.job import ActiveAdapter, Candidate, Recipe
 from training.registry import AdapterRegistry, hash_folder
 from training.snapshot import Snapshot, take_snapshot
-from training.tasks import TaskSpec, task_specs
 from vocabulary import TASKS, AdapterStatus, RunStatus, RunTrigger, Task
 
 log = logging.getLogger(__name__)
@@ -105,7 +103,7 @@ def retrain(settings: Settings, trigger: str = RunTrigger.CLI, args: TrainArgs |
                 shutil.rmtree(scratch, ignore_errors=True)
 
 
-def run_retrain(settings: Settings, trigger: str = RunTrigger.MANUAL) -> dict[str, Any]:
+def run_retrain(settings: Settings, trigger: str = RunTrigger.MANUAL, args: TrainArgs | None = None) -> dict[str, Any]:
     """`retrain` through the configured backend (`[training] backend`: a spawned child, or a Ray task); blocks until done.
 
     Training still running after `schedule.retrain_timeout_minutes` is stopped. Whatever happens to
@@ -113,12 +111,12 @@ def run_retrain(settings: Settings, trigger: str = RunTrigger.MANUAL) -> dict[st
     active adapters stay as they were.
     """
     if settings.training.backend != "local":  # a cluster schedules its own tasks
-        return retrain(settings, trigger, backend=configured(settings))
+        return retrain(settings, trigger, args=args, backend=configured(settings))
     turn = local_turn()
     if turn.queued():
         log.info("another retrain in this process is training: waiting for its turn")
     with turn.turn(turn_owner(settings)):  # the snapshot is taken once it is this shop's turn
-        return retrain(settings, trigger, backend=configured(settings))
+        return retrain(settings, trigger, args=args, backend=configured(settings))
 
 
 def active_adapters(registry: AdapterRegistry) -> dict[str, ActiveAdapter]:
@@ -163,37 +161,6 @@ def _publish(candidate: Candidate, folder: Path, registry: AdapterRegistry, snap
         "train_examples": candidate.train_examples,
     }
     return registry.publish(candidate.task, folder, manifest).version
-
-
-def _active_model(spec: TaskSpec[Any], registry: AdapterRegistry) -> tuple[str, Any] | None:
-    """(version, merged model) of the active adapter, or None (none yet, or corrupt)."""
-    adapter = active_adapters(registry).get(spec.name)
-    return (adapter.version, spec.load(adapter.folder)) if adapter else None
-
-
-def evaluate_active(settings: Settings) -> dict[str, Any]:
-    """Score the active adapters (and the base model for FAQ) on the current snapshot's test split, with intervals."""
-    with Store(settings.paths.database) as store:
-        snapshot = take_snapshot(store)
-        encoder = load_encoder(settings)
-        cache = FeatureCache(encoder, settings.paths.model_cache / "features")
-        registry = AdapterRegistry(settings.paths.adapters, store)
-        report: dict[str, Any] = {"snapshot_id": snapshot.id, "counts": snapshot.counts}
-        for task, spec in task_specs(cache, TrainArgs(progress=False)).items():
-            test = [r for r in snapshot.rows[task] if r.split == "test"]
-            index = list(snapshot.faq_anchors) + snapshot.pairs(task, "train")
-            active = _active_model(spec, registry)
-            entry: dict[str, Any] = {"active_version": active[0] if active else None}
-            models = {"active": active[1] if active else None, "base": spec.base()}
-            for name, model in models.items():
-                if model is None or not test:
-                    continue
-                ranked = spec.ranked(model, [r.text for r in test], index)
-                hits = [bool(labels) and labels[0] == r.label for labels, r in zip(ranked, test)]
-                entry[name] = report_on(spec, test, ranked) | Estimate.of(hits, "holdout").as_dict()
-            entry.setdefault("active", None)
-            report[task] = entry
-        return report
 
 
 def _reject_orphans(settings: Settings, store: Store, since: str, reason: str) -> None:

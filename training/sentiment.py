@@ -19,10 +19,11 @@ from peft import PeftModel, get_peft_model
 from torch import nn
 from tqdm.auto import tqdm
 
-from training.args import OneCycle, TrainArgs, TrainResult, epochs_for, lora_adapter, lora_config
+from training.args import TrainArgs, epochs_for
 from training.early_stopping import MIN_VALIDATION, EarlyStopping
 from training.encoder import Encoder, SentimentModel
 from training.features import FeatureCache, length_batches, pad_batch
+from training.lora import OneCycle, TrainResult, lora_adapter, lora_config
 from training.recipe import LABELS, CharNgramModel, blend, load_blend, read_labels, save_blend
 from vocabulary import SENTIMENT_LABELS
 

@@ -4,6 +4,9 @@ Seed examples and staff feedback are merged per task by normalised text: staff f
 (confirmations, corrections, typed answers) overrides the seed label, and the latest feedback
 wins. The split comes from a hash of the text (storage.text.stable_split), so the test set does
 not move between weeks. The snapshot id is a hash of everything that goes into training.
+
+The bot takes the snapshot and hands it to the trainer (`training.backends`): nothing here imports
+torch or `datasets` until a trainer asks for `Snapshot.dataset()`.
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-
-from datasets import Dataset
+from typing import TYPE_CHECKING
 
 from storage.records import SPLITS
 from storage.store import Store
 from storage.text import normalise_text
 from vocabulary import CORRECTION_SOURCES, TASKS, ExampleSource, Task
+
+if TYPE_CHECKING:  # `datasets` (which imports torch) is imported by `Snapshot.dataset()`, in a trainer only
+    from datasets import Dataset
 
 # Which label wins when one text has several (then the newest): a customer's did-you-mean pick is the weakest.
 _PRIORITY: dict[str, int] = {ExampleSource.CUSTOMER: 0, ExampleSource.SEED: 1, ExampleSource.CONFIRMATION: 2,
@@ -58,6 +63,8 @@ class Snapshot:
 
     def dataset(self, task: str, split: str) -> Dataset:
         """The rows of one task and split as a `datasets.Dataset` (text, label, language, source)."""
+        from datasets import Dataset
+
         rows = [r for r in self.rows[task] if r.split == split]
         return Dataset.from_dict({
             "text": [r.text for r in rows], "label": [r.label for r in rows],

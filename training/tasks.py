@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -24,10 +24,8 @@ from training.features import FeatureCache
 from training.recipe import CharNgramModel, choose_weight
 from training.router import augment_questions, train_router
 from training.sentiment import ReviewClassifier, SentimentTrainer
+from training.snapshot import Snapshot
 from vocabulary import SENTIMENT_LABELS, Task
-
-if TYPE_CHECKING:  # the snapshot module imports `datasets`, needed only where a snapshot is taken
-    from training.snapshot import Snapshot
 
 Pairs = Sequence[tuple[str, str]]
 TRAINED_ON = "trained_on.json"  # hashes of the texts an adapter was fitted on (for unseen-data comparisons)

@@ -135,14 +135,24 @@ class Services:
         """Rebuild the FAQ index from storage now, then swap it in."""
         async with self._swap_lock:
             serving = await asyncio.to_thread(_rebuilt_index, self.settings, self.runtime.serving)
-            self.runtime.swap(serving)
+            await self._swap(serving)
 
     async def reload_adapters(self) -> str:
         """Serve the active adapters (after a promotion or rollback); returns the new version string."""
         async with self._swap_lock:
             serving = await asyncio.to_thread(_active_serving, self.settings, self.runtime.serving.encoder)
-            self.runtime.swap(serving)
+            await self._swap(serving)
         return self.runtime.serving.version
+
+    async def _swap(self, serving: ServingModel) -> None:
+        """Serve `serving` from the next request on; the old model's memory goes back to the OS once it is free.
+
+        Without the trim, glibc keeps the freed pages of the old tops' sessions: +27 MB of VmRSS per swap.
+        """
+        from serving.onnx_models import release_freed_heap
+
+        self.runtime.swap(serving)  # the old model: freed here, or by the last request still using it
+        await asyncio.to_thread(release_freed_heap)
 
     def reload_memory(self) -> None:
         """Refill the correction memory from storage (after /forget deleted examples)."""

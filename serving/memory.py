@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +28,9 @@ class CorrectionMemory:
         self.near_threshold = near_threshold
         self._lock = threading.Lock()
         self._items: dict[str, Remembered] = {}
-        self._vectors: tuple[object, list[Remembered], np.ndarray] | None = None  # (model, items, vectors)
+        # (the model they were embedded with, items, vectors); the model by weak reference, so that a serving model
+        # swapped out is freed when its last request finishes, not kept until the next near() call
+        self._vectors: tuple[weakref.ref, list[Remembered], np.ndarray] | None = None
         self._generation = 0  # bumped by every add(): vectors embedded from older items are not cached
 
     def __len__(self) -> int:
@@ -61,11 +64,11 @@ class CorrectionMemory:
         """
         with self._lock:
             cached, generation = self._vectors, self._generation
-            stale = cached is None or cached[0] is not model
+            stale = cached is None or cached[0]() is not model
             items = list(self._items.values()) if stale else []
         if stale:
             vectors = embed([r.text for r in items]) if items else np.zeros((0, vector.shape[-1]), dtype=np.float32)
-            cached = (model, items, vectors)
+            cached = (weakref.ref(model), items, vectors)
             with self._lock:
                 if self._generation == generation:
                     self._vectors = cached

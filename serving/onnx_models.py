@@ -66,15 +66,16 @@ def _session(path: Path, arena: bool = True):
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime raises its own exception types for an unreadable graph
         raise GraphRefused(f"{path} is not a loadable ONNX graph: {error}") from error
-    _release_freed_heap()
+    release_freed_heap()
     return session
 
 
-def _release_freed_heap() -> None:
+def release_freed_heap() -> None:
     """Give the C heap's free pages back to the OS (glibc `malloc_trim`; elsewhere nothing).
 
     Loading a graph parses its protobuf into buffers freed once the session holds its weights; glibc
-    keeps them: 47 MB of VmRSS after the trunk's session alone. Called after every session is made.
+    keeps them: 47 MB of VmRSS after the trunk's session alone. Called after every session is made, and by the bot
+    after a swap (the old model's sessions).
     """
     with contextlib.suppress(OSError, AttributeError):  # not glibc
         ctypes.CDLL("libc.so.6").malloc_trim(0)

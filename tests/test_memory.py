@@ -1,8 +1,11 @@
-"""Correction memory: a correction added while near() is embedding is never hidden by a stale cache."""
+"""Correction memory: a correction added while near() is embedding is never hidden by a stale cache; the vectors it
+caches never keep a swapped-out serving model alive."""
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 
 import numpy as np
 
@@ -16,10 +19,14 @@ def embed(texts: list[str]) -> np.ndarray:
     return np.stack([np.array(VECTORS[t]) / np.linalg.norm(VECTORS[t]) for t in texts])
 
 
+class Model:
+    """A serving model's stand-in (weak-referenceable, as ServingModel is)."""
+
+
 def test_a_correction_added_while_near_embeds_is_matched_afterwards() -> None:
     memory = CorrectionMemory(near_threshold=0.95)
     memory.add("珍珠太硬了", "review", "negative")
-    model = object()
+    model = Model()
     embedding, release = threading.Event(), threading.Event()
 
     def slow_embed(texts: list[str]) -> np.ndarray:  # near() is rebuilding its vectors from the old items
@@ -40,3 +47,17 @@ def test_a_correction_added_while_near_embeds_is_matched_afterwards() -> None:
 
     near = memory.near(model, embed(["奶茶太甜了!!"])[0], embed)
     assert near is not None and near[0].text == "奶茶太甜了" and near[1] >= 0.95
+
+
+def test_the_cached_vectors_do_not_keep_the_model_they_came_from_alive() -> None:
+    memory = CorrectionMemory(near_threshold=0.95)
+    memory.add("奶茶太甜了", "review", "negative")
+    old, new = Model(), Model()
+    assert memory.near(old, embed(["奶茶太甜了!!"])[0], embed) is not None
+    gone = weakref.ref(old)
+    del old  # swapped out: no request uses it any more
+    gc.collect()
+    assert gone() is None
+    calls = []
+    near = memory.near(new, embed(["奶茶太甜了!!"])[0], lambda texts: calls.append(texts) or embed(texts))
+    assert near is not None and calls == [["奶茶太甜了"]]  # the new model's vectors, embedded anew

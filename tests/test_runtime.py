@@ -54,6 +54,10 @@ def test_correction_takes_effect_at_once_for_the_same_text(encoder):
     assert runtime.decide("珍珠太硬了").label == "neutral"
 
 
+class ModelStandIn:
+    """Where a serving model goes (weak-referenceable, as ServingModel is)."""
+
+
 def test_memory_matches_near_identical_messages_by_embedding():
     memory = CorrectionMemory(near_threshold=0.95)
     memory.add("珍珠太硬了", "review", "negative")
@@ -62,7 +66,7 @@ def test_memory_matches_near_identical_messages_by_embedding():
     def embed(texts):
         return np.stack([vectors[t] / np.linalg.norm(vectors[t]) for t in texts])
 
-    model = object()
+    model = ModelStandIn()
     near = memory.near(model, embed(["珍珠太硬了!!"])[0], embed)
     assert near is not None and near[0].label == "negative" and near[1] >= 0.95
     assert memory.near(model, embed(["好喝"])[0], embed) is None

@@ -148,14 +148,19 @@ def test_a_report_longer_than_a_message_is_saved_whole_and_reaches_the_owner_cut
         assert bot.take_errors() == []
 
 
-def test_status_shows_a_refused_first_candidate_with_its_n_and_interval(make_settings) -> None:
-    settings = make_settings()
-    metrics = {"accuracy": 0.872, "n": 360, "low": 0.834, "high": 0.903, "method": "cv", "folds": 5}
+def _status_with_refused(settings, version: str, task: str, metrics: dict, why: str) -> tuple[str, str]:
+    """/status in English and Chinese after one refused candidate with these metrics."""
     with Store(settings.paths.database) as store:
-        store.adapters.add_candidate("s-1", "sentiment", "sentiment/s-1", metrics, "0" * 64, "bundled")
-        store.adapters.set_status("s-1", "rejected", ["accuracy 0.872 [0.834, 0.903] (n=360) < threshold 0.900"])
-        text = build_status_text(settings, store, "base", retraining=False, language="en")
-        zh = build_status_text(settings, store, "base", retraining=False, language="zh")
+        store.adapters.add_candidate(version, task, f"{task}/{version}", metrics, "0" * 64, "bundled")
+        store.adapters.set_status(version, "rejected", [why])
+        return (build_status_text(settings, store, "base", retraining=False, language="en"),
+                build_status_text(settings, store, "base", retraining=False, language="zh"))
+
+
+def test_status_shows_a_refused_first_candidate_with_its_n_and_interval(make_settings) -> None:
+    metrics = {"accuracy": 0.872, "n": 360, "low": 0.834, "high": 0.903, "method": "cv", "folds": 5}
+    text, zh = _status_with_refused(make_settings(), "s-1", "sentiment", metrics,
+                                    "accuracy 0.872 [0.834, 0.903] (n=360) < threshold 0.900")
     assert "• sentiment model: base model (no trained version yet)" in text
     assert ("latest candidate s-1 refused: accuracy 87.2% [83.4%–90.3%], n=360, 5-fold CV over all labelled data. "
             "Why: accuracy 0.872 [0.834, 0.903] (n=360) < threshold 0.900") in text
@@ -163,13 +168,8 @@ def test_status_shows_a_refused_first_candidate_with_its_n_and_interval(make_set
 
 
 def test_status_names_an_estimate_on_a_test_split_enlarged_from_train(make_settings) -> None:
-    settings = make_settings()
     metrics = {"accuracy": 0.861, "n": 195, "low": 0.806, "high": 0.903, "method": "holdout+refit", "folds": 0}
-    with Store(settings.paths.database) as store:
-        store.adapters.add_candidate("f-1", "faq", "faq/f-1", metrics, "0" * 64, "bundled")
-        store.adapters.set_status("f-1", "rejected", ["regresses 0.030 against active f-0"])
-        text = build_status_text(settings, store, "base", retraining=False, language="en")
-        zh = build_status_text(settings, store, "base", retraining=False, language="zh")
+    text, zh = _status_with_refused(make_settings(), "f-1", "faq", metrics, "regresses 0.030 against active f-0")
     assert ("86.1% [80.6%–90.3%], n=195, held-out set (test split + train rows), shipped refitted on all data"
             in text)
     assert "86.1% [80.6%–90.3%]，n=195，留出集（测试集加部分训练数据），上线模型用全部数据重训" in zh

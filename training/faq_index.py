@@ -7,7 +7,7 @@ builds and searches it without importing torch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,19 @@ class FaqIndex:
     keys: tuple[str, ...]
     texts: tuple[str, ...]
     vectors: np.ndarray  # (n, hidden), unit length
+    # Derived once per index, not per query: the entries (sorted keys) and the texts' order grouped by entry.
+    entries: list[str] = field(init=False, repr=False, compare=False)
+    _by_entry: np.ndarray = field(init=False, repr=False, compare=False)  # text positions, grouped by entry
+    _starts: np.ndarray = field(init=False, repr=False, compare=False)  # where each entry's group begins
+
+    def __post_init__(self) -> None:
+        entries = sorted(set(self.keys))
+        column = {k: i for i, k in enumerate(entries)}
+        by_entry = np.argsort(np.array([column[k] for k in self.keys], dtype=np.int64), kind="stable")
+        starts = np.searchsorted(np.array([column[self.keys[i]] for i in by_entry], dtype=np.int64), range(len(entries)))
+        object.__setattr__(self, "entries", entries)
+        object.__setattr__(self, "_by_entry", by_entry)
+        object.__setattr__(self, "_starts", starts.astype(np.int64))
 
     @classmethod
     def build(cls, model: Any, cache: FeatureCache, items: Sequence[tuple[str, str]]) -> FaqIndex:
@@ -34,16 +47,10 @@ class FaqIndex:
 
     def entry_scores(self, query_vectors: np.ndarray) -> tuple[list[str], np.ndarray]:
         """(entry keys, (queries, entries) best cosine per entry)."""
-        entries = sorted(set(self.keys))
-        if not entries:
+        if not self.entries:
             return [], np.zeros((len(query_vectors), 0), dtype=np.float32)
-        column = {k: i for i, k in enumerate(entries)}
-        sims = query_vectors @ self.vectors.T
-        best = np.full((len(query_vectors), len(entries)), -1.0, dtype=np.float32)
-        cols = np.array([column[k] for k in self.keys])
-        for c in range(len(entries)):
-            best[:, c] = sims[:, cols == c].max(axis=1)
-        return entries, best
+        sims = (query_vectors @ self.vectors.T)[:, self._by_entry]  # the same products as unordered: exact
+        return self.entries, np.maximum.reduceat(sims, self._starts, axis=1).astype(np.float32)
 
     def search(self, query_vectors: np.ndarray, k: int = 3) -> list[list[tuple[str, float, float]]]:
         """Top-k entries per query as (key, cosine, confidence); confidence = softmax(SCALE * cosine)."""

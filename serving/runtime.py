@@ -135,10 +135,26 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (z / z.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
+def one_thread_per_worker() -> None:
+    """Every BLAS loaded in this process (numpy's and scipy's OpenBLAS) to one thread.
+
+    The model's parallelism is its worker threads (`[bot] model_workers`), each running a batch on one
+    thread; the serving side's own products (FAQ index, router, n-gram blend) are a few vectors against a
+    few hundred. Split over both cores, the libraries' idle threads spin between calls: under load
+    (`bench/load.py`) that was 14.2-15.3 instead of 9.8-10.6 ms of the bot's CPU per message, 97-108 instead of 117-127
+    messages/s. Called when a runtime is made and at every swap (~3 ms), as a new model can bring a library
+    (scipy's, with the n-gram blend).
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")  # not OpenMP: torch sets its own threads (`model.train_threads`)
+
+
 class ModelRuntime:
     """Thread-safe facade: decide with the current serving model and the correction memory; swap atomically."""
 
     def __init__(self, serving: ServingModel, answer_threshold: float, memory: CorrectionMemory | None = None):
+        one_thread_per_worker()
         self._serving = serving
         self._swap_lock = threading.Lock()
         self.answer_threshold = answer_threshold
@@ -151,6 +167,7 @@ class ModelRuntime:
 
     def swap(self, new: ServingModel) -> ServingModel:
         """Make `new` serve from the next request on; returns the old one. Requests in flight finish on the old."""
+        one_thread_per_worker()  # the new model may have loaded a library (scikit-learn's, for its n-gram blend)
         with self._swap_lock:
             old, self._serving = self._serving, new
         log.info("serving model swapped: %s -> %s", old.version, new.version)

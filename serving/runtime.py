@@ -135,7 +135,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return (z / z.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
-def one_thread_per_worker() -> None:
+def one_blas_thread() -> None:
     """Every BLAS loaded in this process (numpy's and scipy's OpenBLAS) to one thread.
 
     The model's parallelism is its worker threads (`[bot] model_workers`), each running a batch on one
@@ -154,7 +154,7 @@ class ModelRuntime:
     """Thread-safe facade: decide with the current serving model and the correction memory; swap atomically."""
 
     def __init__(self, serving: ServingModel, answer_threshold: float, memory: CorrectionMemory | None = None):
-        one_thread_per_worker()
+        one_blas_thread()
         self._serving = serving
         self._swap_lock = threading.Lock()
         self.answer_threshold = answer_threshold
@@ -167,7 +167,7 @@ class ModelRuntime:
 
     def swap(self, new: ServingModel) -> ServingModel:
         """Make `new` serve from the next request on; returns the old one. Requests in flight finish on the old."""
-        one_thread_per_worker()  # the new model may have loaded a library (scikit-learn's, for its n-gram blend)
+        one_blas_thread()  # the new model may have loaded a BLAS (scipy's, with its n-gram blend)
         with self._swap_lock:
             old, self._serving = self._serving, new
         log.info("serving model swapped: %s -> %s", old.version, new.version)

@@ -69,3 +69,10 @@ def save(name: str, result: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
     print(json.dumps(result, ensure_ascii=False))
+
+
+def wilson(k: int, n: int) -> list[float]:
+    """The 95% Wilson interval of k successes in n, rounded for a results file (training.estimate's rule)."""
+    from training.estimate import wilson_interval
+
+    return [round(bound, 4) for bound in wilson_interval(k, n)]

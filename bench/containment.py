@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import math
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any
 
 import common  # noqa: F401  (sys.path)
 import torch
-from common import REPO, base_folder, peak_rss_mb, save
+from common import REPO, base_folder, peak_rss_mb, save, wilson
 from routing import DEMO, shipped_settings
 
 from serving.loading import load_runtime
@@ -53,15 +52,6 @@ def read_questions(path: Path) -> list[dict[str, str]]:
     """Rows of a text<TAB>expected<TAB>language file with a header."""
     with open(path, newline="", encoding="utf-8") as handle:
         return [dict(r) for r in csv.DictReader(handle, delimiter="\t")]
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
-    """95% Wilson interval of k successes in n."""
-    if n == 0:
-        return [0.0, 1.0]
-    p, denominator = k / n, 1 + z * z / n
-    centre, half = (p + z * z / (2 * n)) / denominator, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return [round(centre - half, 4), round(centre + half, 4)]
 
 
 def share(k: int, n: int) -> dict[str, Any]:

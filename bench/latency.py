@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import statistics
 import subprocess
@@ -30,7 +29,7 @@ from typing import Any
 
 import common  # puts the repo on sys.path
 import numpy as np
-from common import REPO, base_folder, read_tsv, save
+from common import REPO, base_folder, read_tsv, save, wilson
 
 MESSAGES = ["能做少糖吗?", "do you deliver to the university?", "珍珠太硬了，下次不来了", "not bad but pricey",
             "你们几点关门", "the brown sugar milk is amazing!!", "可以用支付宝吗", "waited 25 minutes for one drink"]
@@ -138,14 +137,6 @@ def time_row(runtime_name: str, base, sentiment, faq, items, n: int) -> dict[str
             "single_p99_ms": round(float(np.percentile(single, 99)), 2),
             "batch32_messages_per_second": round(statistics.median(rates), 1),
             "swap_build_seconds": round(build, 3), "n_single": n}
-
-
-def wilson(hits: int, n: int) -> list[float]:
-    if n == 0:
-        return [0.0, 1.0]
-    p, z = hits / n, 1.96
-    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [round(centre - half, 4), round(centre + half, 4)]
 
 
 def rss_child(runtime_name: str, folder: Path, config: Path) -> None:

@@ -20,8 +20,8 @@ where they differ, and speed (one message p50/p99, batches of 32), interleaved w
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import math
 import shutil
 import statistics
 import tempfile
@@ -31,8 +31,10 @@ from typing import Any
 
 import common  # noqa: F401  (puts the repo on sys.path)
 import numpy as np
-from common import REPO, base_folder, read_tsv, save
-from latency import MESSAGES, agreement_set, faq_items, wilson
+from common import REPO, base_folder, read_tsv, save, wilson
+from latency import MESSAGES, agreement_set, faq_items, serving_model
+
+from training.estimate import Comparison
 
 DYNAMIC_OUTLIERS = 4
 TARGET_AGREEMENT = 0.995
@@ -150,9 +152,7 @@ def calibration_feeds(base, texts: list[str]) -> tuple[list[dict], list[dict]]:
 def runtime_for(base, work: Path, graphs: Path | None):
     """A ModelRuntime over the trained adapters, with the graphs of `graphs` (None: the float32 ones) swapped in."""
     from serving.onnx_models import OnnxTop, _session, adapter_top
-    from serving.runtime import ModelRuntime, ServingModel
-    from training.faq_index import FaqIndex
-    from training.features import FeatureCache
+    from serving.runtime import ModelRuntime
     from training.recipe import load_blend
 
     sentiment, faq = adapter_top(work / "sentiment", logits=True), adapter_top(work / "faq", logits=False)
@@ -161,11 +161,8 @@ def runtime_for(base, work: Path, graphs: Path | None):
         sentiment = OnnxTop(_session(graphs / "sentiment.onnx", arena=False), graphs / "sentiment.onnx")
         faq = OnnxTop(_session(graphs / "faq.onnx", arena=False), graphs / "faq.onnx")
     char, weight = load_blend(work / "sentiment")
-    items = faq_items() + json.loads((work / "intents.json").read_text())
-    cache = FeatureCache(base)
-    serving = ServingModel(base, faq, FaqIndex.build(faq, cache, [tuple(i) for i in items]), sentiment,
-                           versions={"sentiment": "bench", "faq": "bench"}, cache=cache, sentiment_char=char,
-                           char_weight=weight)
+    items = faq_items() + [tuple(i) for i in json.loads((work / "intents.json").read_text())]
+    serving = dataclasses.replace(serving_model(base, sentiment, faq, items), sentiment_char=char, char_weight=weight)
     return ModelRuntime(serving, answer_threshold=0.55)
 
 
@@ -187,13 +184,10 @@ def decide_all(runtime, messages: list[str]) -> list[tuple[str, str | None, floa
     return out
 
 
-def paired(hits_a: list[bool], hits_b: list[bool]) -> dict[str, float]:
-    """Mean of b - a with a 95% normal interval."""
-    diffs = [float(b) - float(a) for a, b in zip(hits_a, hits_b)]
-    mean = sum(diffs) / len(diffs)
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1))
-    half = 1.96 * sd / math.sqrt(len(diffs))
-    return {"difference": round(mean, 4), "interval95": [round(mean - half, 4), round(mean + half, 4)]}
+def _difference(paired) -> dict[str, Any]:
+    """A paired accuracy difference (training.estimate.Comparison: this variant minus float32) for the results file."""
+    return {"difference": round(paired.candidate - paired.active, 4), "interval95": [round(paired.low, 4),
+                                                                                      round(paired.high, 4)]}
 
 
 def speeds(runtimes: dict[str, Any], n: int) -> dict[str, dict[str, float]]:
@@ -268,7 +262,7 @@ def main() -> None:
             margins = [a[2] for a, b in zip(reference, got) if (a[0], a[1]) != (b[0], b[1])]
             rows.append({"variant": name, "same_decision": same, "share": round(same / len(messages), 4),
                          "interval95": wilson(same, len(messages)), "accuracy": round(sum(hits) / len(hits), 4),
-                         "accuracy_minus_float32": paired(ref_hits, hits),
+                         "accuracy_minus_float32": _difference(Comparison.of(hits, ref_hits)),
                          "float32_margin_where_different": {"median": round(float(np.median(margins)), 4) if margins else None,
                                                             "max": round(max(margins), 4) if margins else None}})
         timing = speeds(runtimes, args.n)

@@ -47,6 +47,7 @@ def half_width(p: float, n: int) -> float:
 
 
 HOLDOUT, HOLDOUT_REFIT, CV = "holdout", "holdout+refit", "cv"  # how an estimate was measured (Estimate.method)
+METHODS = (HOLDOUT, HOLDOUT_REFIT, CV)
 
 
 def rows_needed(threshold: float, max_interval: float) -> int | None:

@@ -19,6 +19,7 @@ from shop.report.data import History, RunSummary, WeekCounts, corrected, next_re
 from shop.report.suggested import Suggestion
 from shop.texts import estimate_text, learning_text, owner_text
 from storage.store import Store
+from training.estimate import METHODS
 from vocabulary import SENTIMENT_LABELS, TASKS, AdapterStatus, CorrectionKind, RunTrigger
 
 _METRIC_ORDER = ("accuracy", "macro_f1", "top3", "router_accuracy")
@@ -34,7 +35,7 @@ def format_estimate(metrics: Mapping[str, Any], language: str) -> str:
              + (f" [{percent(low, 1)}–{percent(high, 1)}]" if low is not None and high is not None else "")]
     if isinstance(n, int):
         parts.append(f"n={n}")
-    if metrics.get("method") in ("cv", "holdout", "holdout+refit"):
+    if metrics.get("method") in METHODS:
         parts.append(estimate_text(language, str(metrics["method"]), folds=metrics.get("folds")))
     return estimate_text(language, "sep").join(parts)
 

@@ -197,7 +197,7 @@ class BotHarness:
     def wait_mirror(self, contains: str, after: int = 0, timeout: float = 20) -> tuple[dict, Decision]:
         """The staff-chat mirror containing `contains` and its stored decision (once linked)."""
         message = self.emulator.wait_for_message(STAFF_CHAT, contains, after=after, timeout=timeout)
-        decision = self.wait_until(lambda store: _linked(store, message["message_id"]), timeout)
+        decision = self.wait_until(lambda store: linked(store, message["message_id"]), timeout)
         return message, decision
 
     def ask(self, user: FakeUser, text: str) -> tuple[dict, dict, Decision]:
@@ -233,7 +233,8 @@ class BotHarness:
                 time.sleep(0.05)
 
 
-def _linked(store: Store, message_id: int) -> Decision | None:
+def linked(store: Store, message_id: int) -> Decision | None:
+    """The decision mirrored as this staff-chat message, once the bot has stored where its mirror went."""
     rows = store.decisions.table.rows_where("staff_chat_id = ? and staff_message_id = ?", [STAFF_CHAT, message_id])
     return next((Decision.from_row(row) for row in rows), None)
 

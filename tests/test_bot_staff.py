@@ -19,6 +19,7 @@ from tests.botkit import (
     bot_settings,
     button_data,
     buttons,
+    linked,
     press_raw,
 )
 
@@ -222,6 +223,27 @@ def test_a_staff_reply_to_a_review_is_passed_on_to_the_customer(bot: BotHarness)
     assert passed["text"] == "店员回复：非常抱歉！下次来店里送您一杯。"
     bot.emulator.wait_for_message(STAFF_CHAT, "Sent to the customer", after=sent["message_id"])
     assert db_state(bot, decision.id)[0] == "pending"  # still waiting for ✅/❌: a reply teaches nothing
+
+
+def test_a_press_or_reply_before_the_bot_hears_its_mirror_was_sent_still_works(bot: BotHarness) -> None:
+    """Telegram shows a message before the bot's send of it returns: staff can press or reply in that moment."""
+    cases = {"press": (BOB, "The taro was far too sweet today"), "reply": (EVE, "The straw broke in my cup today")}
+    after = bot.cursor(STAFF_CHAT)
+    bot.emulator.delay_next("sendMessage", 3.0, times=4, effect_first=True)  # both replies and both mirrors
+    for customer, text in cases.values():
+        bot.services.runtime.remember(text, "review", "negative")
+        bot.emulator.send_text(customer, text)
+    mirrors = {case: bot.emulator.wait_for_message(STAFF_CHAT, text, after=after) for case, (_, text) in cases.items()}
+    reply_sent = bot.emulator.reply_to(MEI, mirrors["reply"], "So sorry, a new straw is on us next time.")
+    assert bot.press(MEI, mirrors["press"], button_data(mirrors["press"], "✅"))["text"] == "Saved ✔"
+    assert "confirmed by Mei" in edited(bot, mirrors["press"])["text"]
+    bot.emulator.wait_for_message(STAFF_CHAT, "Sent to the customer", after=reply_sent["message_id"])
+    bot.emulator.wait_for_message(EVE.id, "a new straw is on us")
+    with bot.store() as store:
+        for case, mirror in mirrors.items():
+            decision = linked(store, mirror["message_id"])
+            assert decision is not None, case  # linked once, to its own mirror
+            assert decision.status == ("confirmed" if case == "press" else "pending"), case
 
 
 def test_a_late_callback_answer_does_not_stop_the_correction(bot: BotHarness) -> None:

@@ -294,6 +294,19 @@ def test_an_injected_error_for_one_chat_spares_the_others(emulator: BotAPIEmulat
     asyncio.run(main())
 
 
+def test_a_delay_after_the_effect_shows_the_message_before_the_send_returns(emulator: BotAPIEmulator) -> None:
+    emulator.add_chat(ALICE.id, "Alice")
+    async def main() -> None:
+        async with direct_bot(emulator) as bot:
+            emulator.delay_next("sendMessage", 1.0, effect_first=True)
+            sending = asyncio.create_task(bot.send_message(ALICE.id, "seen first"))
+            seen = await asyncio.to_thread(emulator.wait_for_message, ALICE.id, "seen first", timeout=5)
+            assert not sending.done()  # visible in the chat while the bot still waits for its answer
+            assert (await sending).message_id == seen["message_id"]
+
+    asyncio.run(main())
+
+
 def test_delay_beyond_read_timeout_is_timed_out(emulator: BotAPIEmulator) -> None:
     emulator.add_chat(ALICE.id, "Alice")
     async def main() -> None:

@@ -15,7 +15,7 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update, User
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
-from bot import callbacks, clock, staff_view
+from bot import callbacks, clock, staff_view, takeover_callbacks
 from bot.callbacks import ButtonAction, Callback, CallbackDataError
 from bot.context import BotContext
 from bot.handlers.common import (
@@ -27,6 +27,7 @@ from bot.handlers.common import (
     press_of,
     send_to_customer,
 )
+from bot.services import Services
 from shop.feedback import Outcome
 from shop.takeover import take_over
 from shop.texts import staff_text
@@ -46,6 +47,41 @@ async def post_mirror(context: BotContext, decision: Decision, text: str, custom
         parse_mode=ParseMode.HTML, reply_markup=staff_view.main_keyboard(settings, decision, lookup),
         disable_notification=not (staff_view.should_notify(decision) if notify is None else notify))
     services.store.decisions.set_staff_message(decision.id, sent.chat_id, sent.message_id)
+
+
+def claim_mirror(services: Services, message: Message, pressed: int | None = None) -> Decision | None:
+    """The decision whose mirror `message` is (the `pressed` one only), while the bot's send of it has not returned
+    yet, so where it went is not stored: a staff-chat message carrying that decision's buttons, which only its
+    mirror carries. Staff can press or reply in that moment (Telegram shows the message before the bot hears
+    back); storing its place here makes the press or reply work as it would a moment later."""
+    decision_id = mirrored_id(message)
+    if message.chat.id != services.settings.roles.staff_chat_id or decision_id is None or pressed not in (None, decision_id):
+        return None
+    try:
+        decision = services.store.decisions.get(decision_id)
+    except NotFoundError:
+        return None
+    if decision.staff_message_id is not None:
+        return None
+    return services.store.decisions.set_staff_message(decision.id, message.chat.id, message.message_id)
+
+
+def mirrored_decision(services: Services, message: Message) -> Decision | None:
+    """The decision a staff-chat message is the mirror of, if any (for replies to it)."""
+    return services.store.decisions.by_staff_message(message.chat.id, message.message_id) or claim_mirror(
+        services, message)
+
+
+def mirrored_id(message: Message) -> int | None:
+    """The decision id on a message's mirror buttons (✅/❌… or ▶ resume), None without them."""
+    rows = message.reply_markup.inline_keyboard if message.reply_markup else ()
+    for data in (button.callback_data for row in rows for button in row):
+        for decode in (lambda data: callbacks.decode(data).decision_id, takeover_callbacks.decode):
+            try:
+                return decode(data)
+            except CallbackDataError:
+                continue
+    return None
 
 
 def allowed_actions(decision: Decision) -> tuple[ButtonAction, ...]:
@@ -101,6 +137,8 @@ async def checked_press(update: Update, context: BotContext) -> Press | None:
     if message is not None and not message.is_accessible:  # date 0: too old to see, its text can't be kept
         await refuse("too_old")
         return None
+    if isinstance(message, Message) and decision.staff_message_id is None:  # its mirror's send may not have returned
+        decision = claim_mirror(context.services, message, pressed=decision.id) or decision
     stored = (decision.staff_chat_id, decision.staff_message_id)  # where its mirror was sent
     if not isinstance(message, Message) or (message.chat.id, message.message_id) != stored:
         await refuse("wrong_message")
@@ -274,7 +312,7 @@ async def handle_reply(update: Update, context: BotContext) -> bool:
     staff = message.from_user
     if staff is None or not services.settings.is_staff(staff.id):
         return False
-    decision = services.store.decisions.by_staff_message(message.chat.id, target.message_id)
+    decision = mirrored_decision(services, target)
     text = (message.text or "").strip()
     if decision is None or not text:
         return False

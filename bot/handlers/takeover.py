@@ -21,7 +21,7 @@ from bot import clock, staff_view, takeover_callbacks
 from bot.callbacks import CallbackDataError
 from bot.context import BotContext
 from bot.handlers.common import PrefixedButtons, answer_press, display_name, message_of, press_of
-from bot.handlers.staff import set_buttons
+from bot.handlers.staff import claim_mirror, mirrored_decision, set_buttons
 from bot.services import Services
 from shop import takeover
 from shop.texts import staff_text
@@ -68,6 +68,8 @@ async def on_press(update: Update, context: BotContext) -> None:
         await refuse("unknown_decision")
         return
     message = query.message
+    if isinstance(message, Message) and decision.staff_message_id is None:  # its mirror's send may not have returned
+        decision = claim_mirror(services, message, pressed=decision.id) or decision
     if not isinstance(message, Message) or (message.chat.id, message.message_id) != (
             decision.staff_chat_id, decision.staff_message_id):
         await refuse("wrong_message")
@@ -85,7 +87,7 @@ def _customer_named(services: Services, message: Message, args: list[str]) -> in
     """The customer a /resume means: the one whose mirror it replies to, else the id given."""
     target = message.reply_to_message
     if target is not None:
-        decision = services.store.decisions.by_staff_message(message.chat.id, target.message_id)
+        decision = mirrored_decision(services, target)
         if decision is not None:
             return takeover.customer_of(services.store, decision.id)
     if len(args) == 1 and args[0].isascii() and args[0].isdigit() and len(args[0]) <= 18:

@@ -80,10 +80,11 @@ class BotAPIEmulator(UserSide, Observation, BotAPIMethods, Updates):
         with self._cond:
             self._failures.setdefault(method.lower(), []).extend([(chat_id, error)] * times)
 
-    def delay_next(self, method: str, seconds: float, times: int = 1) -> None:
-        """Sleep before answering the next ``times`` calls of ``method``; they still take effect."""
+    def delay_next(self, method: str, seconds: float, times: int = 1, effect_first: bool = False) -> None:
+        """Sleep before answering the next ``times`` calls of ``method``; they still take effect: after the sleep,
+        or (``effect_first``) at once, so that others see the result while the caller still waits for it."""
         with self._cond:
-            self._delays.setdefault(method.lower(), []).extend([seconds] * times)
+            self._delays.setdefault(method.lower(), []).extend([(seconds, effect_first)] * times)
 
     # ------------------------------------------------------------------ one call, from the HTTP server
     def _handle_call(self, token: str, method: str, params: dict) -> tuple[int, dict]:
@@ -92,12 +93,13 @@ class BotAPIEmulator(UserSide, Observation, BotAPIMethods, Updates):
             self._requests.append((name, params))
             self._cond.notify_all()
             arrived = time.monotonic()
-            delay = (self._delays.get(method.lower()) or [0]).pop(0)
+            delay, effect_first = (self._delays.get(method.lower()) or [(0.0, False)]).pop(0)
             failures = self._failures.get(method.lower()) or []
             index = next((i for i, (chat, _) in enumerate(failures)
                           if chat is None or str(chat) == str(params.get("chat_id"))), None)
             failure = failures.pop(index)[1] if index is not None else None
-        self._stopping.wait(delay)
+        if not effect_first:
+            self._stopping.wait(delay)
         try:
             if token != self.token:
                 raise BotAPIError(401, "Unauthorized")
@@ -109,6 +111,8 @@ class BotAPIEmulator(UserSide, Observation, BotAPIMethods, Updates):
                 self._arrived = arrived
                 result = handler(params)
                 self._cond.notify_all()
+            if effect_first:
+                self._stopping.wait(delay)
             return 200, {"ok": True, "result": result}
         except BotAPIError as error:
             return error.status, error.payload()

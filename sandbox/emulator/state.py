@@ -50,7 +50,7 @@ class EmulatorState:
         self._deliveries: list[dict] = []
         self._deliverer: threading.Thread | None = None
         self._failures: dict[str, list[tuple[int | None, BotAPIError]]] = {}  # (only to this chat, error)
-        self._delays: dict[str, list[float]] = {}
+        self._delays: dict[str, list[tuple[float, bool]]] = {}  # method: [(seconds, effect_first)]
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
         # Bot API methods are the parts' ``_api_<name>`` methods (methods.py, updates.py): lower-case name ->

@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=None, help="override: TrainArgs.epochs")
     parser.add_argument("--min-steps", type=int, default=None, help="override: TrainArgs.min_steps")
     parser.add_argument("--lr", type=float, default=None, help="override: TrainArgs.learning_rate")
+    parser.add_argument("--mixed-precision", choices=("on", "off"), default=None,
+                        help="override: TrainArgs.mixed_precision (bfloat16 autocast of training steps)")
     parser.add_argument("--name", default=None, help="result file name (default: dataset folder + task)")
     args = parser.parse_args(argv)
     model = load_settings(args.config).model
@@ -58,7 +60,9 @@ def main(argv: list[str] | None = None) -> dict:
         ("base", args.base), ("top_layers", args.top_layers), ("max_length", args.max_length),
         ("train_threads", args.threads), ("trunk_dtype", args.trunk_dtype)) if value is not None}
     train_overrides = {key: value for key, value in (("epochs", args.epochs), ("min_steps", args.min_steps),
-                                                     ("learning_rate", args.lr)) if value is not None}
+                                                     ("learning_rate", args.lr),
+                                                     ("mixed_precision", None if args.mixed_precision is None
+                                                      else args.mixed_precision == "on")) if value is not None}
     top_layers = args.top_layers or model.top_layers
     max_length = args.max_length or model.max_length
     threads = args.threads or model.train_threads

@@ -19,7 +19,7 @@ call opens a new connection). The mirror policy is `[staff] mirror` (default
 
 `--model real` (default): the product's own loader and runtime (`[model] runtime`: ONNX Runtime on a
 CPU) serving a promoted sentiment and FAQ adapter with random LoRA weights (`bench/swap.py:
-publish_set`: the shapes and cost of trained ones), the demo shop's FAQ as the index, so questions
+publish_set`: the shapes and cost of trained ones, the sentiment one with its n-gram blend), the demo shop's FAQ as the index, so questions
 are answered from the demo FAQ and reviews get a sentiment. `--model shipped`: the product's own loader on the demo shop as shipped (no
 adapter has passed the gate: the FAQ by the base model, reviews left for staff to label, so
 mirrored under either policy), whatever runtime `[model] runtime` picks. `--model fake`: a constant-time stand-in that returns the same kinds of decisions

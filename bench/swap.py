@@ -49,6 +49,7 @@ from training.args import TrainArgs
 from training.encoder import load_encoder
 from training.export_onnx import export_adapter
 from training.faq import new_faq_model, save_faq
+from training.recipe import CharNgramModel, save_blend
 from training.registry import AdapterRegistry
 from training.sentiment import new_sentiment_model, save_sentiment
 from vocabulary import SENTIMENT_LABELS
@@ -86,8 +87,17 @@ def shop_texts(folder: Path) -> list[str]:
     return texts
 
 
+def demo_ngrams(labels: tuple[str, ...]) -> CharNgramModel:
+    """The n-gram half of a trained sentiment adapter, fitted on the demo shop's reviews (a trained adapter blends
+    one in whenever validation gives it a share: the bot then loads and scores it too)."""
+    with (REPO / "data" / "demo" / "reviews.tsv").open(encoding="utf-8", newline="") as handle:
+        rows = [(row["text"], row["label"]) for row in csv.DictReader(handle, delimiter="\t")]
+    return CharNgramModel.fit([t for t, _ in rows], [y for _, y in rows], labels)
+
+
 def publish_set(registry: AdapterRegistry, encoder, name: str, seed: int, base: str) -> dict[str, str]:
-    """Publish one sentiment + one FAQ adapter with random (seeded) weights; returns {task: version}."""
+    """Publish one sentiment + one FAQ adapter with random (seeded) weights, the sentiment one with an n-gram blend
+    (weight 0.3); returns {task: version}."""
     args = TrainArgs(seed=seed, progress=False)
     generator = torch.Generator().manual_seed(seed)
     versions = {}
@@ -97,7 +107,9 @@ def publish_set(registry: AdapterRegistry, encoder, name: str, seed: int, base: 
                 parameter.data.normal_(0.0, 0.2, generator=generator)
         staging = registry.staging_dir(task)
         if task == "sentiment":  # the second set also names the classes in reverse: its labels differ for sure
-            save_sentiment(model, staging, SENTIMENT_LABELS if seed % 2 else tuple(reversed(SENTIMENT_LABELS)))
+            labels = SENTIMENT_LABELS if seed % 2 else tuple(reversed(SENTIMENT_LABELS))
+            save_sentiment(model, staging, labels)
+            save_blend(staging, demo_ngrams(labels), 0.3)
         else:
             save_faq(model, staging)
         export_adapter(task, staging, encoder)  # as training.pipeline publishes

@@ -136,14 +136,14 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def one_blas_thread() -> None:
-    """Every BLAS loaded in this process (numpy's and scipy's OpenBLAS) to one thread.
+    """Every BLAS loaded in this process (numpy's OpenBLAS) to one thread.
 
     The model's parallelism is its worker threads (`[bot] model_workers`), each running a batch on one
     thread; the serving side's own products (FAQ index, router, n-gram blend) are a few vectors against a
     few hundred. Split over both cores, the libraries' idle threads spin between calls: under load
     (`bench/load.py`) that was 14.2-15.3 instead of 9.8-10.6 ms of the bot's CPU per message, 97-108 instead of 117-127
-    messages/s. Called when a runtime is made and at every swap (~3 ms), as a new model can bring a library
-    (scipy's, with the n-gram blend).
+    messages/s. Called when a runtime is made: a swapped-in model brings no new library (the n-gram blend is
+    numpy, `training.recipe.CharNgramModel`).
     """
     from threadpoolctl import threadpool_limits
 
@@ -167,7 +167,6 @@ class ModelRuntime:
 
     def swap(self, new: ServingModel) -> ServingModel:
         """Make `new` serve from the next request on; returns the old one. Requests in flight finish on the old."""
-        one_blas_thread()  # the new model may have loaded a BLAS (scipy's, with its n-gram blend)
         with self._swap_lock:
             old, self._serving = self._serving, new
         log.info("serving model swapped: %s -> %s", old.version, new.version)

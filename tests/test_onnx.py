@@ -126,7 +126,7 @@ def _raw(settings) -> dict:
 # in a fresh process on the ONNX path; the training runs in the real spawned child. A guard notes who imports what.
 BOT_RETRAINS = """
 import asyncio, json, sys, traceback
-HEAVY, REPO, imported = ("torch", "peft", "transformers", "datasets"), sys.argv[2], []  # argv: config, repo, shop folder
+HEAVY, REPO, imported = ("torch", "peft", "transformers", "datasets", "sklearn", "scipy"), sys.argv[2], []  # argv: config, repo, shop folder
 
 class Guard:  # notes the first import of each heavy package and the project frames that asked for it
     def find_spec(self, name, path=None, target=None):

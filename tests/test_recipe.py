@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from training.args import TrainArgs
 from training.encoder import Encoder
@@ -20,6 +26,14 @@ REVIEWS = [("珍珠太硬了", "negative"), ("难喝，踩雷了", "negative"), 
            ("the brown sugar boba is amazing", "positive"), ("奶盖很香，推荐", "positive"), ("love it, great staff", "positive")]
 
 
+
+@functools.cache
+def fitted(without: str = "") -> CharNgramModel:
+    """The n-gram model fitted on REVIEWS, less the label `without`."""
+    rows = [(t, y) for t, y in REVIEWS if y != without]
+    return CharNgramModel.fit([t for t, _ in rows], [y for _, y in rows], LABELS)
+
+
 def test_char_ngram_model_round_trips_without_pickle(tmp_path: Path) -> None:
     model = CharNgramModel.fit([t for t, _ in REVIEWS], [y for _, y in REVIEWS], LABELS)
     probs = model.predict_proba(["珍珠太硬", "amazing boba"])
@@ -29,6 +43,36 @@ def test_char_ngram_model_round_trips_without_pickle(tmp_path: Path) -> None:
     again = CharNgramModel.load(tmp_path)
     assert np.allclose(again.predict_proba(["珍珠太硬", "amazing boba"]), probs, atol=1e-6)
     assert again.predict_proba([]).shape == (0, 3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from("珍珠太硬了好喝 \t\nabcXYZ!é"), max_size=30), min_size=1, max_size=8))
+def test_the_n_gram_model_scores_as_sklearn_does(texts: list[str]) -> None:
+    """The bot scores the n-gram model with numpy; sklearn, which fitted it, must give the same probabilities."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    for model in (fitted(), fitted(without="neutral")):  # multinomial, and sklearn's binary case
+        vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True, dtype=np.float32,
+                                     vocabulary=model.vocabulary)
+        vectorizer.idf_ = model.idf
+        classifier = LogisticRegression()
+        classifier.classes_, classifier.coef_, classifier.intercept_ = np.array(model.classes), model.coef, model.intercept
+        expected = np.zeros((len(texts), 3))
+        expected[:, list(model.classes)] = classifier.predict_proba(vectorizer.transform(texts))
+        assert np.allclose(model.predict_proba(texts), expected, atol=1e-5)
+
+
+def test_a_saved_n_gram_model_loads_and_scores_without_sklearn_or_scipy(tmp_path: Path) -> None:
+    fitted().save(tmp_path)
+    script = ("import json, sys\nfrom pathlib import Path\nfrom training.recipe import CharNgramModel\n"
+              f"probs = CharNgramModel.load(Path({str(tmp_path)!r})).predict_proba(['珍珠太硬', 'amazing boba'])\n"
+              "print(json.dumps({'probs': probs.tolist(), 'loaded': [m for m in ('sklearn', 'scipy') if m in sys.modules]}))")
+    out = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                         text=True, timeout=120, check=True)
+    got = json.loads(out.stdout)
+    assert got["loaded"] == []  # the bot loads sentiment adapters: 160 MB of RSS it does not need
+    assert np.allclose(got["probs"], fitted().predict_proba(["珍珠太硬", "amazing boba"]), atol=1e-6)
 
 
 def test_a_label_missing_from_training_gets_zero_probability() -> None:

@@ -99,6 +99,33 @@ def test_faq_adapter_round_trip_and_index(encoder, tmp_path):
     assert 0.0 <= hit[0][2] <= 1.0
 
 
+@pytest.mark.parametrize("mixed", [True, False])
+def test_training_steps_compute_in_bfloat16_where_native_and_the_rest_in_float32(encoder, monkeypatch, mixed):
+    import torch
+
+    import training.lora
+
+    monkeypatch.setattr(training.lora, "native_bf16", lambda device: True)  # as on a CPU with AVX512-BF16
+    linear_outputs: list[torch.dtype] = []
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda module, _, out: linear_outputs.append(out.dtype) if isinstance(module, torch.nn.Linear) else None)
+    try:
+        cache = FeatureCache(encoder)
+        args = TrainArgs(epochs=1, min_steps=0, batch_size=4, progress=False, mixed_precision=mixed)
+        reviews = [("好喝", "positive"), ("难喝", "negative"), ("还行", "neutral"), ("great", "positive")] * 2
+        network = SentimentTrainer(encoder, cache, args).train(reviews, []).model
+        faq = FaqTrainer(encoder, cache, args).train([("几点开门", "hours"), ("营业时间", "hours"),
+                                                      ("多少钱", "price"), ("价格", "price")], []).model
+        assert (torch.bfloat16 in linear_outputs) is mixed  # the steps' forward
+        assert {p.dtype for m in (network, faq) for p in m.parameters()} == {torch.float32}  # the weights
+        linear_outputs.clear()
+        probabilities = ReviewClassifier(network, cache).predict_proba(["好喝"])
+        embed(faq, cache, ["营业时间"])
+        assert probabilities.dtype == np.float32 and set(linear_outputs) == {torch.float32}  # predictions
+    finally:
+        hook.remove()
+
+
 def test_retrain_promotes_through_the_gate_then_refuses_a_worse_candidate(shop):
     first = retrain(shop, "cli", args=FAST)
     assert first["status"] == "promoted", first

@@ -28,6 +28,8 @@ class TrainArgs:
     max_train_seconds: float = math.inf
     adapter: str = "lora"  # "lora" | "full" (every weight of the top layers; an ablation row: save_sentiment stores LoRA only)
     class_balance: bool = True  # weight the loss by inverse class frequency
+    mixed_precision: bool = True  # training steps' forward in bfloat16 autocast where the device has native bf16
+    # (weights, optimiser and every prediction stay float32; `training.lora.step_autocast`)
 
 
 def epochs_for(examples: int, args: TrainArgs) -> int:

@@ -45,11 +45,15 @@ def choose_trunk_dtype(preference: str, device: str) -> str:
     """
     if preference != "auto":
         return preference
+    return "bfloat16" if native_bf16(device) else "float32"
+
+
+def native_bf16(device: str) -> bool:
+    """Whether `device` ("cpu" | "cuda") computes bfloat16 natively: a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX."""
     if device == "cuda":
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
-    native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or \
+        return torch.cuda.is_bf16_supported()
+    return getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)() or \
         getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
-    return "bfloat16" if native else "float32"
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from training.early_stopping import EarlyStopping
 from training.encoder import EmbeddingModel, Encoder, TopLayers
 from training.faq_index import SCALE, FaqIndex
 from training.features import FeatureCache, pad_batch
-from training.lora import OneCycle, TrainResult, lora_adapter, lora_config
+from training.lora import OneCycle, TrainResult, lora_adapter, lora_config, step_autocast
 from training.model_folder import write_sentence_transformers_config
 from training.router import ROUTER_FILE, RouterWeights, load_router
 
@@ -107,9 +107,10 @@ class FaqTrainer:
             bar = tqdm(batches, desc=f"faq epoch {epoch + 1}", disable=not args.progress, leave=False)
             total = 0.0
             for anchors_idx, positives_idx in bar:
-                a = model(*pad_batch([feats[i] for i in anchors_idx]))
-                p = model(*pad_batch([feats[i] for i in positives_idx]))
-                logits = SCALE * a @ p.T
+                with step_autocast(args, self.encoder.device):
+                    a = model(*pad_batch([feats[i] for i in anchors_idx]))
+                    p = model(*pad_batch([feats[i] for i in positives_idx]))
+                logits = SCALE * a.float() @ p.float().T
                 target = torch.arange(len(anchors_idx), device=logits.device)
                 loss = (nn.functional.cross_entropy(logits, target) + nn.functional.cross_entropy(logits.T, target)) / 2
                 optimiser.step(loss)

@@ -11,71 +11,89 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-if TYPE_CHECKING:  # sklearn is imported only when a model is fitted or loaded
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
+NGRAMS = (1, 3)  # character n-gram lengths, within words (sklearn's analyzer "char_wb")
 
 
-def _vectorizer(**options: Any) -> TfidfVectorizer:
-    """The one TF-IDF configuration, for fitting and for loading: character 1-3-grams within words."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    return TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True, dtype=np.float32, **options)
-
-
-@dataclass
+@dataclass(frozen=True, eq=False)
 class CharNgramModel:
-    """TF-IDF over character 1-3-grams (within word boundaries, sublinear tf) + multinomial logistic regression."""
+    """TF-IDF over character 1-3-grams (within word boundaries, sublinear tf) + multinomial logistic regression.
 
-    vectorizer: TfidfVectorizer
-    classifier: LogisticRegression
+    Fitted with scikit-learn (`fit`, in the trainer only); the fitted model is its arrays, scored here with numpy
+    the way sklearn's `TfidfVectorizer(analyzer="char_wb", sublinear_tf=True)` and `LogisticRegression` score them
+    (tests/test_recipe.py compares the two), so the bot never imports sklearn or scipy (160 MB of RSS, measured).
+    """
+
+    vocabulary: dict[str, int]  # n-gram -> column
+    idf: np.ndarray  # (columns,)
+    coef: np.ndarray  # (classes, columns), or (1, columns) for two classes
+    intercept: np.ndarray  # (classes,) or (1,)
+    classes: tuple[int, ...]  # the label indices seen in training, in coef's order
     labels: tuple[str, ...]
 
     @classmethod
     def fit(cls, texts: Sequence[str], labels: Sequence[str], label_order: tuple[str, ...],
             c: float = 10.0) -> CharNgramModel:
         """Fit on (text, label) pairs; classes balanced so a rare class is not ignored."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
-        vectorizer = _vectorizer(min_df=2 if len(texts) >= 1000 else 1, max_features=100_000)
+        vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=NGRAMS, sublinear_tf=True, dtype=np.float32,
+                                     min_df=2 if len(texts) >= 1000 else 1, max_features=100_000)
         x = vectorizer.fit_transform(list(texts))
         y = np.array([label_order.index(label) for label in labels])
         classifier = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(x, y)
-        return cls(vectorizer, classifier, tuple(label_order))
+        return cls({term: int(i) for term, i in vectorizer.vocabulary_.items()}, vectorizer.idf_, classifier.coef_,
+                   classifier.intercept_, tuple(int(k) for k in classifier.classes_), tuple(label_order))
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """(n, labels) probabilities in `labels` order (a label absent from training gets 0)."""
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        if len(texts):
-            out[:, self.classifier.classes_] = self.classifier.predict_proba(self.vectorizer.transform(list(texts)))
+        for row, text in enumerate(texts):
+            scores = self.intercept.astype(np.float64)
+            columns, tf = self._counts(text)
+            if len(columns):
+                weights = (1.0 + np.log(tf)) * self.idf[columns]
+                scores = scores + self.coef[:, columns] @ (weights / np.linalg.norm(weights))
+            if len(self.classes) == 2:  # sklearn's binary case: one logit for the second class
+                second = 1.0 / (1.0 + np.exp(-scores[0]))
+                out[row, list(self.classes)] = (1.0 - second, second)
+            else:
+                exp = np.exp(scores - scores.max())
+                out[row, list(self.classes)] = exp / exp.sum()
         return out
+
+    def _counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The known n-grams of `text` as (columns, counts)."""
+        counts: dict[int, int] = {}
+        for word in text.lower().split():
+            padded = f" {word} "
+            for n in range(NGRAMS[0], NGRAMS[1] + 1):
+                for start in range(max(len(padded) - n + 1, 1)):
+                    column = self.vocabulary.get(padded[start:start + n])
+                    if column is not None:
+                        counts[column] = counts.get(column, 0) + 1
+                if len(padded) <= n:  # as sklearn: a word no longer than n is counted once, whole
+                    break
+        return np.fromiter(counts, dtype=np.int64, count=len(counts)), np.fromiter(
+            counts.values(), dtype=np.float64, count=len(counts))
 
     def save(self, folder: Path) -> None:
         """Vocabulary, idf and weights as JSON + npz (no pickle: an adapter folder never runs code)."""
-        vocabulary = {term: int(i) for term, i in self.vectorizer.vocabulary_.items()}
         (folder / "char_ngram.json").write_text(json.dumps(
-            {"labels": list(self.labels), "classes": self.classifier.classes_.tolist(), "vocabulary": vocabulary},
+            {"labels": list(self.labels), "classes": list(self.classes), "vocabulary": self.vocabulary},
             ensure_ascii=False))
-        np.savez(folder / "char_ngram.npz", idf=self.vectorizer.idf_, coef=self.classifier.coef_,
-                 intercept=self.classifier.intercept_)
+        np.savez(folder / "char_ngram.npz", idf=self.idf, coef=self.coef, intercept=self.intercept)
 
     @classmethod
     def load(cls, folder: Path) -> CharNgramModel:
         """The model `save` wrote."""
-        from sklearn.linear_model import LogisticRegression
-
         meta = json.loads((folder / "char_ngram.json").read_text())
         arrays = np.load(folder / "char_ngram.npz")
-        vectorizer = _vectorizer(vocabulary=meta["vocabulary"])
-        vectorizer.idf_ = arrays["idf"]
-        classifier = LogisticRegression()
-        classifier.classes_ = np.array(meta["classes"])
-        classifier.coef_, classifier.intercept_ = arrays["coef"], arrays["intercept"]
-        return cls(vectorizer, classifier, tuple(meta["labels"]))
+        return cls(meta["vocabulary"], arrays["idf"], arrays["coef"], arrays["intercept"],
+                   tuple(meta["classes"]), tuple(meta["labels"]))
 
 
 BLEND = "blend.json"

@@ -23,7 +23,7 @@ from training.args import TrainArgs, epochs_for
 from training.early_stopping import MIN_VALIDATION, EarlyStopping
 from training.encoder import Encoder, SentimentModel
 from training.features import FeatureCache, length_batches, pad_batch
-from training.lora import OneCycle, TrainResult, lora_adapter, lora_config
+from training.lora import OneCycle, TrainResult, lora_adapter, lora_config, step_autocast
 from training.recipe import LABELS, CharNgramModel, blend, load_blend, read_labels, save_blend
 from vocabulary import SENTIMENT_LABELS
 
@@ -74,7 +74,9 @@ class SentimentTrainer:
             total = 0.0
             for idx in bar:
                 hidden, mask = pad_batch([feats[i] for i in idx])
-                loss = loss_fn(model(hidden, mask), targets[idx])
+                with step_autocast(args, self.encoder.device):
+                    logits = model(hidden, mask)
+                loss = loss_fn(logits.float(), targets[idx])
                 optimiser.step(loss)
                 total += loss.item() * len(idx)
                 result.examples_seen += len(idx)

@@ -140,3 +140,49 @@ def test_a_ray_task_still_running_at_the_limit_is_stopped_and_recorded(local_ray
     result = retrain(settings, "manual", args=FAST, backend=RayCluster("", 0.01))
     assert _failed_and_nothing_changed(settings, active, result) == timeout_reason(0.01)
     assert local_ray.get(local_ray.remote(lambda: "still serving tasks").remote(), timeout=120) == "still serving tasks"
+
+
+BOT_ON_RAY = """
+import json, sys, traceback
+HEAVY, REPO, imported = ("torch", "peft", "transformers", "datasets", "sklearn", "scipy"), sys.argv[2], []
+
+class Guard:  # notes the first import of each heavy package and the project frames that asked for it
+    def find_spec(self, name, path=None, target=None):
+        top = name.split(".")[0]
+        if top in HEAVY and not any(line.startswith(top + ":") for line in imported):
+            frames = [f"{f.filename[len(REPO) + 1:]}:{f.lineno}" for f in traceback.extract_stack() if f.filename.startswith(REPO)]
+            imported.append(top + ": " + " <- ".join(reversed(frames)))
+
+sys.meta_path.insert(0, Guard())
+from pathlib import Path
+from settings import settings_from_dict
+from training.args import TrainArgs
+from training.pipeline import run_retrain
+
+settings = settings_from_dict(json.loads(sys.argv[1]), Path(sys.argv[3]), env={})
+result = run_retrain(settings, "manual", args=TrainArgs(epochs=1, min_steps=0, batch_size=16, progress=False))
+print(json.dumps({"status": result["status"], "reasons": result.get("reasons"), "imported": imported,
+                  "in_sys_modules": sorted(name for name in HEAVY if name in sys.modules)}))
+"""
+
+
+def test_the_bot_side_of_a_ray_retrain_imports_no_torch(local_ray, tmp_path: Path, tiny_base: Path) -> None:
+    """`training.backend = "ray"`: the bot process submits the task and gates its result without torch (or sklearn)."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    with Store(tmp_path / "shop.db") as store:
+        load_demo(store, DEMO_SHOP)
+    config = {"model": {"base": str(tiny_base), "top_layers": 1, "runtime": "onnx"}, "thresholds": LOOSE,
+              "paths": {"database": "shop.db", "adapters": "adapters", "model_cache": "models"},
+              "training": {"backend": "ray", "ray_address": local_ray.get_runtime_context().gcs_address}}
+    out = subprocess.run([sys.executable, "-c", BOT_ON_RAY, json.dumps(config), str(repo), str(tmp_path)], cwd=repo,
+                         capture_output=True, text=True, timeout=300, check=False,
+                         env=os.environ | {"HF_HUB_OFFLINE": "1"})  # with the fixture's Ray settings
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["status"] == "promoted", got["reasons"]
+    assert got["imported"] == [], "the bot process imported:\n" + "\n".join(got["imported"])
+    assert got["in_sys_modules"] == []

@@ -143,17 +143,9 @@ def test_a_ray_task_still_running_at_the_limit_is_stopped_and_recorded(local_ray
 
 
 BOT_ON_RAY = """
-import json, sys, traceback
-HEAVY, REPO, imported = ("torch", "peft", "transformers", "datasets", "sklearn", "scipy"), sys.argv[2], []
-
-class Guard:  # notes the first import of each heavy package and the project frames that asked for it
-    def find_spec(self, name, path=None, target=None):
-        top = name.split(".")[0]
-        if top in HEAVY and not any(line.startswith(top + ":") for line in imported):
-            frames = [f"{f.filename[len(REPO) + 1:]}:{f.lineno}" for f in traceback.extract_stack() if f.filename.startswith(REPO)]
-            imported.append(top + ": " + " <- ".join(reversed(frames)))
-
-sys.meta_path.insert(0, Guard())
+import json, sys
+from tests.importguard import install
+guard = install(sys.argv[2])  # argv: config, repo, shop folder
 from pathlib import Path
 from settings import settings_from_dict
 from training.args import TrainArgs
@@ -161,8 +153,8 @@ from training.pipeline import run_retrain
 
 settings = settings_from_dict(json.loads(sys.argv[1]), Path(sys.argv[3]), env={})
 result = run_retrain(settings, "manual", args=TrainArgs(epochs=1, min_steps=0, batch_size=16, progress=False))
-print(json.dumps({"status": result["status"], "reasons": result.get("reasons"), "imported": imported,
-                  "in_sys_modules": sorted(name for name in HEAVY if name in sys.modules)}))
+print(json.dumps({"status": result["status"], "reasons": result.get("reasons"), "imported": guard.imported,
+                  "in_sys_modules": guard.loaded()}))
 """
 
 

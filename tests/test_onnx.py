@@ -123,18 +123,12 @@ def _raw(settings) -> dict:
 
 
 # The bot's side of a retrain, a swap, /status and a rollback, as the bot runs them (bot.services, shop.retraining),
-# in a fresh process on the ONNX path; the training runs in the real spawned child. A guard notes who imports what.
+# in a fresh process on the ONNX path; the training runs in the real spawned child. A guard notes who imports what
+# (tests/importguard.py).
 BOT_RETRAINS = """
-import asyncio, json, sys, traceback
-HEAVY, REPO, imported = ("torch", "peft", "transformers", "datasets", "sklearn", "scipy"), sys.argv[2], []  # argv: config, repo, shop folder
-
-class Guard:  # notes the first import of each heavy package and the project frames that asked for it
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in HEAVY and not any(line.startswith(name.split(".")[0] + ":") for line in imported):
-            frames = [f"{f.filename[len(REPO) + 1:]}:{f.lineno}" for f in traceback.extract_stack() if f.filename.startswith(REPO)]
-            imported.append(name.split(".")[0] + ": " + " <- ".join(reversed(frames)))
-
-sys.meta_path.insert(0, Guard())
+import asyncio, json, sys
+from tests.importguard import install
+guard = install(sys.argv[2])  # argv: config, repo, shop folder
 from pathlib import Path
 from bot.services import open_services
 from settings import settings_from_dict
@@ -161,8 +155,8 @@ async def main():
     finally:
         await services.aclose()
     return {"before": before, "status": retrained.status, "swapped": swapped, "rolled": rolled, "restored": restored,
-            "status_text": bool(status), "waiting": waiting, "decided": decided, "imported": imported,
-            "in_sys_modules": sorted(name for name in HEAVY if name in sys.modules)}
+            "status_text": bool(status), "waiting": waiting, "decided": decided, "imported": guard.imported,
+            "in_sys_modules": guard.loaded()}
 
 print(json.dumps(asyncio.run(main())))
 """

@@ -32,7 +32,7 @@ from training.export_onnx import (
     TRUNK_GRAPH,
     WORD_EMBEDDINGS,
 )
-from training.features import pad_numpy
+from training.features import pad_numpy, similar_lengths
 from training.model_folder import QUERY_PREFIX
 from training.registry import sha256_file
 
@@ -181,10 +181,16 @@ class OnnxBase:
         return self.session.run(None, {"inputs_embeds": embeds, "attention_mask": mask})[0]
 
     def trunk_features(self, texts: list[str]) -> list[np.ndarray]:
-        """Trunk states (tokens, hidden) per text, unpadded, float32."""
+        """Trunk states (tokens, hidden) per text, unpadded, float32; run in groups of similar lengths."""
         ids, mask = self.tokenize(texts)
-        hidden = self._run_trunk(ids, mask)
-        return [hidden[i, : int(n)] for i, n in enumerate(mask.sum(1).tolist())]
+        lengths = mask.sum(1).tolist()
+        states: list[np.ndarray] = [np.empty(0)] * len(texts)
+        for group in similar_lengths(lengths, len(texts)):
+            longest = max(lengths[i] for i in group)
+            hidden = self._run_trunk(ids[group, :longest], mask[group, :longest])
+            for row, i in enumerate(group):
+                states[i] = hidden[row, : lengths[i]]
+        return states
 
     def run_top(self, top: OnnxTop, features: Sequence[np.ndarray]) -> np.ndarray:
         """A top's outputs for one batch of trunk features."""

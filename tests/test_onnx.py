@@ -53,6 +53,22 @@ def _decisions(runtime: ModelRuntime) -> list[tuple[str, str | None]]:
     return [(d.kind, d.label) for d in runtime.decide_batch(PROBE)]
 
 
+def test_a_batch_of_mixed_lengths_decides_as_each_message_alone(shop):
+    """The trunk and the tops run a batch in groups of similar lengths: one long review no longer pads the rest."""
+    batch = ["好喝", "能做少糖吗?", "the pearls were stale and the tea was cold and watery, " * 8, "not bad", "几点开门"]
+    with Store(shop.paths.database) as store:
+        runtime = load_runtime(shop, store)
+    encoder = runtime.serving.encoder
+    grouped = encoder.trunk_features(batch)
+    assert [len(f) for f in grouped] == [len(encoder.trunk_features([t])[0]) for t in batch]
+    for text, features in zip(batch, grouped):
+        assert np.allclose(features, encoder.trunk_features([text])[0], atol=1e-5)
+    alone = [runtime.decide_batch([t])[0] for t in batch]
+    together = runtime.decide_batch(batch)
+    assert [(d.kind, d.label) for d in together] == [(d.kind, d.label) for d in alone]
+    assert np.allclose([d.confidence for d in together], [d.confidence for d in alone], atol=1e-5)
+
+
 def test_runtime_choice():
     from settings import settings_from_dict
 

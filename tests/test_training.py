@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from storage.seed import load_demo
 from storage.store import Store
@@ -13,7 +15,7 @@ from training.args import TrainArgs
 from training.encoder import Encoder
 from training.faq import FaqTrainer, embed, load_faq, save_faq
 from training.faq_index import FaqIndex
-from training.features import FeatureCache
+from training.features import FeatureCache, similar_lengths
 from training.pipeline import retrain
 from training.registry import AdapterRegistry
 from training.sentiment import ReviewClassifier, SentimentTrainer, load_sentiment, save_sentiment
@@ -124,6 +126,17 @@ def test_training_steps_compute_in_bfloat16_where_native_and_the_rest_in_float32
         assert probabilities.dtype == np.float32 and set(linear_outputs) == {torch.float32}  # predictions
     finally:
         hook.remove()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(1, 128), max_size=80), st.integers(1, 40))
+def test_inference_groups_hold_every_text_once_in_similar_lengths(lengths, most):
+    groups = similar_lengths(lengths, most)
+    assert sorted(i for group in groups for i in group) == list(range(len(lengths)))
+    for group in groups:
+        shortest, longest = min(lengths[i] for i in group), max(lengths[i] for i in group)
+        assert 1 <= len(group) <= most and longest <= max(shortest * 1.25, shortest + 4)
+    assert similar_lengths([12, 11, 128, 13, 10], 32) == [[4, 1, 0, 3], [2]]  # the long one alone, the rest together
 
 
 def test_retrain_promotes_through_the_gate_then_refuses_a_worse_candidate(shop):

@@ -151,14 +151,31 @@ def pad_batch(features: Sequence[np.ndarray | torch.Tensor]) -> tuple[torch.Tens
 
 
 def run_top_batched(base: Base, top: Any, features: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray:
-    """A top's outputs (n, ...) for trunk features, run by `base` in length-sorted batches (rows in input order)."""
+    """A top's outputs (n, ...) for trunk features, run by `base` in batches of similar lengths (rows in input order)."""
     out: np.ndarray | None = None
-    for idx in length_batches([f.shape[0] for f in features], batch_size, shuffle=False):
+    for idx in similar_lengths([f.shape[0] for f in features], batch_size):
         batch = base.run_top(top, [features[i] for i in idx])
         if out is None:
             out = np.zeros((len(features), *batch.shape[1:]), dtype=np.float32)
         out[idx] = batch
     return out if out is not None else np.zeros((0, base.hidden_size), dtype=np.float32)
+
+
+def similar_lengths(lengths: Sequence[int], most: int, slack: float = 1.25, tokens: int = 4) -> list[list[int]]:
+    """Indices in groups for inference: in length order, at most `most` each, and a group's longest at most `slack`
+    times its shortest (or `tokens` more), so one long text does not pad a whole batch to its length.
+
+    Every text of a batch costs the batch's longest: batches of 32 mixed test-set messages (8-128 tokens)
+    ran the trunk 4.7x faster in their 7-8 groups than padded in one call (`bench/mixed_batch.py`); a group
+    more is one call more, a fraction of a millisecond.
+    """
+    groups: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        first = lengths[groups[-1][0]] if groups else 0
+        if not groups or len(groups[-1]) == most or lengths[i] > max(first * slack, first + tokens):
+            groups.append([])
+        groups[-1].append(i)
+    return groups
 
 
 def length_batches(lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0) -> Iterator[list[int]]:

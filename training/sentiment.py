@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from training.args import TrainArgs, epochs_for
 from training.early_stopping import MIN_VALIDATION, EarlyStopping
 from training.encoder import Encoder, SentimentModel
-from training.features import FeatureCache, length_batches, pad_batch
+from training.features import FeatureCache, length_batches, pad_batch, similar_lengths
 from training.lora import OneCycle, TrainResult, lora_adapter, lora_config, step_autocast
 from training.recipe import LABELS, CharNgramModel, blend, load_blend, read_labels, save_blend
 from vocabulary import SENTIMENT_LABELS
@@ -118,7 +118,7 @@ class ReviewClassifier:
         self.network.eval()
         feats = self.cache.get_many(list(texts))
         out = torch.zeros(len(texts), len(self.labels))
-        for idx in length_batches([f.shape[0] for f in feats], batch_size, shuffle=False):
+        for idx in similar_lengths([f.shape[0] for f in feats], batch_size):
             hidden, mask = pad_batch([feats[i] for i in idx])
             out[idx] = self.network(hidden, mask).softmax(-1).cpu()
         return out.numpy()

@@ -20,6 +20,7 @@ from tests.botkit import (
     bot_settings,
     button_data,
     buttons,
+    linked,
     press_raw,
     publish_refused_sentiment,
 )
@@ -56,13 +57,16 @@ def _waiting(bot: BotHarness, text: str, alternatives: list[tuple[str, float]]) 
 
 
 def _review(bot: BotHarness, expected: int) -> list[dict]:
-    """Send /review as staff; the mirrors it posted (after its intro line)."""
+    """Send /review as staff; the mirrors it posted (after its intro line), once the bot has stored where each went
+    (Telegram shows a mirror before the bot's send of it returns)."""
     after = bot.cursor(STAFF_CHAT)
     bot.command(MEI, "review", chat_id=STAFF_CHAT)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         posted = [m for m in bot.emulator.messages(STAFF_CHAT) if m["message_id"] > after and m.get("reply_markup")]
         if len(posted) >= expected:
+            ids = [m["message_id"] for m in posted]
+            bot.wait_until(lambda store: all(linked(store, i) for i in ids))  # noqa: B023 (used at once)
             return posted
         time.sleep(0.05)
     raise AssertionError(f"/review posted fewer than {expected} mirrors: {_staff_texts(bot, after)}")
